@@ -1,0 +1,202 @@
+//! The agents' gRPC service (`esteira.v1.AgentService`): authenticates, converts between
+//! protocol and domain types, and hands every decision to the [`Scheduler`].
+
+use std::sync::Arc;
+
+use esteira_proto::v1::agent_service_server::AgentService;
+use esteira_proto::v1::{
+    AppendLogRequest, AppendLogResponse, CompleteJobRequest, CompleteJobResponse,
+    OpenSessionRequest, HeartbeatRequest, HeartbeatResponse, JobResult, Lease, RegisterRequest,
+    RegisterResponse, ServerMessage, StartJobRequest, StartJobResponse,
+};
+use esteira_proto::{AUTHORIZATION, PROTOCOL_VERSION};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::model::{AgentId, JobStatus};
+use crate::scheduler::{Scheduler, SchedulerError};
+use crate::store::jobs::JobEnding;
+use crate::store::StoreError;
+use crate::tokens;
+
+pub struct AgentApi {
+    scheduler: Arc<Scheduler>,
+    registration_token: String,
+}
+
+impl AgentApi {
+    pub fn new(scheduler: Arc<Scheduler>, registration_token: String) -> AgentApi {
+        AgentApi { scheduler, registration_token }
+    }
+
+    /// The agent whose credential the request carries.
+    async fn agent<T>(&self, request: &Request<T>) -> Result<AgentId, Status> {
+        let token = request
+            .metadata()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("missing agent credential"))?;
+        let agent = self
+            .scheduler
+            .store()
+            .agent_by_token_hash(&tokens::hash(token))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::unauthenticated("unknown agent credential"))?;
+        Ok(agent.id)
+    }
+}
+
+fn check_version(version: u32) -> Result<(), Status> {
+    if version == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(Status::failed_precondition(format!(
+            "protocol version {version} is not supported: this coordinator speaks esteira.v1 \
+             protocol version {PROTOCOL_VERSION}"
+        )))
+    }
+}
+
+fn lease_of(lease: Option<Lease>) -> Result<Lease, Status> {
+    lease.ok_or_else(|| Status::invalid_argument("lease is required"))
+}
+
+fn store_status(error: StoreError) -> Status {
+    warn!(%error, "store error");
+    Status::internal(error.to_string())
+}
+
+impl From<SchedulerError> for Status {
+    fn from(error: SchedulerError) -> Status {
+        match error {
+            SchedulerError::Store(error) => store_status(error),
+            SchedulerError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            fenced @ SchedulerError::Fenced(_) => Status::failed_precondition(fenced.to_string()),
+            SchedulerError::InvalidState(message) => Status::aborted(message),
+        }
+    }
+}
+
+type SessionStream = UnboundedReceiverStream<Result<ServerMessage, Status>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let request = request.into_inner();
+        check_version(request.protocol_version)?;
+        if !tokens::equal(&request.registration_token, &self.registration_token) {
+            return Err(Status::unauthenticated("wrong registration token"));
+        }
+        if request.name.trim().is_empty() {
+            return Err(Status::invalid_argument("an agent needs a name"));
+        }
+        let token = tokens::generate();
+        let id = self
+            .scheduler
+            .store()
+            .insert_agent(&request.name, &tokens::hash(&token), &request.labels, &request.version)
+            .await
+            .map_err(store_status)?;
+        info!(agent_id = %id, name = %request.name, "agent registered");
+        Ok(Response::new(RegisterResponse { agent_id: id.0, agent_token: token }))
+    }
+
+    type OpenSessionStream = SessionStream;
+
+    async fn open_session(
+        &self,
+        request: Request<OpenSessionRequest>,
+    ) -> Result<Response<SessionStream>, Status> {
+        let agent = self.agent(&request).await?;
+        let request = request.into_inner();
+        check_version(request.protocol_version)?;
+        let concurrency = request.concurrency.max(1);
+        self.scheduler
+            .store()
+            .update_agent_session(agent, &request.labels, concurrency, &request.version)
+            .await
+            .map_err(store_status)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let closed = sender.clone();
+        let session = self
+            .scheduler
+            .connect(agent, request.labels, concurrency, &request.running, sender)
+            .await?;
+        info!(agent_id = %agent, session, "agent connected");
+        let scheduler = self.scheduler.clone();
+        tokio::spawn(async move {
+            closed.closed().await;
+            scheduler.disconnect(agent, session).await;
+            info!(agent_id = %agent, session, "agent disconnected");
+        });
+        Ok(Response::new(UnboundedReceiverStream::new(receiver)))
+    }
+
+    async fn start_job(
+        &self,
+        request: Request<StartJobRequest>,
+    ) -> Result<Response<StartJobResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let lease = lease_of(request.into_inner().lease)?;
+        self.scheduler.start_job(agent, &lease).await?;
+        Ok(Response::new(StartJobResponse {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let running = request.into_inner().running;
+        let (abandon, cancel) = self.scheduler.heartbeat(agent, &running).await?;
+        Ok(Response::new(HeartbeatResponse { abandon, cancel }))
+    }
+
+    async fn append_log(
+        &self,
+        request: Request<AppendLogRequest>,
+    ) -> Result<Response<AppendLogResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let request = request.into_inner();
+        let lease = lease_of(request.lease)?;
+        let acknowledged = self
+            .scheduler
+            .append_log(agent, &lease, request.offset, &request.data)
+            .await?;
+        Ok(Response::new(AppendLogResponse { acknowledged }))
+    }
+
+    async fn complete_job(
+        &self,
+        request: Request<CompleteJobRequest>,
+    ) -> Result<Response<CompleteJobResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let request = request.into_inner();
+        let lease = lease_of(request.lease)?;
+        let status = match request.result() {
+            JobResult::Success => JobStatus::Success,
+            JobResult::Failed => JobStatus::Failed,
+            JobResult::Canceled => JobStatus::Canceled,
+            JobResult::Unspecified => return Err(Status::invalid_argument("result is required")),
+        };
+        let non_empty = |text: String| (!text.is_empty()).then_some(text);
+        let ending = JobEnding {
+            status,
+            exit_code: request.exit_code,
+            failure_kind: non_empty(request.failure_kind),
+            failure_message: non_empty(request.failure_message),
+            details_json: non_empty(request.details_json),
+        };
+        self.scheduler
+            .complete(agent, &lease, request.log_size, ending)
+            .await?;
+        Ok(Response::new(CompleteJobResponse {}))
+    }
+}

@@ -1,0 +1,500 @@
+//! The HTTP side: the REST API under `/api/v1/` (JSON), health and metrics. Handlers stay
+//! thin: parse, check the token, call the scheduler or the store, convert the answer.
+//! Errors become HTTP answers in one place, [`ApiError`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use esteira_pipeline::PipelineSource;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::events::Event;
+use crate::model::{JobId, PipelineId, PipelineStatus};
+use crate::scheduler::SchedulerError;
+use crate::store::jobs::Job;
+use crate::store::pipelines::{Pipeline, PipelineFilter};
+use crate::store::StoreError;
+use crate::tokens;
+use crate::trigger::{start_pipeline, Pipelines, Trigger, TriggerError};
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub pipelines: Pipelines,
+    pub admin_token: Arc<String>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/projects", get(list_projects).post(add_project))
+        .route("/api/v1/projects/{name}", get(show_project))
+        .route("/api/v1/projects/{name}/pipelines", post(run_pipeline))
+        .route("/api/v1/pipelines", get(list_pipelines))
+        .route("/api/v1/pipelines/{id}", get(show_pipeline))
+        .route("/api/v1/pipelines/{id}/wait", get(wait_pipeline))
+        .route("/api/v1/pipelines/{id}/cancel", post(cancel_pipeline))
+        .route("/api/v1/jobs/{id}", get(show_job))
+        .route("/api/v1/jobs/{id}/log", get(job_log))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/jobs/{id}/retry", post(retry_job))
+        .route("/api/v1/jobs/{id}/play", post(play_job))
+        .route("/api/v1/agents", get(list_agents))
+        .with_state(state)
+}
+
+/// Every way a request can fail, with the HTTP status it gets.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("this action needs the admin token (Authorization: Bearer <token>)")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<SchedulerError> for ApiError {
+    fn from(error: SchedulerError) -> ApiError {
+        match error {
+            SchedulerError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            SchedulerError::InvalidState(message) => ApiError::Conflict(message),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<TriggerError> for ApiError {
+    fn from(error: TriggerError) -> ApiError {
+        match error {
+            TriggerError::UnknownProject(_) => ApiError::NotFound(error.to_string()),
+            TriggerError::Git(_) | TriggerError::Invalid(_) | TriggerError::NoJobs(_) => {
+                ApiError::Unprocessable(error.to_string())
+            }
+            TriggerError::Scheduler(inner) => inner.into(),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn require_admin(state: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    if tokens::equal(given, &state.admin_token) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+async fn ready(State(state): State<HttpState>) -> ApiResult<&'static str> {
+    sqlx::query("SELECT 1")
+        .execute(state.pipelines.scheduler.store().pool())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok("ready\n")
+}
+
+async fn metrics(State(state): State<HttpState>) -> ApiResult<String> {
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM jobs WHERE retried = 0 GROUP BY status")
+            .fetch_all(state.pipelines.scheduler.store().pool())
+            .await
+            .map_err(StoreError::from)?;
+    let mut out = String::from("# HELP esteira_jobs Jobs by status (latest attempts).\n");
+    out.push_str("# TYPE esteira_jobs gauge\n");
+    for (status, count) in counts {
+        out.push_str(&format!("esteira_jobs{{status=\"{status}\"}} {count}\n"));
+    }
+    let connected = state.pipelines.scheduler.connected_agents().await.len();
+    out.push_str("# HELP esteira_agents_connected Agents with an open session.\n");
+    out.push_str("# TYPE esteira_agents_connected gauge\n");
+    out.push_str(&format!("esteira_agents_connected {connected}\n"));
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct NewProject {
+    name: String,
+    repo_url: String,
+    #[serde(default)]
+    pipeline_file: Option<String>,
+}
+
+fn valid_project_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
+async fn add_project(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Json(new): Json<NewProject>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require_admin(&state, &headers)?;
+    if !valid_project_name(&new.name) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid project name '{}': use letters, digits, '-', '_' and '.'",
+            new.name
+        )));
+    }
+    if new.repo_url.trim().is_empty() {
+        return Err(ApiError::BadRequest("a project needs a repository URL".into()));
+    }
+    let file = new.pipeline_file.as_deref().unwrap_or(".gitlab-ci.yml");
+    let project = state
+        .pipelines
+        .scheduler
+        .store()
+        .insert_project(&new.name, &new.repo_url, file)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("project '{}' already exists", new.name)))?;
+    Ok((StatusCode::CREATED, Json(json!(project))))
+}
+
+async fn list_projects(State(state): State<HttpState>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(json!(state.pipelines.scheduler.store().projects().await?)))
+}
+
+async fn show_project(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let project = state
+        .pipelines
+        .scheduler
+        .store()
+        .project_by_name(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project '{name}' does not exist")))?;
+    Ok(Json(json!(project)))
+}
+
+#[derive(Deserialize)]
+struct RunPipeline {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    #[serde(default)]
+    sha: Option<String>,
+    #[serde(default)]
+    variables: Vec<(String, String)>,
+}
+
+async fn run_pipeline(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    Json(run): Json<RunPipeline>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    require_admin(&state, &headers)?;
+    let trigger = Trigger {
+        project,
+        git_ref: run.git_ref,
+        sha: run.sha,
+        variables: run.variables,
+        source: PipelineSource::Api,
+    };
+    let p = &state.pipelines;
+    let id = start_pipeline(&p.scheduler, &p.mirrors, trigger).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    project: Option<String>,
+    status: Option<PipelineStatus>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_pipelines(
+    State(state): State<HttpState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let filter = PipelineFilter {
+        project: query.project,
+        status: query.status,
+        git_ref: query.git_ref,
+        before: query.before.map(PipelineId),
+        limit: query.limit.unwrap_or(50).clamp(1, 500),
+    };
+    Ok(Json(json!(state.pipelines.scheduler.store().pipelines(&filter).await?)))
+}
+
+/// A pipeline with its stages and every job attempt.
+#[derive(Serialize)]
+struct PipelineView {
+    #[serde(flatten)]
+    pipeline: Pipeline,
+    stages: Vec<String>,
+    jobs: Vec<Job>,
+}
+
+async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineView> {
+    let store = state.pipelines.scheduler.store();
+    let pipeline = store
+        .pipeline(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("pipeline {id} does not exist")))?;
+    let stages = serde_json::from_str(&pipeline.stages_json).map_err(StoreError::from)?;
+    let jobs = store.pipeline_jobs(id).await?;
+    Ok(PipelineView { pipeline, stages, jobs })
+}
+
+async fn show_pipeline(
+    State(state): State<HttpState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<PipelineView>> {
+    Ok(Json(pipeline_view(&state, PipelineId(id)).await?))
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    /// Seconds to wait at most before answering with the current state.
+    timeout: Option<u64>,
+}
+
+/// Answers the moment the pipeline finishes (or when the timeout passes).
+async fn wait_pipeline(
+    State(state): State<HttpState>,
+    Path(id): Path<i64>,
+    Query(query): Query<WaitQuery>,
+) -> ApiResult<Json<PipelineView>> {
+    let id = PipelineId(id);
+    let mut events = state.pipelines.scheduler.events().subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.timeout.unwrap_or(60));
+    loop {
+        let view = pipeline_view(&state, id).await?;
+        if view.pipeline.status.is_finished() {
+            return Ok(Json(view));
+        }
+        let changed = wait_for(&mut events, deadline, |event| {
+            event == Event::Pipeline { pipeline: id }
+        })
+        .await;
+        if !changed {
+            return Ok(Json(pipeline_view(&state, id).await?));
+        }
+    }
+}
+
+/// Waits for an event matching `wanted` (or a lag, after which the caller re-reads);
+/// false when the deadline passed.
+async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    deadline: tokio::time::Instant,
+    wanted: impl Fn(Event) -> bool,
+) -> bool {
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => return false,
+            Ok(Ok(event)) if wanted(event) => return true,
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return true,
+            Ok(Err(broadcast::error::RecvError::Closed)) => return false,
+        }
+    }
+}
+
+async fn cancel_pipeline(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    state.pipelines.scheduler.cancel_pipeline(PipelineId(id)).await?;
+    Ok(Json(json!({ "id": id })))
+}
+
+async fn find_job(state: &HttpState, id: JobId) -> ApiResult<Job> {
+    state
+        .pipelines
+        .scheduler
+        .store()
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} does not exist")))
+}
+
+async fn show_job(
+    State(state): State<HttpState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let job = find_job(&state, JobId(id)).await?;
+    let spec: serde_json::Value = serde_json::from_str(&job.spec_json).map_err(StoreError::from)?;
+    let details: Option<serde_json::Value> = job
+        .details_json
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok());
+    let mut value = json!(job);
+    value["spec"] = spec;
+    value["details"] = json!(details);
+    Ok(Json(value))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    offset: u64,
+    #[serde(default)]
+    follow: bool,
+}
+
+const LOG_PIECE: usize = 1 << 20;
+
+/// The raw log bytes from `offset`; with `follow`, the body stays open and grows with the
+/// log until the job finishes.
+async fn job_log(
+    State(state): State<HttpState>,
+    Path(id): Path<i64>,
+    Query(query): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let id = JobId(id);
+    find_job(&state, id).await?;
+    let scheduler = state.pipelines.scheduler.clone();
+    let events = scheduler.events().subscribe();
+    let follow = query.follow;
+    let stream = futures::stream::unfold(
+        (scheduler, events, query.offset, false),
+        move |(scheduler, mut events, offset, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let store = scheduler.store();
+                let (data, next) = match store.read_log(id, offset, LOG_PIECE).await {
+                    Ok(read) => read,
+                    Err(error) => {
+                        let error = std::io::Error::other(error.to_string());
+                        return Some((Err(error), (scheduler, events, offset, true)));
+                    }
+                };
+                if !data.is_empty() {
+                    return Some((Ok(Bytes::from(data)), (scheduler, events, next, false)));
+                }
+                let finished = match store.job(id).await {
+                    Ok(Some(job)) => job.status.is_finished(),
+                    _ => true,
+                };
+                if !follow || finished {
+                    return None;
+                }
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                wait_for(&mut events, deadline, |event| {
+                    matches!(event, Event::Log { job } | Event::Job { job, .. } if job == id)
+                })
+                .await;
+            }
+        },
+    );
+    let body = Body::from_stream(stream);
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+async fn cancel_job(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    state.pipelines.scheduler.cancel_job(JobId(id)).await?;
+    Ok(Json(json!({ "id": id })))
+}
+
+async fn retry_job(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    let retry = state.pipelines.scheduler.retry_job(JobId(id)).await?;
+    Ok(Json(json!({ "id": retry })))
+}
+
+async fn play_job(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    state.pipelines.scheduler.play_job(JobId(id)).await?;
+    Ok(Json(json!({ "id": id })))
+}
+
+async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_json::Value>> {
+    let scheduler = &state.pipelines.scheduler;
+    let connected = scheduler.connected_agents().await;
+    let running = scheduler.store().running_jobs().await?;
+    let agents: Vec<serde_json::Value> = scheduler
+        .store()
+        .agents()
+        .await?
+        .into_iter()
+        .map(|agent| {
+            let jobs: Vec<JobId> = running
+                .iter()
+                .filter(|job| job.agent_id == Some(agent.id))
+                .map(|job| job.id)
+                .collect();
+            let online = connected.contains(&agent.id);
+            let status = match (online, agent.paused, jobs.is_empty()) {
+                (false, _, _) => "offline",
+                (true, true, _) => "paused",
+                (true, false, true) => "idle",
+                (true, false, false) => "busy",
+            };
+            let mut value = json!(agent);
+            value["labels"] = json!(agent.labels());
+            value["status"] = json!(status);
+            value["running_jobs"] = json!(jobs);
+            value
+        })
+        .collect();
+    Ok(Json(json!(agents)))
+}

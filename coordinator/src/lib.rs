@@ -1,0 +1,143 @@
+//! esteira's coordinator: it receives pipeline requests, keeps each pipeline's stage graph,
+//! leases jobs to agents over gRPC and stores their logs and results.
+//!
+//! # Layout
+//! - [`config`]: flags and environment, into a plain [`Config`].
+//! - [`model`]: ids and statuses; the job state machine is documented there.
+//! - [`store`]: SQLite through sqlx, one file per concern.
+//! - [`scheduler`]: every decision about jobs, under one lock.
+//! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
+//! - [`grpc`]: the agents' service. [`http`]: REST API, health, metrics.
+//! - [`events`]: in-process change notifications for waiters and followers.
+//! - [`variables`]: GitLab's predefined variables and their expansion.
+//! - [`tokens`]: generated secrets, their hashes, the token files.
+
+pub mod config;
+pub mod events;
+pub mod git;
+pub mod grpc;
+pub mod http;
+pub mod model;
+pub mod scheduler;
+pub mod store;
+pub mod tokens;
+pub mod trigger;
+pub mod variables;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use esteira_proto::v1::agent_service_server::AgentServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tracing::{info, warn};
+
+pub use config::Config;
+
+use crate::events::Events;
+use crate::git::Mirrors;
+use crate::grpc::AgentApi;
+use crate::http::HttpState;
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::store::Store;
+use crate::trigger::Pipelines;
+
+/// Runs the coordinator until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    if config.tls.is_none() && !config.grpc.ip().is_loopback() && !config.insecure_plaintext {
+        anyhow::bail!(
+            "refusing plain-text gRPC on {}: give --tls-cert and --tls-key, or --insecure-plaintext",
+            config.grpc
+        );
+    }
+    let (registration_token, created) = tokens::load_or_create(
+        config.registration_token.clone(),
+        &config.data_dir.join("registration-token"),
+    )?;
+    if created {
+        info!(file = %config.data_dir.join("registration-token").display(), "registration token created");
+    }
+    let (admin_token, created) =
+        tokens::load_or_create(config.admin_token.clone(), &config.data_dir.join("admin-token"))?;
+    if created {
+        info!(file = %config.data_dir.join("admin-token").display(), "admin token created");
+    }
+    let database_url = config.database_url.clone().unwrap_or_else(|| {
+        config.data_dir.join("esteira.db").to_string_lossy().into_owned()
+    });
+    let store = Store::open(&database_url)
+        .await
+        .with_context(|| format!("cannot open the database {database_url}"))?;
+    let http_listener = TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http))?;
+    let grpc_listener = TcpListener::bind(config.grpc)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.grpc))?;
+    let http_address = http_listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_address}"));
+    let scheduler = Scheduler::new(
+        store,
+        Events::new(),
+        SchedulerConfig {
+            lease_timeout: config.lease_timeout,
+            log_limit: config.log_limit,
+            server_url: public_url.trim_end_matches('/').to_string(),
+        },
+    );
+    scheduler.recover().await?;
+
+    let expiry = scheduler.clone();
+    let period = (config.lease_timeout / 4).min(std::time::Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = expiry.expire_leases().await {
+                warn!(%error, "checking leases failed");
+            }
+        }
+    });
+
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut grpc_builder = Server::builder();
+    if let Some((cert, key)) = &config.tls {
+        let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+        grpc_builder = grpc_builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let mut grpc_stop = stop.subscribe();
+    let grpc = grpc_builder
+        .add_service(AgentServiceServer::new(AgentApi::new(scheduler.clone(), registration_token)))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            async move {
+                let _ = grpc_stop.recv().await;
+            },
+        );
+    let state = HttpState {
+        pipelines: Pipelines {
+            scheduler,
+            mirrors: Arc::new(Mirrors::new(config.data_dir.join("repos"))),
+        },
+        admin_token: Arc::new(admin_token),
+    };
+    let mut http_stop = stop.subscribe();
+    let http = axum::serve(http_listener, http::router(state)).with_graceful_shutdown(async move {
+        let _ = http_stop.recv().await;
+    });
+    info!(http = %http_address, grpc = %config.grpc, data_dir = %config.data_dir.display(), "coordinator ready");
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(());
+    });
+    let (grpc_result, http_result) = tokio::join!(grpc, async { http.await });
+    grpc_result.context("gRPC server failed")?;
+    http_result.context("HTTP server failed")?;
+    Ok(())
+}

@@ -1,0 +1,718 @@
+//! Every decision about jobs, in one place: which job becomes runnable, which agent gets
+//! it, what a completion, a lost lease or a cancel does to the pipeline.
+//!
+//! The job state machine is documented in [`crate::model`]. All transitions happen under
+//! one lock ([`Scheduler::decide`]), so the flow of a job reads top to bottom here, and the
+//! database guards each write by the status (and lease epoch) it expects, so a stale
+//! agent or a second writer changes nothing.
+//!
+//! Agents hold a session (the `OpenSession` stream): the moment a job becomes pending, or an
+//! agent has room, [`Scheduler::dispatch`] leases the job and pushes the assignment on that
+//! stream. Nothing polls for work.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use esteira_pipeline::{AllowFailure, PlannedJob, RefKind, When};
+use esteira_proto::v1::{server_message, CancelJob, JobAssignment, Lease, ServerMessage};
+use tokio::sync::{mpsc, Mutex, MutexGuard};
+use tracing::{info, warn};
+
+use crate::events::{Event, Events};
+use crate::model::{now_ms, AgentId, JobId, JobStatus, PipelineId, PipelineStatus};
+use crate::store::jobs::{Job, JobEnding};
+use crate::store::pipelines::{NewPipeline, Pipeline};
+use crate::store::{Store, StoreError};
+use crate::variables::{expand_all, predefined, PipelineFacts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the lease of job {0} is no longer valid")]
+    Fenced(JobId),
+    #[error("{0}")]
+    InvalidState(String),
+}
+
+/// A message pushed to an agent's session stream.
+pub type SessionSender = mpsc::UnboundedSender<Result<ServerMessage, tonic::Status>>;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// A running job whose agent has not renewed its lease for this long is lost.
+    pub lease_timeout: Duration,
+    /// Bytes of log kept per job; the rest is dropped after a marker.
+    pub log_limit: u64,
+    /// The coordinator's public HTTP address, for links in variables.
+    pub server_url: String,
+}
+
+struct Session {
+    id: u64,
+    labels: Vec<String>,
+    concurrency: u32,
+    sender: SessionSender,
+}
+
+#[derive(Default)]
+struct Sessions {
+    by_agent: HashMap<AgentId, Session>,
+    next_id: u64,
+}
+
+pub struct Scheduler {
+    store: Store,
+    events: Events,
+    config: SchedulerConfig,
+    sessions: Mutex<Sessions>,
+}
+
+/// Proof that the caller holds the decision lock.
+type Decision<'a> = MutexGuard<'a, Sessions>;
+
+impl Scheduler {
+    pub fn new(store: Store, events: Events, config: SchedulerConfig) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            store,
+            events,
+            config,
+            sessions: Mutex::new(Sessions::default()),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    async fn decide(&self) -> Decision<'_> {
+        self.sessions.lock().await
+    }
+
+    /// After a restart: give agents one lease period to come back, and carry every
+    /// unfinished pipeline on from where the database says it stood.
+    pub async fn recover(&self) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        let grace = now_ms() + millis(self.config.lease_timeout);
+        self.store.extend_all_leases(grace).await?;
+        for pipeline in self.store.unfinished_pipelines().await? {
+            self.advance(&mut decision, pipeline).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a new pipeline and starts it. `make` gets the pipeline's id (for its
+    /// variables) and returns the pipeline with its planned jobs, or why there is none.
+    pub async fn create_pipeline<E: Send + 'static>(
+        &self,
+        make: impl FnOnce(PipelineId) -> Result<NewPipeline, E> + Send + 'static,
+    ) -> Result<Result<PipelineId, E>, SchedulerError> {
+        let mut decision = self.decide().await;
+        let id = self.store.next_pipeline_id().await?;
+        let new = match tokio::task::spawn_blocking(move || make(id)).await {
+            Ok(Ok(new)) => new,
+            Ok(Err(refused)) => return Ok(Err(refused)),
+            Err(panic) => return Err(SchedulerError::InvalidState(format!("planning failed: {panic}"))),
+        };
+        self.store.insert_pipeline(&new).await?;
+        info!(pipeline_id = %id, jobs = new.jobs.len(), "pipeline created");
+        self.advance(&mut decision, id).await?;
+        self.dispatch(&mut decision).await?;
+        Ok(Ok(id))
+    }
+
+    /// Moves the pipeline's waiting jobs on as far as their stages and needs allow, then
+    /// records the pipeline's status.
+    async fn advance(
+        &self,
+        _decision: &mut Decision<'_>,
+        pipeline: PipelineId,
+    ) -> Result<(), SchedulerError> {
+        let jobs = latest_attempts(self.store.pipeline_jobs(pipeline).await?);
+        let specs: Vec<PlannedJob> = jobs.iter().map(spec_of).collect::<Result<_, _>>()?;
+        for (index, job) in jobs.iter().enumerate() {
+            if job.status != JobStatus::Created {
+                continue;
+            }
+            let Some(next) = next_status(index, &jobs, &specs) else {
+                continue;
+            };
+            if self.store.transition_job(job.id, &[JobStatus::Created], next).await? {
+                self.events.publish(Event::Job { pipeline, job: job.id });
+            }
+        }
+        let jobs = latest_attempts(self.store.pipeline_jobs(pipeline).await?);
+        let status = pipeline_status(&jobs, &specs_by_name(&jobs)?);
+        let current = self.store.pipeline(pipeline).await?;
+        if current.as_ref().map(|p| p.status) != Some(status) {
+            self.store.set_pipeline_status(pipeline, status).await?;
+            info!(pipeline_id = %pipeline, %status, "pipeline status");
+            self.events.publish(Event::Pipeline { pipeline });
+        }
+        Ok(())
+    }
+
+    /// Leases pending jobs to connected agents with room and the right labels.
+    async fn dispatch(&self, decision: &mut Decision<'_>) -> Result<(), SchedulerError> {
+        let pending = self.store.pending_jobs().await?;
+        if pending.is_empty() || decision.by_agent.is_empty() {
+            return Ok(());
+        }
+        let mut load: HashMap<AgentId, u32> = HashMap::new();
+        for job in self.store.running_jobs().await? {
+            if let Some(agent) = job.agent_id {
+                *load.entry(agent).or_default() += 1;
+            }
+        }
+        let paused: Vec<AgentId> = self
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .filter(|agent| agent.paused)
+            .map(|agent| agent.id)
+            .collect();
+        let mut pipelines: HashMap<PipelineId, Pipeline> = HashMap::new();
+        for job in pending {
+            let spec = spec_of(&job)?;
+            let chosen = decision
+                .by_agent
+                .iter()
+                .filter(|(agent, session)| {
+                    !paused.contains(agent)
+                        && load.get(agent).copied().unwrap_or(0) < session.concurrency
+                        && spec.tags.iter().all(|tag| session.labels.contains(tag))
+                })
+                .min_by_key(|(agent, _)| (load.get(agent).copied().unwrap_or(0), agent.0))
+                .map(|(agent, _)| *agent);
+            let Some(agent) = chosen else { continue };
+            let pipeline = match pipelines.get(&job.pipeline_id) {
+                Some(pipeline) => pipeline.clone(),
+                None => {
+                    let Some(found) = self.store.pipeline(job.pipeline_id).await? else {
+                        continue;
+                    };
+                    pipelines.insert(job.pipeline_id, found.clone());
+                    found
+                }
+            };
+            let expires = now_ms() + millis(self.config.lease_timeout);
+            let Some(epoch) = self.store.lease_job(job.id, agent, expires).await? else {
+                continue;
+            };
+            *load.entry(agent).or_default() += 1;
+            let assignment = self.assignment(&pipeline, &job, &spec, epoch).await?;
+            let message = ServerMessage {
+                kind: Some(server_message::Kind::Assignment(assignment)),
+            };
+            let delivered = decision
+                .by_agent
+                .get(&agent)
+                .is_some_and(|session| session.sender.send(Ok(message)).is_ok());
+            if delivered {
+                info!(job_id = %job.id, agent_id = %agent, epoch, "job assigned");
+            } else {
+                warn!(job_id = %job.id, agent_id = %agent, "session gone; job back in the queue");
+                decision.by_agent.remove(&agent);
+                self.store.requeue_job(job.id, epoch).await?;
+                continue;
+            }
+            self.events.publish(Event::Job { pipeline: job.pipeline_id, job: job.id });
+            if pipeline.status != PipelineStatus::Running {
+                self.store
+                    .set_pipeline_status(job.pipeline_id, PipelineStatus::Running)
+                    .await?;
+                self.events.publish(Event::Pipeline { pipeline: job.pipeline_id });
+                if let Some(cached) = pipelines.get_mut(&job.pipeline_id) {
+                    cached.status = PipelineStatus::Running;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn assignment(
+        &self,
+        pipeline: &Pipeline,
+        job: &Job,
+        spec: &PlannedJob,
+        epoch: i64,
+    ) -> Result<JobAssignment, SchedulerError> {
+        let project = self
+            .store
+            .project(pipeline.project_id)
+            .await?
+            .ok_or_else(|| SchedulerError::NotFound(format!("project {}", pipeline.project_id)))?;
+        let git_ref = if pipeline.ref_kind == "tag" {
+            RefKind::Tag(pipeline.git_ref.clone())
+        } else {
+            RefKind::Branch(pipeline.git_ref.clone())
+        };
+        let source = serde_json::from_value(serde_json::Value::String(pipeline.source.clone()))
+            .unwrap_or_default();
+        let facts = PipelineFacts {
+            pipeline_id: pipeline.id.0,
+            project: &project.name,
+            git_ref: &git_ref,
+            sha: &pipeline.sha,
+            source,
+            server_url: &self.config.server_url,
+        };
+        let mut variables = predefined(&facts);
+        variables.extend([
+            ("CI_JOB_ID".to_string(), job.id.to_string()),
+            ("CI_JOB_NAME".to_string(), job.name.clone()),
+            ("CI_JOB_STAGE".to_string(), job.stage.clone()),
+            (
+                "CI_JOB_URL".to_string(),
+                format!("{}/jobs/{}", self.config.server_url, job.id),
+            ),
+        ]);
+        variables.extend(spec.variables.iter().map(|v| (v.key.clone(), v.value.clone())));
+        let given: Vec<(String, String)> = serde_json::from_str(&pipeline.variables_json).map_err(StoreError::from)?;
+        variables.extend(given);
+        Ok(JobAssignment {
+            lease: Some(Lease { job_id: job.id.0, epoch }),
+            pipeline_id: pipeline.id.0,
+            project: project.name.clone(),
+            repo_url: project.repo_url.clone(),
+            sha: pipeline.sha.clone(),
+            git_ref: pipeline.git_ref.clone(),
+            spec_json: job.spec_json.clone(),
+            variables: expand_all(variables)
+                .into_iter()
+                .map(|(key, value)| esteira_proto::v1::Variable { key, value, masked: false })
+                .collect(),
+            heartbeat_interval_secs: heartbeat_interval(self.config.lease_timeout),
+        })
+    }
+
+    /// An agent opened its session: remember it, settle the jobs the database thinks it
+    /// runs against what it says it runs, and give it work.
+    pub async fn connect(
+        &self,
+        agent: AgentId,
+        labels: Vec<String>,
+        concurrency: u32,
+        running: &[Lease],
+        sender: SessionSender,
+    ) -> Result<u64, SchedulerError> {
+        let mut decision = self.decide().await;
+        decision.next_id += 1;
+        let id = decision.next_id;
+        decision.by_agent.insert(agent, Session { id, labels, concurrency, sender });
+        for job in self.store.running_jobs().await? {
+            if job.agent_id != Some(agent) {
+                continue;
+            }
+            let still_running = running
+                .iter()
+                .any(|lease| lease.job_id == job.id.0 && lease.epoch == job.lease_epoch);
+            if still_running {
+                continue;
+            }
+            if job.started_at.is_none() {
+                // The assignment never reached the agent: nothing ran, queue it again.
+                self.store.requeue_job(job.id, job.lease_epoch).await?;
+            } else {
+                self.lose(&mut decision, &job, "the agent restarted and no longer runs the job")
+                    .await?;
+            }
+        }
+        self.dispatch(&mut decision).await?;
+        Ok(id)
+    }
+
+    /// The session `session` of `agent` ended. Its jobs keep their leases until they expire.
+    pub async fn disconnect(&self, agent: AgentId, session: u64) {
+        let mut decision = self.decide().await;
+        if decision.by_agent.get(&agent).is_some_and(|s| s.id == session) {
+            decision.by_agent.remove(&agent);
+        }
+    }
+
+    /// Renews the agent's leases; answers which jobs to abandon and which to cancel.
+    pub async fn heartbeat(
+        &self,
+        agent: AgentId,
+        running: &[Lease],
+    ) -> Result<(Vec<Lease>, Vec<Lease>), SchedulerError> {
+        let expires = now_ms() + millis(self.config.lease_timeout);
+        let mut abandon = Vec::new();
+        let mut cancel = Vec::new();
+        for lease in running {
+            let job = JobId(lease.job_id);
+            if !self.store.renew_lease(job, agent, lease.epoch, expires).await? {
+                abandon.push(*lease);
+            } else if self.store.job(job).await?.is_some_and(|j| j.cancel_requested) {
+                cancel.push(*lease);
+            }
+        }
+        self.store.touch_agent(agent).await?;
+        Ok((abandon, cancel))
+    }
+
+    /// Agents with an open session.
+    pub async fn connected_agents(&self) -> Vec<AgentId> {
+        self.decide().await.by_agent.keys().copied().collect()
+    }
+
+    /// The agent has started the job it was leased.
+    pub async fn start_job(&self, agent: AgentId, lease: &Lease) -> Result<(), SchedulerError> {
+        let job = JobId(lease.job_id);
+        if !self.store.mark_started(job, agent, lease.epoch).await? {
+            return Err(SchedulerError::Fenced(job));
+        }
+        Ok(())
+    }
+
+    /// Appends a log chunk of a job leased to `agent`; answers the acknowledged offset.
+    pub async fn append_log(
+        &self,
+        agent: AgentId,
+        lease: &Lease,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u64, SchedulerError> {
+        let job = JobId(lease.job_id);
+        let holder = self.store.job(job).await?.and_then(|j| j.agent_id);
+        if holder != Some(agent) {
+            return Err(SchedulerError::Fenced(job));
+        }
+        let appended = self
+            .store
+            .append_log(job, lease.epoch, offset, data, self.config.log_limit)
+            .await?
+            .ok_or(SchedulerError::Fenced(job))?;
+        if appended.grew {
+            self.events.publish(Event::Log { job });
+        }
+        Ok(appended.acknowledged)
+    }
+
+    /// The agent finished a job. The same completion twice is accepted once.
+    pub async fn complete(
+        &self,
+        agent: AgentId,
+        lease: &Lease,
+        log_size: u64,
+        ending: JobEnding,
+    ) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        let id = JobId(lease.job_id);
+        let job = self
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+        if job.agent_id != Some(agent) || job.lease_epoch != lease.epoch {
+            return Err(SchedulerError::Fenced(id));
+        }
+        if job.status.is_finished() {
+            return if job.status == ending.status {
+                Ok(())
+            } else {
+                Err(SchedulerError::Fenced(id))
+            };
+        }
+        if u64::try_from(job.log_size).unwrap_or(0) < log_size {
+            return Err(SchedulerError::InvalidState(format!(
+                "job {id}: {log_size} log bytes reported but {} acknowledged",
+                job.log_size
+            )));
+        }
+        if !self.store.finish_job(id, lease.epoch, &ending).await? {
+            return Err(SchedulerError::Fenced(id));
+        }
+        info!(job_id = %id, agent_id = %agent, status = %ending.status, "job finished");
+        self.after_finish(&mut decision, &job, &ending).await
+    }
+
+    /// A finished job may be retried; either way its pipeline moves on.
+    async fn after_finish(
+        &self,
+        decision: &mut Decision<'_>,
+        job: &Job,
+        ending: &JobEnding,
+    ) -> Result<(), SchedulerError> {
+        self.events.publish(Event::Job { pipeline: job.pipeline_id, job: job.id });
+        let spec = spec_of(job)?;
+        if ending.status.is_failure() && !job.cancel_requested && retries(&spec, job, ending) {
+            let retry = self.store.insert_retry(job).await?;
+            info!(job_id = %job.id, retry_id = %retry, "job retried");
+        }
+        self.advance(decision, job.pipeline_id).await?;
+        self.dispatch(decision).await
+    }
+
+    /// Ends every running job whose lease expired as lost.
+    pub async fn expire_leases(&self) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        let now = now_ms();
+        for job in self.store.running_jobs().await? {
+            if job.lease_expires_at.is_some_and(|at| at < now) {
+                let agent = job.agent_id.map_or_else(|| "?".to_string(), |a| a.to_string());
+                let reason = format!("lease expired on agent {agent}: the agent was lost");
+                self.lose(&mut decision, &job, &reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The one path for a job whose agent is gone.
+    async fn lose(
+        &self,
+        decision: &mut Decision<'_>,
+        job: &Job,
+        reason: &str,
+    ) -> Result<(), SchedulerError> {
+        let ending = if job.cancel_requested {
+            JobEnding {
+                status: JobStatus::Canceled,
+                exit_code: None,
+                failure_kind: None,
+                failure_message: Some(format!("canceled; {reason}")),
+                details_json: None,
+            }
+        } else {
+            JobEnding {
+                status: JobStatus::Lost,
+                exit_code: None,
+                failure_kind: Some("runner_system_failure".to_string()),
+                failure_message: Some(reason.to_string()),
+                details_json: None,
+            }
+        };
+        if self.store.finish_job(job.id, job.lease_epoch, &ending).await? {
+            warn!(job_id = %job.id, reason, "job lost");
+            self.after_finish(decision, job, &ending).await?;
+        }
+        Ok(())
+    }
+
+    /// Cancels one job: at once when it has not started, through its agent when it runs.
+    pub async fn cancel_job(&self, id: JobId) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        let job = self
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+        self.cancel(&mut decision, &job).await?;
+        self.advance(&mut decision, job.pipeline_id).await?;
+        self.dispatch(&mut decision).await
+    }
+
+    /// Cancels every job of a pipeline that has not finished.
+    pub async fn cancel_pipeline(&self, id: PipelineId) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        let jobs = self.store.pipeline_jobs(id).await?;
+        if jobs.is_empty() && self.store.pipeline(id).await?.is_none() {
+            return Err(SchedulerError::NotFound(format!("pipeline {id}")));
+        }
+        for job in latest_attempts(jobs) {
+            self.cancel(&mut decision, &job).await?;
+        }
+        self.advance(&mut decision, id).await?;
+        self.dispatch(&mut decision).await
+    }
+
+    async fn cancel(&self, decision: &mut Decision<'_>, job: &Job) -> Result<(), SchedulerError> {
+        let waiting = [JobStatus::Created, JobStatus::Pending, JobStatus::Manual];
+        if self.store.transition_job(job.id, &waiting, JobStatus::Canceled).await? {
+            self.events.publish(Event::Job { pipeline: job.pipeline_id, job: job.id });
+            return Ok(());
+        }
+        if job.status != JobStatus::Running {
+            return Ok(());
+        }
+        self.store.request_cancel(job.id).await?;
+        if let Some(session) = job.agent_id.and_then(|agent| decision.by_agent.get(&agent)) {
+            let message = ServerMessage {
+                kind: Some(server_message::Kind::Cancel(CancelJob {
+                    lease: Some(Lease { job_id: job.id.0, epoch: job.lease_epoch }),
+                })),
+            };
+            // A closed session learns of the cancel at its next heartbeat.
+            let _ = session.sender.send(Ok(message));
+        }
+        Ok(())
+    }
+
+    /// Starts a manual job.
+    pub async fn play_job(&self, id: JobId) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        let job = self
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+        if !self
+            .store
+            .transition_job(id, &[JobStatus::Manual], JobStatus::Pending)
+            .await?
+        {
+            return Err(SchedulerError::InvalidState(format!(
+                "job {id} is {}, not manual",
+                job.status
+            )));
+        }
+        self.events.publish(Event::Job { pipeline: job.pipeline_id, job: id });
+        self.advance(&mut decision, job.pipeline_id).await?;
+        self.dispatch(&mut decision).await
+    }
+
+    /// Runs a finished job again as a new attempt.
+    pub async fn retry_job(&self, id: JobId) -> Result<JobId, SchedulerError> {
+        let mut decision = self.decide().await;
+        let job = self
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+        if !job.status.is_finished() || job.retried || job.status == JobStatus::Skipped {
+            return Err(SchedulerError::InvalidState(format!(
+                "job {id} cannot be retried: it is {}{}",
+                job.status,
+                if job.retried { " and already retried" } else { "" }
+            )));
+        }
+        let retry = self.store.insert_retry(&job).await?;
+        self.advance(&mut decision, job.pipeline_id).await?;
+        self.dispatch(&mut decision).await?;
+        Ok(retry)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Heartbeats come three times per lease period.
+pub fn heartbeat_interval(lease_timeout: Duration) -> u32 {
+    u32::try_from((lease_timeout.as_secs() / 3).max(1)).unwrap_or(u32::MAX)
+}
+
+fn spec_of(job: &Job) -> Result<PlannedJob, StoreError> {
+    Ok(serde_json::from_str(&job.spec_json)?)
+}
+
+fn specs_by_name(jobs: &[Job]) -> Result<HashMap<String, PlannedJob>, StoreError> {
+    jobs.iter().map(|job| Ok((job.name.clone(), spec_of(job)?))).collect()
+}
+
+/// The latest attempt of each job, in plan order.
+pub fn latest_attempts(jobs: Vec<Job>) -> Vec<Job> {
+    jobs.into_iter().filter(|job| !job.retried).collect()
+}
+
+/// Whether a finished job's failure is tolerated by its `allow_failure`.
+fn failure_allowed(spec: &PlannedJob, job: &Job) -> bool {
+    match &spec.allow_failure {
+        AllowFailure::No => false,
+        AllowFailure::Yes => true,
+        AllowFailure::ExitCodes(codes) => job
+            .exit_code
+            .is_some_and(|code| codes.iter().any(|allowed| i64::from(*allowed) == code)),
+    }
+}
+
+/// A job that failed the pipeline's path: failed or lost without leave, or canceled.
+fn blocks_success(spec: &PlannedJob, job: &Job) -> bool {
+    job.status == JobStatus::Canceled || (job.status.is_failure() && !failure_allowed(spec, job))
+}
+
+/// Whether a job `needs` names this one (a `parallel` job is needed by its base name).
+fn is_needed_as(job_name: &str, need: &str) -> bool {
+    job_name == need
+        || job_name.strip_prefix(need).is_some_and(|rest| {
+            rest.starts_with(' ') && (rest.contains('/') || rest.starts_with(": ["))
+        })
+}
+
+/// What a `created` job becomes now, or `None` while what it waits for has not finished.
+fn next_status(index: usize, jobs: &[Job], specs: &[PlannedJob]) -> Option<JobStatus> {
+    let job = &jobs[index];
+    let spec = &specs[index];
+    let upstream: Vec<usize> = match &spec.needs {
+        Some(needs) => (0..jobs.len())
+            .filter(|&other| needs.iter().any(|need| is_needed_as(&jobs[other].name, &need.job)))
+            .collect(),
+        None => (0..jobs.len())
+            .filter(|&other| jobs[other].stage_index < job.stage_index)
+            .collect(),
+    };
+    let mut upstream_failed = false;
+    for other in upstream {
+        let (dependency, dependency_spec) = (&jobs[other], &specs[other]);
+        match dependency.status {
+            JobStatus::Manual if dependency_spec.allow_failure != AllowFailure::No => {}
+            status if !status.is_finished() => return None,
+            _ => upstream_failed |= blocks_success(dependency_spec, dependency),
+        }
+    }
+    Some(match (spec.when, upstream_failed) {
+        (When::Always, _) | (When::OnFailure, true) => JobStatus::Pending,
+        (When::OnSuccess | When::Delayed, false) => JobStatus::Pending,
+        (When::Manual, false) => JobStatus::Manual,
+        _ => JobStatus::Skipped,
+    })
+}
+
+/// The pipeline's status as its latest job attempts make it.
+fn pipeline_status(jobs: &[Job], specs: &HashMap<String, PlannedJob>) -> PipelineStatus {
+    let spec = |job: &Job| specs.get(&job.name).cloned().unwrap_or_default();
+    let any = |status: JobStatus| jobs.iter().any(|job| job.status == status);
+    if any(JobStatus::Running) {
+        return PipelineStatus::Running;
+    }
+    if any(JobStatus::Pending) || any(JobStatus::Created) {
+        let started = jobs.iter().any(|job| job.status.is_finished() || job.started_at.is_some());
+        return if started { PipelineStatus::Running } else { PipelineStatus::Pending };
+    }
+    let blocking_manual = jobs
+        .iter()
+        .any(|job| job.status == JobStatus::Manual && spec(job).allow_failure == AllowFailure::No);
+    if blocking_manual {
+        return PipelineStatus::Manual;
+    }
+    if jobs
+        .iter()
+        .any(|job| job.status.is_failure() && !failure_allowed(&spec(job), job))
+    {
+        PipelineStatus::Failed
+    } else if any(JobStatus::Canceled) {
+        PipelineStatus::Canceled
+    } else if jobs.iter().all(|job| job.status == JobStatus::Skipped) {
+        PipelineStatus::Skipped
+    } else {
+        PipelineStatus::Success
+    }
+}
+
+/// Whether `retry:` asks for another attempt after this failure.
+fn retries(spec: &PlannedJob, job: &Job, ending: &JobEnding) -> bool {
+    let retry = &spec.retry;
+    if i64::from(retry.max) < job.attempt {
+        return false;
+    }
+    let kind = ending.failure_kind.as_deref().unwrap_or("unknown_failure");
+    let when_matches = retry.when.is_empty()
+        || retry.when.iter().any(|when| when == "always" || when == kind);
+    let code_matches = retry.exit_codes.is_empty()
+        || ending
+            .exit_code
+            .is_some_and(|code| retry.exit_codes.iter().any(|c| i64::from(*c) == code));
+    when_matches && code_matches
+}

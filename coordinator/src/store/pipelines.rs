@@ -1,0 +1,162 @@
+//! Pipelines: one run of a project's pipeline file for a ref and commit.
+
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::model::{now_ms, PipelineId, PipelineStatus, ProjectId};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub project_id: ProjectId,
+    /// The project's name (joined in every read).
+    pub project: String,
+    pub git_ref: String,
+    /// `branch` or `tag`.
+    pub ref_kind: String,
+    pub sha: String,
+    pub source: String,
+    pub status: PipelineStatus,
+    #[serde(skip)]
+    pub stages_json: String,
+    #[serde(skip)]
+    pub variables_json: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A pipeline about to be stored, with its planned jobs.
+pub struct NewPipeline {
+    pub id: PipelineId,
+    pub project_id: ProjectId,
+    pub git_ref: String,
+    pub ref_kind: &'static str,
+    pub sha: String,
+    pub source: String,
+    pub stages: Vec<String>,
+    pub variables: Vec<(String, String)>,
+    pub jobs: Vec<NewJob>,
+}
+
+pub struct NewJob {
+    pub name: String,
+    pub stage: String,
+    pub stage_index: i64,
+    pub spec_json: String,
+}
+
+/// Which pipelines a listing shows, newest first.
+#[derive(Debug, Default, Clone)]
+pub struct PipelineFilter {
+    pub project: Option<String>,
+    pub status: Option<PipelineStatus>,
+    pub git_ref: Option<String>,
+    /// Only pipelines with an id below this one (pagination).
+    pub before: Option<PipelineId>,
+    pub limit: i64,
+}
+
+const SELECT_PIPELINE: &str =
+    "SELECT p.*, pr.name AS project FROM pipelines p JOIN projects pr ON pr.id = p.project_id";
+
+impl Store {
+    /// The id the next pipeline gets. Only meaningful under the scheduler's lock.
+    pub async fn next_pipeline_id(&self) -> Result<PipelineId, StoreError> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM pipelines")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(PipelineId(max.unwrap_or(0) + 1))
+    }
+
+    /// Stores a pipeline and all its jobs (status `created`) in one transaction.
+    pub async fn insert_pipeline(&self, new: &NewPipeline) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO pipelines (id, project_id, git_ref, ref_kind, sha, source, status,
+                                    stages_json, variables_json, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)",
+        )
+        .bind(new.id)
+        .bind(new.project_id)
+        .bind(&new.git_ref)
+        .bind(new.ref_kind)
+        .bind(&new.sha)
+        .bind(&new.source)
+        .bind(serde_json::to_string(&new.stages)?)
+        .bind(serde_json::to_string(&new.variables)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for job in &new.jobs {
+            sqlx::query(
+                "INSERT INTO jobs (pipeline_id, name, stage, stage_index, spec_json, status, created_at)
+                 VALUES (?, ?, ?, ?, ?, 'created', ?)",
+            )
+            .bind(new.id)
+            .bind(&job.name)
+            .bind(&job.stage)
+            .bind(job.stage_index)
+            .bind(&job.spec_json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn pipeline(&self, id: PipelineId) -> Result<Option<Pipeline>, StoreError> {
+        Ok(sqlx::query_as(&format!("{SELECT_PIPELINE} WHERE p.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn pipelines(&self, filter: &PipelineFilter) -> Result<Vec<Pipeline>, StoreError> {
+        let sql = format!(
+            "{SELECT_PIPELINE} WHERE (?1 IS NULL OR pr.name = ?1) AND (?2 IS NULL OR p.status = ?2)
+             AND (?3 IS NULL OR p.git_ref = ?3) AND (?4 IS NULL OR p.id < ?4)
+             ORDER BY p.id DESC LIMIT ?5"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(&filter.project)
+            .bind(filter.status)
+            .bind(&filter.git_ref)
+            .bind(filter.before)
+            .bind(filter.limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Pipelines not yet finished, for the scheduler to pick up after a restart.
+    pub async fn unfinished_pipelines(&self) -> Result<Vec<PipelineId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM pipelines WHERE status NOT IN ('success', 'failed', 'canceled', 'skipped')",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records a pipeline's new status, stamping its start and end.
+    pub async fn set_pipeline_status(
+        &self,
+        id: PipelineId,
+        status: PipelineStatus,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE pipelines SET status = ?2,
+                started_at = CASE WHEN ?2 = 'running' AND started_at IS NULL THEN ?3 ELSE started_at END,
+                finished_at = CASE WHEN ?2 IN ('success', 'failed', 'canceled', 'skipped') THEN ?3 ELSE NULL END
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

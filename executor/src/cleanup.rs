@@ -1,0 +1,150 @@
+//! Removal of what jobs leave in Docker and on disk: at the end of each job, and at the
+//! agent's start for jobs that are no longer running (after a crash).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveVolumeOptions,
+};
+
+use crate::container;
+use crate::{JOB_LABEL, MANAGED_LABEL};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// Docker refused to list or remove an object.
+    #[error("cannot remove {what}: {source}")]
+    Docker {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+}
+
+/// Which job a labelled object belongs to.
+fn job_of(labels: Option<&HashMap<String, String>>) -> Option<i64> {
+    labels?.get(JOB_LABEL)?.parse().ok()
+}
+
+/// Removes every object of jobs for which `doomed(job_id)` holds; returns how many.
+async fn remove_matching(
+    docker: &Docker,
+    label_filter: String,
+    doomed: impl Fn(i64) -> bool,
+) -> Result<usize, CleanupError> {
+    let filters = HashMap::from([("label".to_string(), vec![label_filter])]);
+    let mut removed = 0;
+
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|source| CleanupError::Docker {
+            what: "containers".to_string(),
+            source,
+        })?;
+    for found in containers {
+        let (Some(id), Some(job)) = (found.id.as_deref(), job_of(found.labels.as_ref())) else {
+            continue;
+        };
+        if doomed(job) {
+            container::remove(docker, id).await?;
+            removed += 1;
+        }
+    }
+
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filters.clone()),
+        }))
+        .await
+        .map_err(|source| CleanupError::Docker {
+            what: "networks".to_string(),
+            source,
+        })?;
+    for found in networks {
+        let (Some(id), Some(job)) = (found.id.as_deref(), job_of(found.labels.as_ref())) else {
+            continue;
+        };
+        if doomed(job) {
+            match docker.remove_network(id).await {
+                Ok(()) => removed += 1,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(source) => {
+                    return Err(CleanupError::Docker {
+                        what: format!("network {id}"),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .map_err(|source| CleanupError::Docker {
+            what: "volumes".to_string(),
+            source,
+        })?;
+    for found in volumes.volumes.unwrap_or_default() {
+        if job_of(Some(&found.labels)).is_some_and(&doomed) {
+            let options = RemoveVolumeOptions { force: true };
+            match docker.remove_volume(&found.name, Some(options)).await {
+                Ok(()) => removed += 1,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(source) => {
+                    return Err(CleanupError::Docker {
+                        what: format!("volume {}", found.name),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes every container, network and volume of one job.
+pub(crate) async fn remove_job(docker: &Docker, job_id: i64) -> Result<usize, CleanupError> {
+    remove_matching(docker, format!("{JOB_LABEL}={job_id}"), |_| true).await
+}
+
+/// Removes the objects of every job not in `running`.
+pub(crate) async fn remove_leftovers(
+    docker: &Docker,
+    running: &[i64],
+) -> Result<usize, CleanupError> {
+    remove_matching(docker, format!("{MANAGED_LABEL}=true"), |job| {
+        !running.contains(&job)
+    })
+    .await
+}
+
+/// Removes the build directories (`builds/<job_id>`) of jobs not in `running`.
+pub(crate) async fn remove_stale_builds(builds: &Path, running: &[i64]) {
+    let Ok(mut entries) = tokio::fs::read_dir(builds).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let job = entry.file_name().to_str().and_then(|name| name.parse::<i64>().ok());
+        if job.is_some_and(|job| !running.contains(&job)) {
+            if let Err(error) = tokio::fs::remove_dir_all(entry.path()).await {
+                tracing::warn!(path = %entry.path().display(), %error, "cannot remove a stale build directory");
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! From files to one resolved configuration mapping: the root file and its
+//! `include: local` files deep-merged (the including file wins), then `extends` merged into
+//! each job, then `!reference` tags replaced — GitLab's order of processing.
+//!
+//! Includes that cannot be read offline (`remote`, `project`, `template`, `component`) are
+//! errors naming the include.
+
+use std::collections::HashMap;
+
+use globset::GlobBuilder;
+
+use crate::check::{Checker, did_you_mean};
+use crate::context::FileSource;
+use crate::error::Diagnostic;
+use crate::rules::{Env, first_match, read_rules};
+use crate::plan::When;
+use crate::vars::Scope;
+use crate::yaml::{self, Map, Node, Pos, Value};
+
+/// GitLab's limit on included files in one pipeline.
+const MAX_INCLUDES: usize = 150;
+/// GitLab's limit on `extends` nesting.
+const MAX_EXTENDS_DEPTH: usize = 11;
+/// GitLab's limit on `!reference` nesting.
+const MAX_REFERENCE_DEPTH: usize = 10;
+
+/// The event an include's `rules` are evaluated against; `None` while linting (every
+/// include is then read).
+pub type IncludeEnv<'a> = Option<(&'a Env<'a>, &'a Scope)>;
+
+/// Reads `path` and everything it includes, resolves `extends` and `!reference`.
+pub fn load(files: &dyn FileSource, path: &str, env: IncludeEnv<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Map> {
+    let mut loader = Loader { files, env, diagnostics, included: Vec::new(), listing: None };
+    let mut root = loader.read_file(path, None)?;
+    loader.expand_includes(&mut root, path, 0);
+    resolve_extends(&mut root, loader.diagnostics);
+    resolve_references(&mut root, loader.diagnostics);
+    Some(root)
+}
+
+struct Loader<'a> {
+    files: &'a dyn FileSource,
+    env: IncludeEnv<'a>,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    included: Vec<String>,
+    listing: Option<Vec<String>>,
+}
+
+impl Loader<'_> {
+    fn read_file(&mut self, path: &str, included_at: Option<&Pos>) -> Option<Map> {
+        let display = path.trim_start_matches('/');
+        let bytes = match self.files.read(display) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let message = format!("included file '{display}' does not exist");
+                match included_at {
+                    Some(pos) => self.diagnostics.push(pos.error(None, message)),
+                    None => self.diagnostics.push(Pos::new(&display.into(), 1, 1).error(None, format!("'{display}' does not exist"))),
+                }
+                return None;
+            }
+            Err(e) => {
+                let at = included_at.cloned().unwrap_or_else(|| Pos::new(&display.into(), 1, 1));
+                self.diagnostics.push(at.error(None, format!("cannot read '{display}': {e}")));
+                return None;
+            }
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.diagnostics.push(Pos::new(&display.into(), 1, 1).error(None, "the file is not UTF-8 text"));
+            return None;
+        };
+        let document = match yaml::parse(display, &text) {
+            Ok(document) => document,
+            Err(diagnostic) => {
+                self.diagnostics.push(diagnostic);
+                return None;
+            }
+        };
+        match document.value {
+            Value::Map(map) => Some(map),
+            Value::Null => Some(Map::default()),
+            _ => {
+                self.diagnostics.push(document.pos.error(None, format!("a pipeline file must be a mapping, not {}", document.kind())));
+                None
+            }
+        }
+    }
+
+    /// Replaces `include:` in `map` by the content of the included files.
+    fn expand_includes(&mut self, map: &mut Map, path: &str, depth: usize) {
+        let Some(include) = map.remove("include") else {
+            return;
+        };
+        self.included.push(path.trim_start_matches('/').to_owned());
+        let entries: Vec<Node> = match include.value {
+            Value::Seq(items) => items,
+            _ => vec![include],
+        };
+        let mut merged = Map::default();
+        for entry in entries {
+            for local in self.local_paths(&entry) {
+                if self.included.len() >= MAX_INCLUDES {
+                    self.diagnostics.push(entry.pos.error(None, format!("more than {MAX_INCLUDES} included files")));
+                    return;
+                }
+                if self.included.contains(&local) || depth > 100 {
+                    continue;
+                }
+                if let Some(mut content) = self.read_file(&local, Some(&entry.pos)) {
+                    self.expand_includes(&mut content, &local, depth + 1);
+                    merged.deep_merge(&content);
+                }
+            }
+        }
+        merged.deep_merge(map);
+        *map = merged;
+    }
+
+    /// The repository paths one `include` entry stands for, after its `rules`.
+    fn local_paths(&mut self, entry: &Node) -> Vec<String> {
+        const KEYS: &[&str] = &["local", "remote", "project", "file", "ref", "template", "component", "rules", "inputs", "cache", "integrity"];
+        let mut check = Checker::new(None, self.diagnostics);
+        let target = match &entry.value {
+            Value::Str(text) if text.starts_with("http://") || text.starts_with("https://") => {
+                check.error(&entry.pos, format!("include:remote '{text}' cannot be fetched: esteira reads include:local files only"));
+                return Vec::new();
+            }
+            Value::Str(text) => text.clone(),
+            Value::Map(map) => {
+                for e in &map.entries {
+                    if !KEYS.contains(&e.key.as_str()) {
+                        check.unknown_key(&e.key_pos, &e.key, KEYS, "include");
+                    }
+                }
+                for kind in ["remote", "project", "template", "component"] {
+                    if let Some(value) = map.get(kind) {
+                        let name = value.scalar_text().unwrap_or_default();
+                        let file = map.get("file").map(|f| format!(" (file {})", flat_text(f))).unwrap_or_default();
+                        check.error(&entry.pos, format!("include:{kind} '{name}'{file} cannot be resolved offline: esteira reads include:local files only"));
+                        return Vec::new();
+                    }
+                }
+                if let (Some(rules), Some((env, scope))) = (map.get("rules"), self.env) {
+                    let rules = read_rules(&mut check, rules, false);
+                    let included = first_match(&rules, env, scope).is_some_and(|m| m.rule.when != Some(When::Never));
+                    if !included {
+                        return Vec::new();
+                    }
+                }
+                match map.get("local").and_then(|l| check.string(l, "include:local")) {
+                    Some(local) => local,
+                    None => {
+                        check.error(&entry.pos, "include needs 'local' (esteira reads include:local files only)");
+                        return Vec::new();
+                    }
+                }
+            }
+            _ => {
+                check.error(&entry.pos, format!("include must be a path or a mapping, not {}", entry.kind()));
+                return Vec::new();
+            }
+        };
+        let target = match self.env {
+            Some((_, scope)) => scope.expand(&target),
+            None => target,
+        };
+        let target = target.trim_start_matches('/').to_owned();
+        if !target.contains('*') {
+            return vec![target];
+        }
+        let matcher = match GlobBuilder::new(&target).literal_separator(true).build() {
+            Ok(glob) => glob.compile_matcher(),
+            Err(e) => {
+                self.diagnostics.push(entry.pos.error(None, format!("include:local '{target}' is not a valid glob: {e}")));
+                return Vec::new();
+            }
+        };
+        if self.listing.is_none() {
+            match self.files.list() {
+                Ok(list) => self.listing = Some(list),
+                Err(e) => {
+                    self.diagnostics.push(entry.pos.error(None, format!("cannot list the repository files: {e}")));
+                    return Vec::new();
+                }
+            }
+        }
+        let mut found: Vec<String> = self
+            .listing
+            .iter()
+            .flatten()
+            .map(|p| p.trim_start_matches('/'))
+            .filter(|p| (p.ends_with(".yml") || p.ends_with(".yaml")) && matcher.is_match(p))
+            .map(str::to_owned)
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+fn flat_text(node: &Node) -> String {
+    match &node.value {
+        Value::Seq(items) => items.iter().map(flat_text).collect::<Vec<_>>().join(", "),
+        _ => node.scalar_text().unwrap_or_default(),
+    }
+}
+
+/// `extends`: each job gets its parents deep-merged under it (hashes merge, everything
+/// else is replaced by the child), parents resolved first, several parents in order.
+fn resolve_extends(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
+    let index: HashMap<String, usize> = root.entries.iter().enumerate().map(|(i, e)| (e.key.clone(), i)).collect();
+    let mut memo: HashMap<usize, Option<Map>> = HashMap::new();
+    let mut resolved = Vec::new();
+    for (i, entry) in root.entries.iter().enumerate() {
+        if entry.value.as_map().is_some_and(|m| m.contains_key("extends")) {
+            let mut chain = Vec::new();
+            resolved.push((i, extend(root, &index, i, &mut chain, &mut memo, diagnostics)));
+        }
+    }
+    for (i, map) in resolved {
+        if let Some(map) = map {
+            root.entries[i].value.value = Value::Map(map);
+        }
+    }
+}
+
+fn extend(
+    root: &Map,
+    index: &HashMap<String, usize>,
+    at: usize,
+    chain: &mut Vec<usize>,
+    memo: &mut HashMap<usize, Option<Map>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Map> {
+    if let Some(done) = memo.get(&at) {
+        return done.clone();
+    }
+    let entry = &root.entries[at];
+    let job = entry.key.as_str();
+    let map = entry.value.as_map()?;
+    let Some(extends) = map.get("extends") else {
+        return Some(map.clone());
+    };
+    if chain.contains(&at) {
+        let names: Vec<&str> = chain.iter().chain([&at]).map(|i| root.entries[*i].key.as_str()).collect();
+        diagnostics.push(extends.pos.error(Some(job), format!("circular extends: {}", names.join(" -> "))));
+        memo.insert(at, None);
+        return None;
+    }
+    if chain.len() >= MAX_EXTENDS_DEPTH {
+        diagnostics.push(extends.pos.error(Some(job), format!("extends nested deeper than {MAX_EXTENDS_DEPTH} levels")));
+        return None;
+    }
+    let parents = match Checker::new(Some(job), diagnostics).strings(extends, "extends") {
+        Some(parents) => parents,
+        None => return None,
+    };
+    chain.push(at);
+    let mut merged = Map::default();
+    for parent in &parents {
+        let Some(&parent_at) = index.get(parent) else {
+            let names: Vec<&str> = root.entries.iter().map(|e| e.key.as_str()).collect();
+            let hint = did_you_mean(parent, &names).map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default();
+            diagnostics.push(extends.pos.error(Some(job), format!("extends '{parent}', which is not defined{hint}")));
+            continue;
+        };
+        if root.entries[parent_at].value.as_map().is_none() {
+            diagnostics.push(extends.pos.error(Some(job), format!("extends '{parent}', which is not a mapping")));
+            continue;
+        }
+        if let Some(parent_map) = extend(root, index, parent_at, chain, memo, diagnostics) {
+            merged.deep_merge(&parent_map);
+        }
+    }
+    chain.pop();
+    merged.deep_merge(map);
+    merged.remove("extends");
+    memo.insert(at, Some(merged.clone()));
+    Some(merged)
+}
+
+/// Replaces every `!reference [name, key, ...]` by the value it points at.
+fn resolve_references(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
+    let snapshot = root.clone();
+    for entry in &mut root.entries {
+        let job = entry.key.clone();
+        replace_references(&mut entry.value, &snapshot, &job, 0, diagnostics);
+    }
+}
+
+fn replace_references(node: &mut Node, root: &Map, job: &str, depth: usize, diagnostics: &mut Vec<Diagnostic>) {
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|item| replace_references(item, root, job, depth, diagnostics)),
+        Value::Map(map) => map.entries.iter_mut().for_each(|e| replace_references(&mut e.value, root, job, depth, diagnostics)),
+        Value::Reference(path) => {
+            if depth >= MAX_REFERENCE_DEPTH {
+                diagnostics.push(node.pos.error(Some(job), format!("!reference nested deeper than {MAX_REFERENCE_DEPTH} levels")));
+                node.value = Value::Null;
+                return;
+            }
+            let keys: Vec<String> = path.iter().filter_map(Node::scalar_text).collect();
+            match lookup(root, &keys) {
+                Ok(found) => {
+                    let mut found = found.clone();
+                    replace_references(&mut found, root, job, depth + 1, diagnostics);
+                    node.value = found.value;
+                }
+                Err(message) => {
+                    diagnostics.push(node.pos.error(Some(job), message));
+                    node.value = Value::Null;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn lookup<'m>(root: &'m Map, keys: &[String]) -> Result<&'m Node, String> {
+    let shown = format!("!reference [{}]", keys.join(", "));
+    let Some((first, rest)) = keys.split_first() else {
+        return Err("!reference needs at least a job name and a key".into());
+    };
+    let mut node = root.get(first).ok_or_else(|| format!("{shown}: '{first}' is not defined"))?;
+    for key in rest {
+        node = node.as_map().and_then(|m| m.get(key)).ok_or_else(|| format!("{shown}: '{key}' is not defined"))?;
+    }
+    Ok(node)
+}
