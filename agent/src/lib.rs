@@ -1,1 +1,20 @@
-//! esteira agent.
+//! esteira's agent: it dials out to the coordinator, keeps a session open on which jobs
+//! arrive the moment they are runnable, runs each in Docker through the executor, ships
+//! its log and reports its outcome.
+//!
+//! # Layout
+//! - [`config`]: flags and environment, into a plain [`Config`].
+//! - [`credentials`]: the agent's own credential in its work dir.
+//! - [`client`]: the gRPC channel (TLS when `https`) with the credential on each call.
+//! - [`session`]: registration, the session stream, heartbeats, reconnects, draining.
+//! - [`job`]: one job from assignment to completion. [`log_shipper`]: its log.
+
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod job;
+pub mod log_shipper;
+pub mod session;
+
+pub use config::Config;
+pub use session::run;

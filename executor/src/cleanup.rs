@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 };
 
 use crate::container;
-use crate::{JOB_LABEL, MANAGED_LABEL};
+use crate::{INSTANCE_LABEL, JOB_LABEL, MANAGED_LABEL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
@@ -33,10 +33,10 @@ fn job_of(labels: Option<&HashMap<String, String>>) -> Option<i64> {
 /// Removes every object of jobs for which `doomed(job_id)` holds; returns how many.
 async fn remove_matching(
     docker: &Docker,
-    label_filter: String,
+    label_filters: Vec<String>,
     doomed: impl Fn(i64) -> bool,
 ) -> Result<usize, CleanupError> {
-    let filters = HashMap::from([("label".to_string(), vec![label_filter])]);
+    let filters = HashMap::from([("label".to_string(), label_filters)]);
     let mut removed = 0;
 
     let containers = docker
@@ -118,20 +118,30 @@ async fn remove_matching(
     Ok(removed)
 }
 
-/// Removes every container, network and volume of one job.
-pub(crate) async fn remove_job(docker: &Docker, job_id: i64) -> Result<usize, CleanupError> {
-    remove_matching(docker, format!("{JOB_LABEL}={job_id}"), |_| true).await
+/// Removes every container, network and volume of one job of this instance.
+pub(crate) async fn remove_job(
+    docker: &Docker,
+    instance: &str,
+    job_id: i64,
+) -> Result<usize, CleanupError> {
+    let filters = vec![
+        format!("{INSTANCE_LABEL}={instance}"),
+        format!("{JOB_LABEL}={job_id}"),
+    ];
+    remove_matching(docker, filters, |_| true).await
 }
 
-/// Removes the objects of every job not in `running`.
+/// Removes the objects of every job of this instance not in `running`.
 pub(crate) async fn remove_leftovers(
     docker: &Docker,
+    instance: &str,
     running: &[i64],
 ) -> Result<usize, CleanupError> {
-    remove_matching(docker, format!("{MANAGED_LABEL}=true"), |job| {
-        !running.contains(&job)
-    })
-    .await
+    let filters = vec![
+        format!("{MANAGED_LABEL}=true"),
+        format!("{INSTANCE_LABEL}={instance}"),
+    ];
+    remove_matching(docker, filters, |job| !running.contains(&job)).await
 }
 
 /// Removes the build directories (`builds/<job_id>`) of jobs not in `running`.
@@ -140,11 +150,14 @@ pub(crate) async fn remove_stale_builds(builds: &Path, running: &[i64]) {
         return;
     };
     while let Ok(Some(entry)) = entries.next_entry().await {
-        let job = entry.file_name().to_str().and_then(|name| name.parse::<i64>().ok());
-        if job.is_some_and(|job| !running.contains(&job)) {
-            if let Err(error) = tokio::fs::remove_dir_all(entry.path()).await {
-                tracing::warn!(path = %entry.path().display(), %error, "cannot remove a stale build directory");
-            }
+        let job = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i64>().ok());
+        if job.is_some_and(|job| !running.contains(&job))
+            && let Err(error) = tokio::fs::remove_dir_all(entry.path()).await
+        {
+            tracing::warn!(path = %entry.path().display(), %error, "cannot remove a stale build directory");
         }
     }
 }

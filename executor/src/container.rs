@@ -15,7 +15,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::log::LogSink;
-use crate::{JOB_LABEL, MANAGED_LABEL};
+use crate::{INSTANCE_LABEL, JOB_LABEL, MANAGED_LABEL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -39,10 +39,11 @@ impl ContainerError {
 }
 
 /// The labels of every Docker object of a job.
-pub(crate) fn job_labels(job_id: i64) -> HashMap<String, String> {
+pub(crate) fn job_labels(instance: &str, job_id: i64) -> HashMap<String, String> {
     HashMap::from([
         (JOB_LABEL.to_string(), job_id.to_string()),
         (MANAGED_LABEL.to_string(), "true".to_string()),
+        (INSTANCE_LABEL.to_string(), instance.to_string()),
     ])
 }
 
@@ -80,7 +81,7 @@ pub(crate) async fn ensure_image(
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ContainerSpec {
     pub name: String,
-    pub job_id: i64,
+    pub labels: HashMap<String, String>,
     pub image: String,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
@@ -133,7 +134,7 @@ impl ContainerSpec {
             cmd: self.cmd.clone(),
             env: Some(self.env.clone()),
             working_dir: self.working_dir.clone(),
-            labels: Some(job_labels(self.job_id)),
+            labels: Some(self.labels.clone()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(host_config),
@@ -144,7 +145,10 @@ impl ContainerSpec {
 }
 
 /// Creates (without starting) a container; returns its id.
-pub(crate) async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<String, ContainerError> {
+pub(crate) async fn create(
+    docker: &Docker,
+    spec: &ContainerSpec,
+) -> Result<String, ContainerError> {
     let options = CreateContainerOptions {
         name: Some(spec.name.clone()),
         ..Default::default()
@@ -152,7 +156,10 @@ pub(crate) async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<Stri
     let created = docker
         .create_container(Some(options), spec.body())
         .await
-        .map_err(ContainerError::docker(format!("cannot create container {}", spec.name)))?;
+        .map_err(ContainerError::docker(format!(
+            "cannot create container {}",
+            spec.name
+        )))?;
     Ok(created.id)
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::outcome::{Failure, FailureKind};
-use crate::{cleanup, container, workspace};
+use crate::{artifacts, build, cache, cleanup, container, policy, workspace};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,10 +22,18 @@ pub enum ExecutorError {
     /// The job itself is malformed (e.g. a sha that is not one).
     #[error("invalid job: {0}")]
     InvalidJob(String),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
     #[error("checkout failed: {0}")]
     Workspace(#[from] workspace::WorkspaceError),
     #[error(transparent)]
     Container(#[from] container::ContainerError),
+    #[error(transparent)]
+    Artifacts(#[from] artifacts::ArtifactsError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
     #[error("cleanup failed: {0}")]
     Cleanup(#[from] cleanup::CleanupError),
 }
@@ -33,10 +41,18 @@ pub enum ExecutorError {
 impl ExecutorError {
     /// The failure a job that hit this error ends with.
     pub(crate) fn failure(&self) -> Failure {
+        use artifacts::ArtifactsError as A;
+        use build::BuildError as B;
         let kind = match self {
             ExecutorError::Container(container::ContainerError::ImageNotFound { .. }) => {
                 FailureKind::ImageNotFound
             }
+            ExecutorError::Policy(_) => FailureKind::RunnerUnsupported,
+            ExecutorError::Artifacts(A::Extract { .. }) => FailureKind::MissingDependency,
+            ExecutorError::Artifacts(A::TooLarge { .. }) => FailureKind::ArtifactTooLarge,
+            ExecutorError::Build(
+                B::Failed(_) | B::Push { .. } | B::BadTag(_) | B::OutsideWorkspace(_),
+            ) => FailureKind::ScriptFailure,
             _ => FailureKind::RunnerSystemFailure,
         };
         Failure::new(kind, self.to_string())

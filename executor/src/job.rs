@@ -2,6 +2,7 @@
 //! network, image, checkout, services), the script, `after_script`, then cleanup, with
 //! cancel and timeout watched throughout.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ pub(crate) async fn run(
             .join("builds")
             .join(job.job_id.to_string()),
         project: workspace::sanitize(&job.project),
-        network: format!("esteira-job-{}", job.job_id),
+        network: format!("{}-net", object_prefix(&exec.config.instance, job.job_id)),
         deadline: Instant::now() + timeout,
         timeout,
         job: &job,
@@ -114,11 +115,14 @@ impl Runner<'_> {
         let docker = &self.exec.docker;
         let job = self.job;
         if !is_commit_sha(&job.sha) {
-            return Err(ExecutorError::InvalidJob(format!("not a commit sha: {:?}", job.sha)));
+            return Err(ExecutorError::InvalidJob(format!(
+                "not a commit sha: {:?}",
+                job.sha
+            )));
         }
         // A job id that ran before on this host (a retry after a crash) starts clean.
-        cleanup::remove_job(docker, job.job_id).await?;
-        services::create_network(docker, &self.network, job.job_id).await?;
+        cleanup::remove_job(docker, &self.exec.config.instance, job.job_id).await?;
+        services::create_network(docker, &self.network, self.labels()).await?;
 
         let image = self.image();
         log.note(&format!("Using Docker image {image}")).await;
@@ -130,7 +134,8 @@ impl Runner<'_> {
             job.git_ref
         ))
         .await;
-        let mirror = workspace::mirror_path(&self.exec.config.work_dir.join("mirrors"), &job.repo_url);
+        let mirror =
+            workspace::mirror_path(&self.exec.config.work_dir.join("mirrors"), &job.repo_url);
         {
             let lock = self.exec.mirror_lock(&mirror);
             let _held = lock.lock().await;
@@ -148,7 +153,8 @@ impl Runner<'_> {
             .chain(&spec.script)
             .cloned()
             .collect();
-        log.section("Executing \"step_script\" stage of the job script").await;
+        log.section("Executing \"step_script\" stage of the job script")
+            .await;
         let container = self.script_container("build", &commands);
         let stop = async {
             tokio::select! {
@@ -202,8 +208,11 @@ impl Runner<'_> {
             Ok(ScriptEnd {
                 stopped: Some(_), ..
             }) => {
-                log.warning(&format!("after_script timed out after {}s", limit.as_secs()))
-                    .await
+                log.warning(&format!(
+                    "after_script timed out after {}s",
+                    limit.as_secs()
+                ))
+                .await
             }
             Ok(ScriptEnd { exit_code: 0, .. }) => {}
             Ok(end) => {
@@ -217,17 +226,23 @@ impl Runner<'_> {
     /// Removes every Docker object of the job and its build directory. A failure to do so
     /// is logged; the job's result stands.
     async fn clean_up(&self, log: &mut LogSink, outcome: Outcome) -> Outcome {
-        if let Err(error) = cleanup::remove_job(&self.exec.docker, self.job.job_id).await {
+        if let Err(error) = cleanup::remove_job(
+            &self.exec.docker,
+            &self.exec.config.instance,
+            self.job.job_id,
+        )
+        .await
+        {
             log.warning(&format!("cleanup failed: {error}")).await;
         }
-        if self.build_root.exists() {
-            if let Err(error) = tokio::fs::remove_dir_all(&self.build_root).await {
-                log.warning(&format!(
-                    "cannot remove the build directory {}: {error}",
-                    self.build_root.display()
-                ))
-                .await;
-            }
+        if self.build_root.exists()
+            && let Err(error) = tokio::fs::remove_dir_all(&self.build_root).await
+        {
+            log.warning(&format!(
+                "cannot remove the build directory {}: {error}",
+                self.build_root.display()
+            ))
+            .await;
         }
         outcome
     }
@@ -237,6 +252,10 @@ impl Runner<'_> {
             FailureKind::StuckOrTimeoutFailure,
             format!("job timed out after {}s", self.timeout.as_secs()),
         )
+    }
+
+    fn labels(&self) -> HashMap<String, String> {
+        container::job_labels(&self.exec.config.instance, self.job.job_id)
     }
 
     fn image(&self) -> String {
@@ -253,7 +272,10 @@ impl Runner<'_> {
     /// The job's variables, plus the paths only the executor knows.
     fn env(&self) -> Vec<String> {
         let project_dir = format!("{BUILDS_DIR}/{}", self.project);
-        let own = [("CI_PROJECT_DIR", project_dir.as_str()), ("CI_BUILDS_DIR", BUILDS_DIR)];
+        let own = [
+            ("CI_PROJECT_DIR", project_dir.as_str()),
+            ("CI_BUILDS_DIR", BUILDS_DIR),
+        ];
         self.job
             .env
             .iter()
@@ -270,10 +292,18 @@ impl Runner<'_> {
             binds.push("/var/run/docker.sock:/var/run/docker.sock".to_string());
         }
         ContainerSpec {
-            name: format!("esteira-job-{}-{role}", self.job.job_id),
-            job_id: self.job.job_id,
+            name: format!(
+                "{}-{role}",
+                object_prefix(&config.instance, self.job.job_id)
+            ),
+            labels: self.labels(),
             image: self.image(),
-            entrypoint: self.job.spec.image.as_ref().and_then(|image| image.entrypoint.clone()),
+            entrypoint: self
+                .job
+                .spec
+                .image
+                .as_ref()
+                .and_then(|image| image.entrypoint.clone()),
             cmd: Some(vec![
                 "sh".to_string(),
                 "-c".to_string(),
@@ -289,6 +319,11 @@ impl Runner<'_> {
             memory_limit: config.memory_limit,
         }
     }
+}
+
+/// The start of the names of a job's Docker objects: readable, and distinct per instance.
+fn object_prefix(instance: &str, job_id: i64) -> String {
+    format!("esteira-{}-{job_id}", workspace::sanitize(instance))
 }
 
 /// A full or abbreviated hexadecimal commit id (never an option or a ref expression).

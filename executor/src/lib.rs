@@ -14,17 +14,21 @@
 //! - `cleanup`: removal of every Docker object a job created, now or after a crash.
 //! - `outcome`: how a job ended ([`Outcome`], [`Failure`], [`FailureKind`]).
 
-
-
-
+mod archive;
+mod artifacts;
+mod build;
+mod cache;
 mod cleanup;
 mod container;
+mod dockerignore;
 mod error;
-
+mod expand;
 mod job;
+mod junit;
 mod log;
 mod mask;
 mod outcome;
+mod policy;
 mod script;
 mod services;
 mod workspace;
@@ -47,10 +51,15 @@ pub use outcome::{Failure, FailureKind, JobResult, Outcome};
 pub const JOB_LABEL: &str = "esteira.job";
 /// The label every Docker object esteira creates carries, with value `true`.
 pub const MANAGED_LABEL: &str = "esteira.managed";
+/// The label naming the executor instance (see [`ExecutorConfig::instance`]).
+pub const INSTANCE_LABEL: &str = "esteira.instance";
 
 /// How the executor runs jobs on this host. Tests build it directly.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
+    /// This executor's name among those sharing a Docker engine (e.g. the agent's name):
+    /// its objects carry it, and [`Executor::remove_leftovers`] touches only those.
+    pub instance: String,
     /// Root of everything on disk: `mirrors/`, `builds/`, `cache/`, `artifacts/`.
     pub work_dir: PathBuf,
     /// Lets jobs use the host's Docker socket (mounted) and privileged `docker:dind` services.
@@ -80,6 +89,7 @@ pub struct ExecutorConfig {
 impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
+            instance: "default".to_string(),
             work_dir: PathBuf::from("esteira-work"),
             allow_docker_socket: false,
             max_timeout: None,
@@ -159,20 +169,16 @@ impl Executor {
     /// Runs the job to its end. Every byte the job prints goes to `log` in order
     /// (chunks of any size), masked. `cancel` cancelled => SIGTERM, grace period,
     /// SIGKILL, then `after_script`, outcome `Canceled`.
-    pub async fn run(
-        &self,
-        job: JobRun,
-        log: Sender<Bytes>,
-        cancel: CancellationToken,
-    ) -> Outcome {
+    pub async fn run(&self, job: JobRun, log: Sender<Bytes>, cancel: CancellationToken) -> Outcome {
         job::run(self, job, log, cancel).await
     }
 
-    /// Removes containers, networks and volumes carrying esteira's job label whose job
-    /// id is not in `running`, and their build directories. Returns how many Docker
-    /// objects were removed.
+    /// Removes containers, networks and volumes of this instance carrying esteira's job
+    /// label whose job id is not in `running`, and their build directories. Returns how
+    /// many Docker objects were removed.
     pub async fn remove_leftovers(&self, running: &[i64]) -> Result<usize, ExecutorError> {
-        let removed = cleanup::remove_leftovers(&self.docker, running).await?;
+        let removed =
+            cleanup::remove_leftovers(&self.docker, &self.config.instance, running).await?;
         cleanup::remove_stale_builds(&self.config.work_dir.join("builds"), running).await;
         Ok(removed)
     }

@@ -38,7 +38,8 @@ impl LogSink {
 
     /// A plain note of esteira's.
     pub(crate) async fn note(&mut self, text: &str) {
-        self.write(format!("\x1b[0K{text}\x1b[0;m\n").as_bytes()).await;
+        self.write(format!("\x1b[0K{text}\x1b[0;m\n").as_bytes())
+            .await;
     }
 
     /// A warning of esteira's (yellow).

@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn a_partial_value_at_the_end_is_shown() {
-        assert_eq!(mask_in_chunks(&["secret"], b"a secre", 3), b"a secre".to_vec());
+        assert_eq!(
+            mask_in_chunks(&["secret"], b"a secre", 3),
+            b"a secre".to_vec()
+        );
         assert_eq!(
             mask_in_chunks(&["secret"], b"secsecret", 1),
             b"sec[MASKED]".to_vec()

@@ -46,9 +46,10 @@ mod tests {
     #[test]
     fn quotes_single_quotes_and_collapses_multi_line_commands() {
         let script = render(&["echo 'a'\necho b\n".to_string()]);
-        assert!(script.contains(
-            "'\x1b[32;1m$ echo '\\''a'\\'' # collapsed multi-line command\x1b[0;m'"
-        ));
+        assert!(
+            script
+                .contains("'\x1b[32;1m$ echo '\\''a'\\'' # collapsed multi-line command\x1b[0;m'")
+        );
         assert!(script.ends_with("echo 'a'\necho b\n\n"));
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! git is the command-line tool, run without a terminal so it never waits for a password.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -60,7 +62,11 @@ pub(crate) fn sanitize(name: &str) -> String {
 
 /// Brings the mirror up to date with `url` and makes sure it holds `sha`. The caller
 /// holds the mirror's lock.
-pub(crate) async fn update_mirror(mirror: &Path, url: &str, sha: &str) -> Result<(), WorkspaceError> {
+pub(crate) async fn update_mirror(
+    mirror: &Path,
+    url: &str,
+    sha: &str,
+) -> Result<(), WorkspaceError> {
     if !mirror.join("HEAD").exists() {
         tokio::fs::create_dir_all(mirror)
             .await
@@ -134,6 +140,17 @@ pub(crate) async fn checkout(
     Ok(())
 }
 
+/// The files git does not track in a checkout, ignored ones included (GitLab's
+/// `untracked: true`), relative to it.
+pub(crate) async fn untracked(dir: &Path) -> Result<Vec<PathBuf>, WorkspaceError> {
+    let listed = git_output(dir, &["ls-files", "--others", "-z"]).await?;
+    Ok(listed
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| PathBuf::from(OsStr::from_bytes(name)))
+        .collect())
+}
+
 async fn has_commit(repo: &Path, sha: &str) -> bool {
     git(repo, &["cat-file", "-e", &format!("{sha}^{{commit}}")])
         .await
@@ -141,6 +158,11 @@ async fn has_commit(repo: &Path, sha: &str) -> bool {
 }
 
 async fn git(dir: &Path, args: &[&str]) -> Result<(), WorkspaceError> {
+    git_output(dir, args).await.map(drop)
+}
+
+/// Runs git in `dir`; returns its standard output.
+async fn git_output(dir: &Path, args: &[&str]) -> Result<Vec<u8>, WorkspaceError> {
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -152,7 +174,7 @@ async fn git(dir: &Path, args: &[&str]) -> Result<(), WorkspaceError> {
         .await
         .map_err(WorkspaceError::Spawn)?;
     if output.status.success() {
-        Ok(())
+        Ok(output.stdout)
     } else {
         Err(WorkspaceError::Git {
             command: args.first().copied().unwrap_or_default().to_string(),

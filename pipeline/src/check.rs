@@ -36,7 +36,10 @@ impl<'a> Checker<'a> {
         match &node.value {
             Value::Str(_) | Value::Int(_) | Value::Float(_) => node.scalar_text(),
             _ => {
-                self.error(&node.pos, format!("{what} must be a string, not {}", node.kind()));
+                self.error(
+                    &node.pos,
+                    format!("{what} must be a string, not {}", node.kind()),
+                );
                 None
             }
         }
@@ -46,7 +49,10 @@ impl<'a> Checker<'a> {
         match node.value {
             Value::Bool(value) => Some(value),
             _ => {
-                self.error(&node.pos, format!("{what} must be true or false, not {}", node.kind()));
+                self.error(
+                    &node.pos,
+                    format!("{what} must be true or false, not {}", node.kind()),
+                );
                 None
             }
         }
@@ -56,7 +62,10 @@ impl<'a> Checker<'a> {
         match node.value {
             Value::Int(value) => Some(value),
             _ => {
-                self.error(&node.pos, format!("{what} must be an integer, not {}", node.kind()));
+                self.error(
+                    &node.pos,
+                    format!("{what} must be an integer, not {}", node.kind()),
+                );
                 None
             }
         }
@@ -86,11 +95,14 @@ impl<'a> Checker<'a> {
 
     fn flatten(&mut self, node: &Node, what: &str, depth: usize, lines: &mut Vec<String>) -> bool {
         match &node.value {
-            Value::Seq(items) if depth < MAX_FLATTEN_DEPTH => {
-                items.iter().all(|item| self.flatten(item, what, depth + 1, lines))
-            }
+            Value::Seq(items) if depth < MAX_FLATTEN_DEPTH => items
+                .iter()
+                .all(|item| self.flatten(item, what, depth + 1, lines)),
             Value::Seq(_) => {
-                self.error(&node.pos, format!("{what} nests lists deeper than {MAX_FLATTEN_DEPTH} levels"));
+                self.error(
+                    &node.pos,
+                    format!("{what} nests lists deeper than {MAX_FLATTEN_DEPTH} levels"),
+                );
                 false
             }
             Value::Null if depth > 0 => true,
@@ -99,7 +111,13 @@ impl<'a> Checker<'a> {
                 true
             }
             _ => {
-                self.error(&node.pos, format!("{what} must be a string or a list of strings, not {}", node.kind()));
+                self.error(
+                    &node.pos,
+                    format!(
+                        "{what} must be a string or a list of strings, not {}",
+                        node.kind()
+                    ),
+                );
                 false
             }
         }
@@ -137,7 +155,10 @@ mod tests {
     #[test]
     fn suggests_close_keywords() {
         assert_eq!(did_you_mean("scirpt", &["script", "stage"]), Some("script"));
-        assert_eq!(did_you_mean("before_scripts", &["before_script", "script"]), Some("before_script"));
+        assert_eq!(
+            did_you_mean("before_scripts", &["before_script", "script"]),
+            Some("before_script")
+        );
         assert_eq!(did_you_mean("zzz", &["script", "stage"]), None);
     }
 }

@@ -12,8 +12,8 @@ use globset::GlobBuilder;
 use crate::check::{Checker, did_you_mean};
 use crate::context::FileSource;
 use crate::error::Diagnostic;
-use crate::rules::{Env, first_match, read_rules};
 use crate::plan::When;
+use crate::rules::{Env, first_match, read_rules};
 use crate::vars::Scope;
 use crate::yaml::{self, Map, Node, Pos, Value};
 
@@ -29,8 +29,19 @@ const MAX_REFERENCE_DEPTH: usize = 10;
 pub type IncludeEnv<'a> = Option<(&'a Env<'a>, &'a Scope)>;
 
 /// Reads `path` and everything it includes, resolves `extends` and `!reference`.
-pub fn load(files: &dyn FileSource, path: &str, env: IncludeEnv<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Map> {
-    let mut loader = Loader { files, env, diagnostics, included: Vec::new(), listing: None };
+pub fn load(
+    files: &dyn FileSource,
+    path: &str,
+    env: IncludeEnv<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Map> {
+    let mut loader = Loader {
+        files,
+        env,
+        diagnostics,
+        included: Vec::new(),
+        listing: None,
+    };
     let mut root = loader.read_file(path, None)?;
     loader.expand_includes(&mut root, path, 0);
     resolve_extends(&mut root, loader.diagnostics);
@@ -55,18 +66,25 @@ impl Loader<'_> {
                 let message = format!("included file '{display}' does not exist");
                 match included_at {
                     Some(pos) => self.diagnostics.push(pos.error(None, message)),
-                    None => self.diagnostics.push(Pos::new(&display.into(), 1, 1).error(None, format!("'{display}' does not exist"))),
+                    None => self.diagnostics.push(
+                        Pos::new(&display.into(), 1, 1)
+                            .error(None, format!("'{display}' does not exist")),
+                    ),
                 }
                 return None;
             }
             Err(e) => {
-                let at = included_at.cloned().unwrap_or_else(|| Pos::new(&display.into(), 1, 1));
-                self.diagnostics.push(at.error(None, format!("cannot read '{display}': {e}")));
+                let at = included_at
+                    .cloned()
+                    .unwrap_or_else(|| Pos::new(&display.into(), 1, 1));
+                self.diagnostics
+                    .push(at.error(None, format!("cannot read '{display}': {e}")));
                 return None;
             }
         };
         let Ok(text) = String::from_utf8(bytes) else {
-            self.diagnostics.push(Pos::new(&display.into(), 1, 1).error(None, "the file is not UTF-8 text"));
+            self.diagnostics
+                .push(Pos::new(&display.into(), 1, 1).error(None, "the file is not UTF-8 text"));
             return None;
         };
         let document = match yaml::parse(display, &text) {
@@ -80,7 +98,10 @@ impl Loader<'_> {
             Value::Map(map) => Some(map),
             Value::Null => Some(Map::default()),
             _ => {
-                self.diagnostics.push(document.pos.error(None, format!("a pipeline file must be a mapping, not {}", document.kind())));
+                self.diagnostics.push(document.pos.error(
+                    None,
+                    format!("a pipeline file must be a mapping, not {}", document.kind()),
+                ));
                 None
             }
         }
@@ -100,7 +121,11 @@ impl Loader<'_> {
         for entry in entries {
             for local in self.local_paths(&entry) {
                 if self.included.len() >= MAX_INCLUDES {
-                    self.diagnostics.push(entry.pos.error(None, format!("more than {MAX_INCLUDES} included files")));
+                    self.diagnostics.push(
+                        entry
+                            .pos
+                            .error(None, format!("more than {MAX_INCLUDES} included files")),
+                    );
                     return;
                 }
                 if self.included.contains(&local) || depth > 100 {
@@ -118,7 +143,19 @@ impl Loader<'_> {
 
     /// The repository paths one `include` entry stands for, after its `rules`.
     fn local_paths(&mut self, entry: &Node) -> Vec<String> {
-        const KEYS: &[&str] = &["local", "remote", "project", "file", "ref", "template", "component", "rules", "inputs", "cache", "integrity"];
+        const KEYS: &[&str] = &[
+            "local",
+            "remote",
+            "project",
+            "file",
+            "ref",
+            "template",
+            "component",
+            "rules",
+            "inputs",
+            "cache",
+            "integrity",
+        ];
         let mut check = Checker::new(None, self.diagnostics);
         let target = match &entry.value {
             Value::Str(text) if text.starts_with("http://") || text.starts_with("https://") => {
@@ -135,28 +172,41 @@ impl Loader<'_> {
                 for kind in ["remote", "project", "template", "component"] {
                     if let Some(value) = map.get(kind) {
                         let name = value.scalar_text().unwrap_or_default();
-                        let file = map.get("file").map(|f| format!(" (file {})", flat_text(f))).unwrap_or_default();
+                        let file = map
+                            .get("file")
+                            .map(|f| format!(" (file {})", flat_text(f)))
+                            .unwrap_or_default();
                         check.error(&entry.pos, format!("include:{kind} '{name}'{file} cannot be resolved offline: esteira reads include:local files only"));
                         return Vec::new();
                     }
                 }
                 if let (Some(rules), Some((env, scope))) = (map.get("rules"), self.env) {
                     let rules = read_rules(&mut check, rules, false);
-                    let included = first_match(&rules, env, scope).is_some_and(|m| m.rule.when != Some(When::Never));
+                    let included = first_match(&rules, env, scope)
+                        .is_some_and(|m| m.rule.when != Some(When::Never));
                     if !included {
                         return Vec::new();
                     }
                 }
-                match map.get("local").and_then(|l| check.string(l, "include:local")) {
+                match map
+                    .get("local")
+                    .and_then(|l| check.string(l, "include:local"))
+                {
                     Some(local) => local,
                     None => {
-                        check.error(&entry.pos, "include needs 'local' (esteira reads include:local files only)");
+                        check.error(
+                            &entry.pos,
+                            "include needs 'local' (esteira reads include:local files only)",
+                        );
                         return Vec::new();
                     }
                 }
             }
             _ => {
-                check.error(&entry.pos, format!("include must be a path or a mapping, not {}", entry.kind()));
+                check.error(
+                    &entry.pos,
+                    format!("include must be a path or a mapping, not {}", entry.kind()),
+                );
                 return Vec::new();
             }
         };
@@ -171,7 +221,10 @@ impl Loader<'_> {
         let matcher = match GlobBuilder::new(&target).literal_separator(true).build() {
             Ok(glob) => glob.compile_matcher(),
             Err(e) => {
-                self.diagnostics.push(entry.pos.error(None, format!("include:local '{target}' is not a valid glob: {e}")));
+                self.diagnostics.push(entry.pos.error(
+                    None,
+                    format!("include:local '{target}' is not a valid glob: {e}"),
+                ));
                 return Vec::new();
             }
         };
@@ -179,7 +232,11 @@ impl Loader<'_> {
             match self.files.list() {
                 Ok(list) => self.listing = Some(list),
                 Err(e) => {
-                    self.diagnostics.push(entry.pos.error(None, format!("cannot list the repository files: {e}")));
+                    self.diagnostics.push(
+                        entry
+                            .pos
+                            .error(None, format!("cannot list the repository files: {e}")),
+                    );
                     return Vec::new();
                 }
             }
@@ -207,18 +264,21 @@ fn flat_text(node: &Node) -> String {
 /// `extends`: each job gets its parents deep-merged under it (hashes merge, everything
 /// else is replaced by the child), parents resolved first, several parents in order.
 fn resolve_extends(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
-    let index: HashMap<String, usize> = root.entries.iter().enumerate().map(|(i, e)| (e.key.clone(), i)).collect();
+    let index: HashMap<String, usize> = root
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.key.clone(), i))
+        .collect();
+    // Resolved mappings of the entries that use `extends` (`None`: could not resolve).
     let mut memo: HashMap<usize, Option<Map>> = HashMap::new();
-    let mut resolved = Vec::new();
-    for (i, entry) in root.entries.iter().enumerate() {
-        if entry.value.as_map().is_some_and(|m| m.contains_key("extends")) {
-            let mut chain = Vec::new();
-            resolved.push((i, extend(root, &index, i, &mut chain, &mut memo, diagnostics)));
-        }
+    for at in 0..root.entries.len() {
+        let mut chain = Vec::new();
+        extend(root, &index, at, &mut chain, &mut memo, diagnostics);
     }
-    for (i, map) in resolved {
+    for (at, map) in memo {
         if let Some(map) = map {
-            root.entries[i].value.value = Value::Map(map);
+            root.entries[at].value.value = Value::Map(map);
         }
     }
 }
@@ -230,56 +290,82 @@ fn extend(
     chain: &mut Vec<usize>,
     memo: &mut HashMap<usize, Option<Map>>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> Option<Map> {
-    if let Some(done) = memo.get(&at) {
-        return done.clone();
+) {
+    if memo.contains_key(&at) {
+        return;
     }
     let entry = &root.entries[at];
     let job = entry.key.as_str();
-    let map = entry.value.as_map()?;
+    let Some(map) = entry.value.as_map() else {
+        return;
+    };
     let Some(extends) = map.get("extends") else {
-        return Some(map.clone());
+        return;
     };
     if chain.contains(&at) {
-        let names: Vec<&str> = chain.iter().chain([&at]).map(|i| root.entries[*i].key.as_str()).collect();
-        diagnostics.push(extends.pos.error(Some(job), format!("circular extends: {}", names.join(" -> "))));
+        let names: Vec<&str> = chain
+            .iter()
+            .chain([&at])
+            .map(|i| root.entries[*i].key.as_str())
+            .collect();
+        diagnostics.push(extends.pos.error(
+            Some(job),
+            format!("circular extends: {}", names.join(" -> ")),
+        ));
         memo.insert(at, None);
-        return None;
+        return;
     }
     if chain.len() >= MAX_EXTENDS_DEPTH {
-        diagnostics.push(extends.pos.error(Some(job), format!("extends nested deeper than {MAX_EXTENDS_DEPTH} levels")));
-        return None;
+        diagnostics.push(extends.pos.error(
+            Some(job),
+            format!("extends nested deeper than {MAX_EXTENDS_DEPTH} levels"),
+        ));
+        memo.insert(at, None);
+        return;
     }
-    let parents = match Checker::new(Some(job), diagnostics).strings(extends, "extends") {
-        Some(parents) => parents,
-        None => return None,
+    let Some(parents) = Checker::new(Some(job), diagnostics).strings(extends, "extends") else {
+        memo.insert(at, None);
+        return;
     };
     chain.push(at);
     let mut merged = Map::default();
     for parent in &parents {
         let Some(&parent_at) = index.get(parent) else {
             let names: Vec<&str> = root.entries.iter().map(|e| e.key.as_str()).collect();
-            let hint = did_you_mean(parent, &names).map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default();
-            diagnostics.push(extends.pos.error(Some(job), format!("extends '{parent}', which is not defined{hint}")));
+            let hint = did_you_mean(parent, &names)
+                .map(|n| format!(" (did you mean '{n}'?)"))
+                .unwrap_or_default();
+            diagnostics.push(extends.pos.error(
+                Some(job),
+                format!("extends '{parent}', which is not defined{hint}"),
+            ));
             continue;
         };
-        if root.entries[parent_at].value.as_map().is_none() {
-            diagnostics.push(extends.pos.error(Some(job), format!("extends '{parent}', which is not a mapping")));
-            continue;
-        }
-        if let Some(parent_map) = extend(root, index, parent_at, chain, memo, diagnostics) {
-            merged.deep_merge(&parent_map);
+        extend(root, index, parent_at, chain, memo, diagnostics);
+        let parent_map = match memo.get(&parent_at) {
+            Some(resolved) => resolved.as_ref(),
+            None => root.entries[parent_at].value.as_map(),
+        };
+        match parent_map {
+            Some(parent_map) => merged.deep_merge(parent_map),
+            None if memo.contains_key(&parent_at) => {}
+            None => diagnostics.push(extends.pos.error(
+                Some(job),
+                format!("extends '{parent}', which is not a mapping"),
+            )),
         }
     }
     chain.pop();
     merged.deep_merge(map);
     merged.remove("extends");
-    memo.insert(at, Some(merged.clone()));
-    Some(merged)
+    memo.insert(at, Some(merged));
 }
 
 /// Replaces every `!reference [name, key, ...]` by the value it points at.
 fn resolve_references(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
+    if !root.entries.iter().any(|e| has_reference(&e.value)) {
+        return;
+    }
     let snapshot = root.clone();
     for entry in &mut root.entries {
         let job = entry.key.clone();
@@ -287,13 +373,27 @@ fn resolve_references(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
     }
 }
 
-fn replace_references(node: &mut Node, root: &Map, job: &str, depth: usize, diagnostics: &mut Vec<Diagnostic>) {
+fn replace_references(
+    node: &mut Node,
+    root: &Map,
+    job: &str,
+    depth: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     match &mut node.value {
-        Value::Seq(items) => items.iter_mut().for_each(|item| replace_references(item, root, job, depth, diagnostics)),
-        Value::Map(map) => map.entries.iter_mut().for_each(|e| replace_references(&mut e.value, root, job, depth, diagnostics)),
+        Value::Seq(items) => items
+            .iter_mut()
+            .for_each(|item| replace_references(item, root, job, depth, diagnostics)),
+        Value::Map(map) => map
+            .entries
+            .iter_mut()
+            .for_each(|e| replace_references(&mut e.value, root, job, depth, diagnostics)),
         Value::Reference(path) => {
             if depth >= MAX_REFERENCE_DEPTH {
-                diagnostics.push(node.pos.error(Some(job), format!("!reference nested deeper than {MAX_REFERENCE_DEPTH} levels")));
+                diagnostics.push(node.pos.error(
+                    Some(job),
+                    format!("!reference nested deeper than {MAX_REFERENCE_DEPTH} levels"),
+                ));
                 node.value = Value::Null;
                 return;
             }
@@ -314,14 +414,28 @@ fn replace_references(node: &mut Node, root: &Map, job: &str, depth: usize, diag
     }
 }
 
+fn has_reference(node: &Node) -> bool {
+    match &node.value {
+        Value::Reference(_) => true,
+        Value::Seq(items) => items.iter().any(has_reference),
+        Value::Map(map) => map.entries.iter().any(|e| has_reference(&e.value)),
+        _ => false,
+    }
+}
+
 fn lookup<'m>(root: &'m Map, keys: &[String]) -> Result<&'m Node, String> {
     let shown = format!("!reference [{}]", keys.join(", "));
     let Some((first, rest)) = keys.split_first() else {
         return Err("!reference needs at least a job name and a key".into());
     };
-    let mut node = root.get(first).ok_or_else(|| format!("{shown}: '{first}' is not defined"))?;
+    let mut node = root
+        .get(first)
+        .ok_or_else(|| format!("{shown}: '{first}' is not defined"))?;
     for key in rest {
-        node = node.as_map().and_then(|m| m.get(key)).ok_or_else(|| format!("{shown}: '{key}' is not defined"))?;
+        node = node
+            .as_map()
+            .and_then(|m| m.get(key))
+            .ok_or_else(|| format!("{shown}: '{key}' is not defined"))?;
     }
     Ok(node)
 }

@@ -15,23 +15,34 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         if rest.is_empty() {
             break;
         }
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if digits > 0 {
             if let Some(previous) = number.take() {
                 total += previous;
             }
-            number = Some(rest[..digits].parse().map_err(|_| format!("'{text}' is not a duration"))?);
+            number = Some(
+                rest[..digits]
+                    .parse()
+                    .map_err(|_| format!("'{text}' is not a duration"))?,
+            );
             rest = &rest[digits..];
             continue;
         }
-        let word_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let word_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let word = &rest[..word_len];
         rest = &rest[word_len..];
         if word == "and" {
             continue;
         }
-        let unit = unit_seconds(word).ok_or_else(|| format!("'{text}' is not a duration (unknown unit '{word}')"))?;
-        let amount = number.take().ok_or_else(|| format!("'{text}' is not a duration ('{word}' without a number)"))?;
+        let unit = unit_seconds(word)
+            .ok_or_else(|| format!("'{text}' is not a duration (unknown unit '{word}')"))?;
+        let amount = number
+            .take()
+            .ok_or_else(|| format!("'{text}' is not a duration ('{word}' without a number)"))?;
         total += amount * unit;
     }
     if let Some(seconds) = number {

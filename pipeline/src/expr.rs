@@ -5,6 +5,9 @@
 //! `null`; comparisons `==`, `!=`, `=~`, `!~`; `&&` binds tighter than `||`; parentheses group.
 //! A variable alone is true when it is set and not empty; an unset variable equals `null`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use regex::Regex;
 
 /// A parsed expression.
@@ -66,7 +69,11 @@ pub fn parse(text: &str) -> Result<Expr, String> {
     if tokens.is_empty() {
         return Err("empty expression".into());
     }
-    let mut parser = ExprParser { tokens, at: 0, depth: 0 };
+    let mut parser = ExprParser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
     let expr = parser.or()?;
     match parser.tokens.get(parser.at) {
         None => Ok(expr),
@@ -76,8 +83,12 @@ pub fn parse(text: &str) -> Result<Expr, String> {
 
 /// Compiles `/pattern/flags` (flags `i`, `m`, `s`, `x`; Ruby's `m` is dot-matches-newline).
 pub fn compile_pattern(literal: &str) -> Result<Pattern, String> {
-    let body = literal.strip_prefix('/').ok_or_else(|| format!("'{literal}' is not a /regex/"))?;
-    let end = body.rfind('/').ok_or_else(|| format!("'{literal}' is not a /regex/"))?;
+    let body = literal
+        .strip_prefix('/')
+        .ok_or_else(|| format!("'{literal}' is not a /regex/"))?;
+    let end = body
+        .rfind('/')
+        .ok_or_else(|| format!("'{literal}' is not a /regex/"))?;
     compile(&body[..end], &body[end + 1..])
 }
 
@@ -87,15 +98,51 @@ fn compile(pattern: &str, flags: &str) -> Result<Pattern, String> {
         match flag {
             'i' | 's' | 'x' => inline.push(flag),
             'm' => inline.push('s'),
-            other => return Err(format!("unknown regex flag '{other}' in /{pattern}/{flags}")),
+            other => {
+                return Err(format!(
+                    "unknown regex flag '{other}' in /{pattern}/{flags}"
+                ));
+            }
         }
     }
-    let full = if inline.is_empty() { pattern.to_owned() } else { format!("(?{inline}){pattern}") };
-    let regex = regex::RegexBuilder::new(&full)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("invalid regex /{pattern}/: {}", first_line(&e.to_string())))?;
-    Ok(Pattern { source: format!("/{pattern}/{flags}"), regex })
+    let full = if inline.is_empty() {
+        pattern.to_owned()
+    } else {
+        format!("(?{inline}){pattern}")
+    };
+    let regex = cached_regex(&full)
+        .map_err(|e| format!("invalid regex /{pattern}/: {}", first_line(&e)))?;
+    Ok(Pattern {
+        source: format!("/{pattern}/{flags}"),
+        regex,
+    })
+}
+
+thread_local! {
+    /// Compiled regexes by source: a pipeline repeats a few patterns in many jobs, and
+    /// compiling dominates the cost of reading `rules`.
+    static COMPILED: RefCell<HashMap<String, Result<Regex, String>>> = RefCell::new(HashMap::new());
+}
+
+/// Bound on the cache, so that generated input cannot grow it without limit.
+const MAX_CACHED: usize = 4096;
+
+fn cached_regex(source: &str) -> Result<Regex, String> {
+    COMPILED.with(|cache| {
+        if let Some(found) = cache.borrow().get(source) {
+            return found.clone();
+        }
+        let built = regex::RegexBuilder::new(source)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| e.to_string());
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(source.to_owned(), built.clone());
+        built
+    })
 }
 
 fn first_line(text: &str) -> &str {
@@ -151,7 +198,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                     end += 1;
                 }
                 if end == start {
-                    return Err(format!("'$' without a variable name at character {}", i + 1));
+                    return Err(format!(
+                        "'$' without a variable name at character {}",
+                        i + 1
+                    ));
                 }
                 let name: String = chars[start..end].iter().collect();
                 if braced {
@@ -164,7 +214,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 i = end;
             }
             '"' | '\'' => {
-                let close = chars[i + 1..].iter().position(|&q| q == c).ok_or("unclosed string literal")?;
+                let close = chars[i + 1..]
+                    .iter()
+                    .position(|&q| q == c)
+                    .ok_or("unclosed string literal")?;
                 tokens.push(Token::Text(chars[i + 1..i + 1 + close].iter().collect()));
                 i += close + 2;
             }
@@ -194,7 +247,9 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 }
                 let word: String = chars[i..end].iter().collect();
                 if word != "null" {
-                    return Err(format!("unknown word '{word}' (a variable needs '$', a string quotes)"));
+                    return Err(format!(
+                        "unknown word '{word}' (a variable needs '$', a string quotes)"
+                    ));
                 }
                 tokens.push(Token::Null);
                 i = end;
@@ -269,7 +324,9 @@ impl ExprParser {
         };
         self.at += 1;
         let right = self.operand()?;
-        if matches!(op, CompareOp::Matches | CompareOp::NotMatches) && matches!(right, Operand::Text(_) | Operand::Null) {
+        if matches!(op, CompareOp::Matches | CompareOp::NotMatches)
+            && matches!(right, Operand::Text(_) | Operand::Null)
+        {
             return Err("the right side of =~ and !~ must be a /regex/ or a variable".into());
         }
         Ok(Expr::Compare(left, op, right))
@@ -316,7 +373,12 @@ fn value(operand: &Operand, lookup: &dyn Fn(&str) -> Option<String>) -> Val {
     }
 }
 
-fn compare(left: &Operand, op: CompareOp, right: &Operand, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+fn compare(
+    left: &Operand,
+    op: CompareOp,
+    right: &Operand,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> bool {
     match op {
         CompareOp::Equal => value(left, lookup) == value(right, lookup),
         CompareOp::NotEqual => value(left, lookup) != value(right, lookup),
@@ -346,15 +408,28 @@ mod tests {
 
     fn eval(text: &str, vars: &[(&str, &str)]) -> bool {
         let expr = parse(text).unwrap();
-        expr.eval(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        expr.eval(&|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     // "CI/CD variable expressions": compare a variable to a string.
     #[test]
     fn equality_and_inequality() {
-        assert!(eval("$CI_COMMIT_BRANCH == \"main\"", &[("CI_COMMIT_BRANCH", "main")]));
-        assert!(eval("$CI_COMMIT_BRANCH != 'main'", &[("CI_COMMIT_BRANCH", "dev")]));
-        assert!(eval("\"main\" == $CI_COMMIT_BRANCH", &[("CI_COMMIT_BRANCH", "main")]));
+        assert!(eval(
+            "$CI_COMMIT_BRANCH == \"main\"",
+            &[("CI_COMMIT_BRANCH", "main")]
+        ));
+        assert!(eval(
+            "$CI_COMMIT_BRANCH != 'main'",
+            &[("CI_COMMIT_BRANCH", "dev")]
+        ));
+        assert!(eval(
+            "\"main\" == $CI_COMMIT_BRANCH",
+            &[("CI_COMMIT_BRANCH", "main")]
+        ));
         assert!(eval("$A == $B", &[("A", "x"), ("B", "x")]));
     }
 
@@ -379,7 +454,10 @@ mod tests {
     // "Compare a variable to a regular expression pattern", flags like /i.
     #[test]
     fn regex_matching() {
-        assert!(eval("$CI_COMMIT_TAG =~ /^v\\d+\\.\\d+/", &[("CI_COMMIT_TAG", "v1.2")]));
+        assert!(eval(
+            "$CI_COMMIT_TAG =~ /^v\\d+\\.\\d+/",
+            &[("CI_COMMIT_TAG", "v1.2")]
+        ));
         assert!(eval("$B =~ /^FEATURE/i", &[("B", "feature-x")]));
         assert!(eval("$B !~ /^release/", &[("B", "main")]));
         assert!(!eval("$UNSET =~ /.*/", &[]));

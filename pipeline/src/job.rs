@@ -16,16 +16,63 @@ use crate::yaml::{Map, Node, Pos, Value};
 
 /// Keywords a job may use (GitLab's, then esteira's extensions).
 pub const JOB_KEYS: &[&str] = &[
-    "after_script", "allow_failure", "artifacts", "before_script", "cache", "coverage", "dependencies", "environment", "extends",
-    "image", "inherit", "interruptible", "needs", "parallel", "resource_group", "retry", "rules", "script", "services", "stage",
-    "start_in", "tags", "timeout", "variables", "when", "only", "except", "type", "manual_confirmation", "build", "deploy",
-    "trigger", "pages", "release", "secrets", "id_tokens", "hooks", "identity", "dast_configuration", "run", "environment",
+    "after_script",
+    "allow_failure",
+    "artifacts",
+    "before_script",
+    "cache",
+    "coverage",
+    "dependencies",
+    "environment",
+    "extends",
+    "image",
+    "inherit",
+    "interruptible",
+    "needs",
+    "parallel",
+    "resource_group",
+    "retry",
+    "rules",
+    "script",
+    "services",
+    "stage",
+    "start_in",
+    "tags",
+    "timeout",
+    "variables",
+    "when",
+    "only",
+    "except",
+    "type",
+    "manual_confirmation",
+    "build",
+    "deploy",
+    "trigger",
+    "pages",
+    "release",
+    "secrets",
+    "id_tokens",
+    "hooks",
+    "identity",
+    "dast_configuration",
+    "run",
+    "environment",
 ];
 
 /// Keywords `default:` may set.
 pub const DEFAULT_KEYS: &[&str] = &[
-    "after_script", "artifacts", "before_script", "cache", "hooks", "id_tokens", "image", "interruptible", "retry", "services",
-    "tags", "timeout",
+    "after_script",
+    "artifacts",
+    "before_script",
+    "cache",
+    "hooks",
+    "id_tokens",
+    "image",
+    "interruptible",
+    "retry",
+    "services",
+    "tags",
+    "timeout",
 ];
 
 /// Keywords esteira recognises but cannot honour, and why.
@@ -34,7 +81,9 @@ pub fn unsupported(keyword: &str) -> Option<&'static str> {
         "trigger" => "downstream pipelines (trigger) are not supported by esteira",
         "pages" => "GitLab Pages (pages) is not supported by esteira",
         "release" => "GitLab releases (release) are not supported by esteira",
-        "secrets" => "external secrets (secrets) are not supported by esteira; use project variables",
+        "secrets" => {
+            "external secrets (secrets) are not supported by esteira; use project variables"
+        }
         "id_tokens" => "OIDC tokens (id_tokens) are not supported by esteira",
         "hooks" => "runner hooks (hooks) are not supported by esteira",
         "identity" => "cloud identities (identity) are not supported by esteira",
@@ -48,7 +97,10 @@ pub fn unsupported(keyword: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub enum Condition {
     Rules(Vec<Rule>),
-    OnlyExcept { only: Option<RefFilter>, except: Option<RefFilter> },
+    OnlyExcept {
+        only: Option<RefFilter>,
+        except: Option<RefFilter>,
+    },
 }
 
 /// `parallel:` — N copies, or one job per combination of a matrix.
@@ -118,9 +170,18 @@ pub fn read_job(
     }
     let (inherit_default, inherited_variables) = read_inherit(check, job.get("inherit"));
     let get = |key: &str| -> Option<&Node> {
-        job.get(key).or_else(|| if inherit_default(key) { defaults.get(key) } else { None })
+        job.get(key).or_else(|| {
+            if inherit_default(key) {
+                defaults.get(key)
+            } else {
+                None
+            }
+        })
     };
-    let mut planned = PlannedJob { name: name.to_owned(), ..PlannedJob::default() };
+    let mut planned = PlannedJob {
+        name: name.to_owned(),
+        ..PlannedJob::default()
+    };
 
     let stage = job.get("stage").or_else(|| job.get("type"));
     planned.stage = match stage {
@@ -130,41 +191,89 @@ pub fn read_job(
     if !stages.contains(&planned.stage)
         && let Some(node) = stage
     {
-        check.error(&node.pos, format!("stage '{}' is not defined in stages ({})", planned.stage, stages.join(", ")));
+        check.error(
+            &node.pos,
+            format!(
+                "stage '{}' is not defined in stages ({})",
+                planned.stage,
+                stages.join(", ")
+            ),
+        );
     }
 
-    let read_script = |check: &mut Checker<'_>, key: &str| get(key).and_then(|n| check.script(n, key)).unwrap_or_default();
+    let read_script = |check: &mut Checker<'_>, key: &str| {
+        get(key)
+            .and_then(|n| check.script(n, key))
+            .unwrap_or_default()
+    };
     planned.before_script = read_script(check, "before_script");
     planned.script = read_script(check, "script");
     planned.after_script = read_script(check, "after_script");
     planned.build = job.get("build").and_then(|n| read_build(check, n));
     planned.deploy = job.get("deploy").and_then(|n| read_deploy(check, n));
-    let actions = [job.contains_key("script"), job.contains_key("build"), job.contains_key("deploy")].iter().filter(|b| **b).count();
+    let actions = [
+        job.contains_key("script"),
+        job.contains_key("build"),
+        job.contains_key("deploy"),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if actions == 0 && !job.contains_key("trigger") && !job.contains_key("run") {
-        check.error(pos, "a job needs 'script' (or esteira's 'build:' or 'deploy:')");
+        check.error(
+            pos,
+            "a job needs 'script' (or esteira's 'build:' or 'deploy:')",
+        );
     } else if actions > 1 {
-        check.error(pos, "a job has one of 'script', 'build:' and 'deploy:', not several");
+        check.error(
+            pos,
+            "a job has one of 'script', 'build:' and 'deploy:', not several",
+        );
     }
-    if job.get("script").is_some_and(|s| matches!(&s.value, Value::Seq(items) if items.is_empty())) {
+    if job
+        .get("script")
+        .is_some_and(|s| matches!(&s.value, Value::Seq(items) if items.is_empty()))
+    {
         check.error(pos, "script must not be empty");
     }
 
     planned.image = get("image").and_then(|n| read_image(check, n));
-    planned.services = get("services").map(|n| read_services(check, n)).unwrap_or_default();
-    planned.tags = get("tags").and_then(|n| check.strings(n, "tags")).unwrap_or_default();
-    planned.retry = get("retry").and_then(|n| read_retry(check, n)).unwrap_or_default();
+    planned.services = get("services")
+        .map(|n| read_services(check, n))
+        .unwrap_or_default();
+    planned.tags = get("tags")
+        .and_then(|n| check.strings(n, "tags"))
+        .unwrap_or_default();
+    planned.retry = get("retry")
+        .and_then(|n| read_retry(check, n))
+        .unwrap_or_default();
     planned.timeout_secs = get("timeout").and_then(|n| read_timeout(check, n));
-    planned.interruptible = get("interruptible").and_then(|n| check.bool(n, "interruptible")).unwrap_or(false);
+    planned.interruptible = get("interruptible")
+        .and_then(|n| check.bool(n, "interruptible"))
+        .unwrap_or(false);
     planned.artifacts = get("artifacts").and_then(|n| read_artifacts(check, n));
-    planned.cache = get("cache").map(|n| read_caches(check, n)).unwrap_or_default();
-    planned.resource_group = job.get("resource_group").and_then(|n| check.string(n, "resource_group"));
-    planned.environment = job.get("environment").and_then(|n| read_environment(check, n));
+    planned.cache = get("cache")
+        .map(|n| read_caches(check, n))
+        .unwrap_or_default();
+    planned.resource_group = job
+        .get("resource_group")
+        .and_then(|n| check.string(n, "resource_group"));
+    planned.environment = job
+        .get("environment")
+        .and_then(|n| read_environment(check, n));
     if let Some(node) = job.get("coverage") {
         planned.coverage = read_coverage(check, node);
     }
 
-    let own_variables = job.get("variables").map(|node| read_variables(check, node)).unwrap_or_default();
-    planned.variables = job_variables(global_variables, inherited_variables.as_deref(), &own_variables);
+    let own_variables = job
+        .get("variables")
+        .map(|node| read_variables(check, node))
+        .unwrap_or_default();
+    planned.variables = job_variables(
+        global_variables,
+        inherited_variables.as_deref(),
+        &own_variables,
+    );
 
     let when = job.get("when").and_then(|n| read_when(check, n));
     if let Some(node) = job.get("start_in") {
@@ -173,12 +282,19 @@ pub fn read_job(
     if when == Some(When::Delayed) && planned.start_in_secs.is_none() {
         check.error(pos, "when: delayed needs start_in");
     }
-    let allow_failure = job.get("allow_failure").and_then(|n| read_allow_failure(check, n));
+    let allow_failure = job
+        .get("allow_failure")
+        .and_then(|n| read_allow_failure(check, n));
 
     let condition = read_condition(check, job, pos);
-    let parallel = job.get("parallel").map(|n| read_parallel(check, n)).unwrap_or_default();
+    let parallel = job
+        .get("parallel")
+        .map(|n| read_parallel(check, n))
+        .unwrap_or_default();
     let needs = job.get("needs").and_then(|n| read_needs(check, n));
-    planned.dependencies = job.get("dependencies").and_then(|n| check.strings(n, "dependencies"));
+    planned.dependencies = job
+        .get("dependencies")
+        .and_then(|n| check.strings(n, "dependencies"));
     Some(JobSpec {
         name: name.to_owned(),
         pos: pos.clone(),
@@ -195,9 +311,16 @@ pub fn read_job(
 }
 
 /// The global variables a job inherits, then its own (later wins).
-pub fn job_variables(global: &[Variable], inherited: Option<&[String]>, own: &[Variable]) -> Vec<Variable> {
-    let mut variables: Vec<Variable> =
-        global.iter().filter(|v| inherited.is_none_or(|names| names.contains(&v.key))).cloned().collect();
+pub fn job_variables(
+    global: &[Variable],
+    inherited: Option<&[String]>,
+    own: &[Variable],
+) -> Vec<Variable> {
+    let mut variables: Vec<Variable> = global
+        .iter()
+        .filter(|v| inherited.is_none_or(|names| names.contains(&v.key)))
+        .cloned()
+        .collect();
     for variable in own {
         set_variable(&mut variables, &variable.key, &variable.value);
     }
@@ -206,7 +329,10 @@ pub fn job_variables(global: &[Variable], inherited: Option<&[String]>, own: &[V
 
 /// `inherit: {default: bool | [keys], variables: bool | [names]}`, each as the list of
 /// names inherited (`None`: all of them).
-fn read_inherit(check: &mut Checker<'_>, node: Option<&Node>) -> (impl Fn(&str) -> bool + use<>, Option<Vec<String>>) {
+fn read_inherit(
+    check: &mut Checker<'_>,
+    node: Option<&Node>,
+) -> (impl Fn(&str) -> bool + use<>, Option<Vec<String>>) {
     let Some(map) = node.and_then(|node| {
         let map = node.as_map();
         if map.is_none() {
@@ -220,31 +346,44 @@ fn read_inherit(check: &mut Checker<'_>, node: Option<&Node>) -> (impl Fn(&str) 
         match map.get(key).map(|n| &n.value) {
             None | Some(Value::Bool(true)) => None,
             Some(Value::Bool(false)) => Some(Vec::new()),
-            Some(_) => Some(map.get(key).and_then(|n| check.strings(n, &format!("inherit:{key}"))).unwrap_or_default()),
+            Some(_) => Some(
+                map.get(key)
+                    .and_then(|n| check.strings(n, &format!("inherit:{key}")))
+                    .unwrap_or_default(),
+            ),
         }
     };
     let default = inherit_filter(read("default"));
     let variables = read("variables");
     for entry in &map.entries {
         if !["default", "variables"].contains(&entry.key.as_str()) {
-            check.unknown_key(&entry.key_pos, &entry.key, &["default", "variables"], "inherit");
+            check.unknown_key(
+                &entry.key_pos,
+                &entry.key,
+                &["default", "variables"],
+                "inherit",
+            );
         }
     }
     (default, variables)
 }
 
 fn inherit_filter(names: Option<Vec<String>>) -> impl Fn(&str) -> bool + use<> {
-    move |key| names.as_ref().is_none_or(|names| names.iter().any(|n| n == key))
+    move |key| {
+        names
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == key))
+    }
 }
 
 /// `coverage: /regex/` — kept without its slashes.
 fn read_coverage(check: &mut Checker<'_>, node: &Node) -> Option<String> {
     let text = check.string(node, "coverage")?;
     match expr::compile_pattern(&text) {
-        Ok(_) => {
-            let inner = text.strip_prefix('/').and_then(|t| t.rsplit_once('/')).map(|(p, _)| p.to_owned());
-            inner
-        }
+        Ok(_) => text
+            .strip_prefix('/')
+            .and_then(|t| t.rsplit_once('/'))
+            .map(|(p, _)| p.to_owned()),
         Err(message) => {
             check.error(&node.pos, format!("coverage must be a /regex/: {message}"));
             None
@@ -272,7 +411,10 @@ fn read_parallel(check: &mut Checker<'_>, node: &Node) -> Parallel {
     match &node.value {
         Value::Int(count) => {
             if !(1..=MAX_PARALLEL as i64).contains(count) {
-                check.error(&node.pos, format!("parallel must be between 1 and {MAX_PARALLEL}"));
+                check.error(
+                    &node.pos,
+                    format!("parallel must be between 1 and {MAX_PARALLEL}"),
+                );
                 return Parallel::None;
             }
             Parallel::Count(*count as u32)
@@ -280,7 +422,13 @@ fn read_parallel(check: &mut Checker<'_>, node: &Node) -> Parallel {
         Value::Map(map) => match map.get("matrix") {
             Some(matrix) => match read_matrix(check, matrix) {
                 Some(combinations) if combinations.len() > MAX_PARALLEL => {
-                    check.error(&node.pos, format!("parallel:matrix makes {} jobs, more than {MAX_PARALLEL}", combinations.len()));
+                    check.error(
+                        &node.pos,
+                        format!(
+                            "parallel:matrix makes {} jobs, more than {MAX_PARALLEL}",
+                            combinations.len()
+                        ),
+                    );
                     Parallel::None
                 }
                 Some(combinations) => Parallel::Matrix(combinations),
@@ -292,7 +440,13 @@ fn read_parallel(check: &mut Checker<'_>, node: &Node) -> Parallel {
             }
         },
         _ => {
-            check.error(&node.pos, format!("parallel must be a number or {{matrix: [...]}}, not {}", node.kind()));
+            check.error(
+                &node.pos,
+                format!(
+                    "parallel must be a number or {{matrix: [...]}}, not {}",
+                    node.kind()
+                ),
+            );
             Parallel::None
         }
     }
@@ -308,24 +462,36 @@ pub fn read_matrix(check: &mut Checker<'_>, node: &Node) -> Option<Vec<Vec<Varia
     let mut combinations = Vec::new();
     for entry in entries {
         let Some(map) = entry.as_map() else {
-            check.error(&entry.pos, "each parallel:matrix entry must be a mapping of variables to values");
+            check.error(
+                &entry.pos,
+                "each parallel:matrix entry must be a mapping of variables to values",
+            );
             return None;
         };
         let mut product: Vec<Vec<Variable>> = vec![Vec::new()];
         for variable in &map.entries {
-            let values = check.strings(&variable.value, &format!("parallel:matrix:{}", variable.key))?;
+            let values = check.strings(
+                &variable.value,
+                &format!("parallel:matrix:{}", variable.key),
+            )?;
             product = product
                 .into_iter()
                 .flat_map(|prefix| {
                     values.iter().map(move |value| {
                         let mut next = prefix.clone();
-                        next.push(Variable { key: variable.key.clone(), value: value.clone() });
+                        next.push(Variable {
+                            key: variable.key.clone(),
+                            value: value.clone(),
+                        });
                         next
                     })
                 })
                 .collect();
             if product.len() > MAX_PARALLEL * 4 {
-                check.error(&entry.pos, format!("parallel:matrix makes more than {MAX_PARALLEL} jobs"));
+                check.error(
+                    &entry.pos,
+                    format!("parallel:matrix makes more than {MAX_PARALLEL} jobs"),
+                );
                 return None;
             }
         }
@@ -337,11 +503,20 @@ pub fn read_matrix(check: &mut Checker<'_>, node: &Node) -> Option<Vec<Vec<Varia
 /// `needs:` — names, or `{job, artifacts, optional, parallel: {matrix}}`.
 fn read_needs(check: &mut Checker<'_>, node: &Node) -> Option<Vec<NeedSpec>> {
     let Some(items) = node.as_seq() else {
-        check.error(&node.pos, format!("needs must be a list, not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!("needs must be a list, not {}", node.kind()),
+        );
         return None;
     };
     if items.len() > MAX_NEEDS {
-        check.error(&node.pos, format!("needs lists {} jobs, more than GitLab's limit of {MAX_NEEDS}", items.len()));
+        check.error(
+            &node.pos,
+            format!(
+                "needs lists {} jobs, more than GitLab's limit of {MAX_NEEDS}",
+                items.len()
+            ),
+        );
     }
     let mut needs = Vec::new();
     for item in items {
@@ -353,8 +528,23 @@ fn read_needs(check: &mut Checker<'_>, node: &Node) -> Option<Vec<NeedSpec>> {
                     }
                 }
                 for entry in &map.entries {
-                    if !["job", "artifacts", "optional", "parallel", "project", "pipeline", "ref"].contains(&entry.key.as_str()) {
-                        check.unknown_key(&entry.key_pos, &entry.key, &["job", "artifacts", "optional", "parallel"], "needs");
+                    if ![
+                        "job",
+                        "artifacts",
+                        "optional",
+                        "parallel",
+                        "project",
+                        "pipeline",
+                        "ref",
+                    ]
+                    .contains(&entry.key.as_str())
+                    {
+                        check.unknown_key(
+                            &entry.key_pos,
+                            &entry.key,
+                            &["job", "artifacts", "optional", "parallel"],
+                            "needs",
+                        );
                     }
                 }
                 let Some(job) = map.get("job").and_then(|j| check.string(j, "needs:job")) else {
@@ -367,14 +557,26 @@ fn read_needs(check: &mut Checker<'_>, node: &Node) -> Option<Vec<NeedSpec>> {
                     .and_then(|m| read_matrix(check, m));
                 NeedSpec {
                     job,
-                    artifacts: map.get("artifacts").and_then(|a| check.bool(a, "needs:artifacts")).unwrap_or(true),
-                    optional: map.get("optional").and_then(|o| check.bool(o, "needs:optional")).unwrap_or(false),
+                    artifacts: map
+                        .get("artifacts")
+                        .and_then(|a| check.bool(a, "needs:artifacts"))
+                        .unwrap_or(true),
+                    optional: map
+                        .get("optional")
+                        .and_then(|o| check.bool(o, "needs:optional"))
+                        .unwrap_or(false),
                     matrix,
                     pos: item.pos.clone(),
                 }
             }
             _ => match check.string(item, "needs") {
-                Some(job) => NeedSpec { job, artifacts: true, optional: false, matrix: None, pos: item.pos.clone() },
+                Some(job) => NeedSpec {
+                    job,
+                    artifacts: true,
+                    optional: false,
+                    matrix: None,
+                    pos: item.pos.clone(),
+                },
                 None => continue,
             },
         };

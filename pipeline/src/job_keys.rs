@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use crate::check::Checker;
 use crate::duration::parse_duration;
-use crate::plan::{AllowFailure, Artifacts, Build, Cache, Deploy, Environment, HealthCheck, Image, Retry, Service, When};
+use crate::plan::{
+    AllowFailure, Artifacts, Build, Cache, Deploy, Environment, HealthCheck, Image, Retry, Service,
+    When,
+};
 use crate::vars::read_variables;
 use crate::yaml::{Map, Node, Value};
 
@@ -43,11 +46,19 @@ pub fn read_allow_failure(check: &mut Checker<'_>, node: &Node) -> Option<AllowF
         Value::Bool(false) => Some(AllowFailure::No),
         Value::Map(map) => {
             known_keys(check, map, &["exit_codes"], "allow_failure");
-            let codes = map.get("exit_codes").map(|n| read_ints(check, n, "allow_failure:exit_codes"))?;
+            let codes = map
+                .get("exit_codes")
+                .map(|n| read_ints(check, n, "allow_failure:exit_codes"))?;
             Some(AllowFailure::ExitCodes(codes?))
         }
         _ => {
-            check.error(&node.pos, format!("allow_failure must be true, false or {{exit_codes: ...}}, not {}", node.kind()));
+            check.error(
+                &node.pos,
+                format!(
+                    "allow_failure must be true, false or {{exit_codes: ...}}, not {}",
+                    node.kind()
+                ),
+            );
             None
         }
     }
@@ -68,49 +79,97 @@ fn read_ints(check: &mut Checker<'_>, node: &Node, what: &str) -> Option<Vec<i32
 pub fn read_image(check: &mut Checker<'_>, node: &Node) -> Option<Image> {
     match &node.value {
         Value::Map(map) => {
-            known_keys(check, map, &["name", "entrypoint", "pull_policy", "docker", "kubernetes"], "image");
+            known_keys(
+                check,
+                map,
+                &["name", "entrypoint", "pull_policy", "docker", "kubernetes"],
+                "image",
+            );
             let Some(name) = map.get("name") else {
                 check.error(&node.pos, "image needs a 'name'");
                 return None;
             };
             let name = check.string(name, "image:name")?;
-            let entrypoint = map.get("entrypoint").and_then(|e| check.strings(e, "image:entrypoint"));
+            let entrypoint = map
+                .get("entrypoint")
+                .and_then(|e| check.strings(e, "image:entrypoint"));
             Some(Image { name, entrypoint })
         }
-        _ => check.string(node, "image").map(|name| Image { name, entrypoint: None }),
+        _ => check.string(node, "image").map(|name| Image {
+            name,
+            entrypoint: None,
+        }),
     }
 }
 
 /// "services": names or `{name, alias, entrypoint, command, variables}`.
 pub fn read_services(check: &mut Checker<'_>, node: &Node) -> Vec<Service> {
     let Some(items) = node.as_seq() else {
-        check.error(&node.pos, format!("services must be a list, not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!("services must be a list, not {}", node.kind()),
+        );
         return Vec::new();
     };
     let mut services = Vec::new();
     for item in items {
         let service = match &item.value {
             Value::Map(map) => {
-                known_keys(check, map, &["name", "alias", "entrypoint", "command", "variables", "pull_policy", "docker", "kubernetes"], "services");
-                let Some(name) = map.get("name").and_then(|n| check.string(n, "services:name")) else {
+                known_keys(
+                    check,
+                    map,
+                    &[
+                        "name",
+                        "alias",
+                        "entrypoint",
+                        "command",
+                        "variables",
+                        "pull_policy",
+                        "docker",
+                        "kubernetes",
+                    ],
+                    "services",
+                );
+                let Some(name) = map
+                    .get("name")
+                    .and_then(|n| check.string(n, "services:name"))
+                else {
                     check.error(&item.pos, "a service needs a 'name'");
                     continue;
                 };
                 let aliases = map
                     .get("alias")
                     .and_then(|a| check.string(a, "services:alias"))
-                    .map(|a| a.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                    .map(|a| {
+                        a.split(',')
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 Service {
                     name,
                     aliases,
-                    entrypoint: map.get("entrypoint").and_then(|e| check.strings(e, "services:entrypoint")),
-                    command: map.get("command").and_then(|c| check.strings(c, "services:command")),
-                    variables: map.get("variables").map(|v| read_variables(check, v)).unwrap_or_default(),
+                    entrypoint: map
+                        .get("entrypoint")
+                        .and_then(|e| check.strings(e, "services:entrypoint")),
+                    command: map
+                        .get("command")
+                        .and_then(|c| check.strings(c, "services:command")),
+                    variables: map
+                        .get("variables")
+                        .map(|v| read_variables(check, v))
+                        .unwrap_or_default(),
                 }
             }
             _ => match check.string(item, "a service") {
-                Some(name) => Service { name, aliases: Vec::new(), entrypoint: None, command: None, variables: Vec::new() },
+                Some(name) => Service {
+                    name,
+                    aliases: Vec::new(),
+                    entrypoint: None,
+                    command: None,
+                    variables: Vec::new(),
+                },
                 None => continue,
             },
         };
@@ -122,9 +181,19 @@ pub fn read_services(check: &mut Checker<'_>, node: &Node) -> Vec<Service> {
 /// "retry": 0, 1 or 2, or `{max, when, exit_codes}`.
 pub fn read_retry(check: &mut Checker<'_>, node: &Node) -> Option<Retry> {
     const WHEN: &[&str] = &[
-        "always", "unknown_failure", "script_failure", "api_failure", "stuck_or_timeout_failure", "runner_system_failure",
-        "runner_unsupported", "stale_schedule", "job_execution_timeout", "archived_failure", "unmet_prerequisites",
-        "scheduler_failure", "data_integrity_failure",
+        "always",
+        "unknown_failure",
+        "script_failure",
+        "api_failure",
+        "stuck_or_timeout_failure",
+        "runner_system_failure",
+        "runner_unsupported",
+        "stale_schedule",
+        "job_execution_timeout",
+        "archived_failure",
+        "unmet_prerequisites",
+        "scheduler_failure",
+        "data_integrity_failure",
     ];
     let (max_node, map) = match &node.value {
         Value::Map(map) => {
@@ -141,7 +210,10 @@ pub fn read_retry(check: &mut Checker<'_>, node: &Node) -> Option<Retry> {
         check.error(&node.pos, format!("retry:max must be 0, 1 or 2, not {max}"));
         return None;
     }
-    let mut retry = Retry { max: max as u32, ..Retry::default() };
+    let mut retry = Retry {
+        max: max as u32,
+        ..Retry::default()
+    };
     if let Some(map) = map {
         if let Some(when) = map.get("when") {
             retry.when = check.strings(when, "retry:when")?;
@@ -160,7 +232,9 @@ pub fn read_retry(check: &mut Checker<'_>, node: &Node) -> Option<Retry> {
 
 fn read_duration(check: &mut Checker<'_>, node: &Node, what: &str) -> Option<u64> {
     let text = check.string(node, what)?;
-    parse_duration(&text).map_err(|message| check.error(&node.pos, format!("{what}: {message}"))).ok()
+    parse_duration(&text)
+        .map_err(|message| check.error(&node.pos, format!("{what}: {message}")))
+        .ok()
 }
 
 /// "timeout": a human duration.
@@ -180,37 +254,78 @@ pub fn read_start_in(check: &mut Checker<'_>, node: &Node) -> Option<u64> {
 /// "artifacts": paths, exclude, expire_in, expose_as, name, public, reports, untracked, when.
 pub fn read_artifacts(check: &mut Checker<'_>, node: &Node) -> Option<Artifacts> {
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, format!("artifacts must be a mapping, not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!("artifacts must be a mapping, not {}", node.kind()),
+        );
         return None;
     };
-    known_keys(check, map, &["paths", "exclude", "expire_in", "expose_as", "name", "public", "access", "reports", "untracked", "when"], "artifacts");
-    let mut artifacts = Artifacts { when: "on_success".into(), ..Artifacts::default() };
+    known_keys(
+        check,
+        map,
+        &[
+            "paths",
+            "exclude",
+            "expire_in",
+            "expose_as",
+            "name",
+            "public",
+            "access",
+            "reports",
+            "untracked",
+            "when",
+        ],
+        "artifacts",
+    );
+    let mut artifacts = Artifacts {
+        when: "on_success".into(),
+        ..Artifacts::default()
+    };
     for entry in &map.entries {
         let value = &entry.value;
         match entry.key.as_str() {
-            "paths" => artifacts.paths = check.strings(value, "artifacts:paths").unwrap_or_default(),
-            "exclude" => artifacts.exclude = check.strings(value, "artifacts:exclude").unwrap_or_default(),
+            "paths" => {
+                artifacts.paths = check.strings(value, "artifacts:paths").unwrap_or_default()
+            }
+            "exclude" => {
+                artifacts.exclude = check
+                    .strings(value, "artifacts:exclude")
+                    .unwrap_or_default()
+            }
             "name" => artifacts.name = check.string(value, "artifacts:name"),
-            "untracked" => artifacts.untracked = check.bool(value, "artifacts:untracked").unwrap_or(false),
+            "untracked" => {
+                artifacts.untracked = check.bool(value, "artifacts:untracked").unwrap_or(false)
+            }
             "when" => {
                 let when = check.string(value, "artifacts:when").unwrap_or_default();
                 if !["on_success", "on_failure", "always"].contains(&when.as_str()) {
-                    check.error(&value.pos, format!("artifacts:when '{when}' is not one of on_success, on_failure, always"));
+                    check.error(
+                        &value.pos,
+                        format!(
+                            "artifacts:when '{when}' is not one of on_success, on_failure, always"
+                        ),
+                    );
                 }
                 artifacts.when = when;
             }
             "expire_in" => {
-                let text = check.string(value, "artifacts:expire_in").unwrap_or_default();
+                let text = check
+                    .string(value, "artifacts:expire_in")
+                    .unwrap_or_default();
                 if text != "never" {
                     artifacts.expire_in_secs = parse_duration(&text)
-                        .map_err(|message| check.error(&value.pos, format!("artifacts:expire_in: {message}")))
+                        .map_err(|message| {
+                            check.error(&value.pos, format!("artifacts:expire_in: {message}"))
+                        })
                         .ok();
                 }
             }
             "reports" => {
                 if let Some(reports) = value.as_map() {
                     if let Some(junit) = reports.get("junit") {
-                        artifacts.junit = check.strings(junit, "artifacts:reports:junit").unwrap_or_default();
+                        artifacts.junit = check
+                            .strings(junit, "artifacts:reports:junit")
+                            .unwrap_or_default();
                     }
                 } else {
                     check.error(&value.pos, "artifacts:reports must be a mapping");
@@ -229,7 +344,10 @@ pub fn read_caches(check: &mut Checker<'_>, node: &Node) -> Vec<Cache> {
             if items.len() > 4 {
                 check.error(&node.pos, "at most 4 caches per job");
             }
-            items.iter().filter_map(|item| read_cache(check, item)).collect()
+            items
+                .iter()
+                .filter_map(|item| read_cache(check, item))
+                .collect()
         }
         Value::Null => Vec::new(),
         _ => read_cache(check, node).into_iter().collect(),
@@ -238,17 +356,43 @@ pub fn read_caches(check: &mut Checker<'_>, node: &Node) -> Vec<Cache> {
 
 fn read_cache(check: &mut Checker<'_>, node: &Node) -> Option<Cache> {
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, format!("cache must be a mapping, not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!("cache must be a mapping, not {}", node.kind()),
+        );
         return None;
     };
-    known_keys(check, map, &["key", "paths", "policy", "when", "untracked", "fallback_keys", "unprotect"], "cache");
-    let mut cache = Cache { key: "default".into(), policy: "pull-push".into(), when: "on_success".into(), ..Cache::default() };
+    known_keys(
+        check,
+        map,
+        &[
+            "key",
+            "paths",
+            "policy",
+            "when",
+            "untracked",
+            "fallback_keys",
+            "unprotect",
+        ],
+        "cache",
+    );
+    let mut cache = Cache {
+        key: "default".into(),
+        policy: "pull-push".into(),
+        when: "on_success".into(),
+        ..Cache::default()
+    };
     if let Some(key) = map.get("key") {
         match key.as_map() {
             Some(key_map) => {
                 known_keys(check, key_map, &["files", "prefix"], "cache:key");
-                cache.key_files = key_map.get("files").and_then(|f| check.strings(f, "cache:key:files")).unwrap_or_default();
-                cache.key_prefix = key_map.get("prefix").and_then(|p| check.string(p, "cache:key:prefix"));
+                cache.key_files = key_map
+                    .get("files")
+                    .and_then(|f| check.strings(f, "cache:key:files"))
+                    .unwrap_or_default();
+                cache.key_prefix = key_map
+                    .get("prefix")
+                    .and_then(|p| check.string(p, "cache:key:prefix"));
             }
             None => cache.key = check.string(key, "cache:key").unwrap_or_default(),
         }
@@ -258,8 +402,16 @@ fn read_cache(check: &mut Checker<'_>, node: &Node) -> Option<Cache> {
     }
     if let Some(policy) = map.get("policy") {
         cache.policy = check.string(policy, "cache:policy").unwrap_or_default();
-        if !["pull", "push", "pull-push"].contains(&cache.policy.as_str()) && !cache.policy.contains('$') {
-            check.error(&policy.pos, format!("cache:policy '{}' is not one of pull, push, pull-push", cache.policy));
+        if !["pull", "push", "pull-push"].contains(&cache.policy.as_str())
+            && !cache.policy.contains('$')
+        {
+            check.error(
+                &policy.pos,
+                format!(
+                    "cache:policy '{}' is not one of pull, push, pull-push",
+                    cache.policy
+                ),
+            );
         }
     }
     if let Some(when) = map.get("when") {
@@ -269,7 +421,9 @@ fn read_cache(check: &mut Checker<'_>, node: &Node) -> Option<Cache> {
         cache.untracked = check.bool(untracked, "cache:untracked").unwrap_or(false);
     }
     if let Some(keys) = map.get("fallback_keys") {
-        cache.fallback_keys = check.strings(keys, "cache:fallback_keys").unwrap_or_default();
+        cache.fallback_keys = check
+            .strings(keys, "cache:fallback_keys")
+            .unwrap_or_default();
     }
     Some(cache)
 }
@@ -278,7 +432,20 @@ fn read_cache(check: &mut Checker<'_>, node: &Node) -> Option<Cache> {
 pub fn read_environment(check: &mut Checker<'_>, node: &Node) -> Option<Environment> {
     let (name, map) = match &node.value {
         Value::Map(map) => {
-            known_keys(check, map, &["name", "url", "action", "deployment_tier", "on_stop", "auto_stop_in", "kubernetes"], "environment");
+            known_keys(
+                check,
+                map,
+                &[
+                    "name",
+                    "url",
+                    "action",
+                    "deployment_tier",
+                    "on_stop",
+                    "auto_stop_in",
+                    "kubernetes",
+                ],
+                "environment",
+            );
             let Some(name) = map.get("name") else {
                 check.error(&node.pos, "environment needs a 'name'");
                 return None;
@@ -287,22 +454,37 @@ pub fn read_environment(check: &mut Checker<'_>, node: &Node) -> Option<Environm
         }
         _ => (check.string(node, "environment")?, None),
     };
-    let field = |check: &mut Checker<'_>, key: &str| map.and_then(|m| m.get(key)).and_then(|n| check.string(n, &format!("environment:{key}")));
+    let field = |check: &mut Checker<'_>, key: &str| {
+        map.and_then(|m| m.get(key))
+            .and_then(|n| check.string(n, &format!("environment:{key}")))
+    };
     let url = field(check, "url");
     let action = field(check, "action").unwrap_or_else(|| "start".into());
     if !["start", "prepare", "stop", "verify", "access"].contains(&action.as_str()) {
-        check.error(&node.pos, format!("environment:action '{action}' is not one of start, prepare, stop, verify, access"));
+        check.error(
+            &node.pos,
+            format!(
+                "environment:action '{action}' is not one of start, prepare, stop, verify, access"
+            ),
+        );
     }
     let deployment_tier = match field(check, "deployment_tier") {
         Some(tier) => {
-            if !["production", "staging", "testing", "development", "other"].contains(&tier.as_str()) {
+            if !["production", "staging", "testing", "development", "other"]
+                .contains(&tier.as_str())
+            {
                 check.error(&node.pos, format!("environment:deployment_tier '{tier}' is not one of production, staging, testing, development, other"));
             }
             tier
         }
         None => String::new(),
     };
-    Some(Environment { name, url, action, deployment_tier })
+    Some(Environment {
+        name,
+        url,
+        action,
+        deployment_tier,
+    })
 }
 
 /// GitLab's guess of a tier from an environment name ("deployment_tier": "if not
@@ -312,7 +494,9 @@ pub fn guess_tier(name: &str) -> &'static str {
     let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
     if has(&["dev", "review", "trunk"]) {
         "development"
-    } else if has(&["test", "tst", "int", "accept", "acpt", "qa", "qc", "control", "quality"]) {
+    } else if has(&[
+        "test", "tst", "int", "accept", "acpt", "qa", "qc", "control", "quality",
+    ]) {
         "testing"
     } else if has(&["stag", "stg", "model", "modl", "pre", "demo", "non"]) {
         "staging"
@@ -327,14 +511,21 @@ pub fn guess_tier(name: &str) -> &'static str {
 fn string_map(check: &mut Checker<'_>, node: &Node, what: &str) -> BTreeMap<String, String> {
     let Some(map) = node.as_map() else {
         if !node.is_null() {
-            check.error(&node.pos, format!("{what} must be a mapping, not {}", node.kind()));
+            check.error(
+                &node.pos,
+                format!("{what} must be a mapping, not {}", node.kind()),
+            );
         }
         return BTreeMap::new();
     };
     map.entries
         .iter()
         .filter_map(|entry| {
-            let value = if entry.value.is_null() { Some(String::new()) } else { check.string(&entry.value, &format!("{what}:{}", entry.key)) };
+            let value = if entry.value.is_null() {
+                Some(String::new())
+            } else {
+                check.string(&entry.value, &format!("{what}:{}", entry.key))
+            };
             value.map(|v| (entry.key.clone(), v))
         })
         .collect()
@@ -343,22 +534,59 @@ fn string_map(check: &mut Checker<'_>, node: &Node, what: &str) -> BTreeMap<Stri
 /// esteira extension `build:` — build (and push) an image through the agent's engine.
 pub fn read_build(check: &mut Checker<'_>, node: &Node) -> Option<Build> {
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, format!("build must be a mapping (context, dockerfile, args, tags, push), not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!(
+                "build must be a mapping (context, dockerfile, args, tags, push), not {}",
+                node.kind()
+            ),
+        );
         return None;
     };
-    known_keys(check, map, &["context", "dockerfile", "args", "target", "labels", "tags", "push"], "build");
-    let text = |check: &mut Checker<'_>, key: &str| map.get(key).and_then(|n| check.string(n, &format!("build:{key}")));
+    known_keys(
+        check,
+        map,
+        &[
+            "context",
+            "dockerfile",
+            "args",
+            "target",
+            "labels",
+            "tags",
+            "push",
+        ],
+        "build",
+    );
+    let text = |check: &mut Checker<'_>, key: &str| {
+        map.get(key)
+            .and_then(|n| check.string(n, &format!("build:{key}")))
+    };
     let build = Build {
         context: text(check, "context").unwrap_or_else(|| ".".into()),
         dockerfile: text(check, "dockerfile").unwrap_or_else(|| "Dockerfile".into()),
-        args: map.get("args").map(|n| string_map(check, n, "build:args")).unwrap_or_default(),
+        args: map
+            .get("args")
+            .map(|n| string_map(check, n, "build:args"))
+            .unwrap_or_default(),
         target: text(check, "target"),
-        labels: map.get("labels").map(|n| string_map(check, n, "build:labels")).unwrap_or_default(),
-        tags: map.get("tags").and_then(|n| check.strings(n, "build:tags")).unwrap_or_default(),
-        push: map.get("push").and_then(|n| check.bool(n, "build:push")).unwrap_or(false),
+        labels: map
+            .get("labels")
+            .map(|n| string_map(check, n, "build:labels"))
+            .unwrap_or_default(),
+        tags: map
+            .get("tags")
+            .and_then(|n| check.strings(n, "build:tags"))
+            .unwrap_or_default(),
+        push: map
+            .get("push")
+            .and_then(|n| check.bool(n, "build:push"))
+            .unwrap_or(false),
     };
     if build.push && build.tags.is_empty() {
-        check.error(&node.pos, "build:push needs at least one image in build:tags");
+        check.error(
+            &node.pos,
+            "build:push needs at least one image in build:tags",
+        );
     }
     Some(build)
 }
@@ -366,10 +594,21 @@ pub fn read_build(check: &mut Checker<'_>, node: &Node) -> Option<Build> {
 /// esteira extension `deploy:` — roll one service on the agent's engine.
 pub fn read_deploy(check: &mut Checker<'_>, node: &Node) -> Option<Deploy> {
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, format!("deploy must be a mapping (image, service, ports, env, health), not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!(
+                "deploy must be a mapping (image, service, ports, env, health), not {}",
+                node.kind()
+            ),
+        );
         return None;
     };
-    known_keys(check, map, &["image", "service", "ports", "env", "restart", "health"], "deploy");
+    known_keys(
+        check,
+        map,
+        &["image", "service", "ports", "env", "restart", "health"],
+        "deploy",
+    );
     let required = |check: &mut Checker<'_>, key: &str| match map.get(key) {
         Some(n) => check.string(n, &format!("deploy:{key}")),
         None => {
@@ -383,24 +622,50 @@ pub fn read_deploy(check: &mut Checker<'_>, node: &Node) -> Option<Deploy> {
     Some(Deploy {
         image: image?,
         service: service?,
-        ports: map.get("ports").and_then(|n| check.strings(n, "deploy:ports")).unwrap_or_default(),
-        env: map.get("env").map(|n| string_map(check, n, "deploy:env")).unwrap_or_default(),
-        restart: map.get("restart").and_then(|n| check.string(n, "deploy:restart")),
+        ports: map
+            .get("ports")
+            .and_then(|n| check.strings(n, "deploy:ports"))
+            .unwrap_or_default(),
+        env: map
+            .get("env")
+            .map(|n| string_map(check, n, "deploy:env"))
+            .unwrap_or_default(),
+        restart: map
+            .get("restart")
+            .and_then(|n| check.string(n, "deploy:restart")),
         health,
     })
 }
 
 fn read_health(check: &mut Checker<'_>, node: &Node) -> Option<HealthCheck> {
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, "deploy:health must be a mapping (http or command, timeout, retries)");
+        check.error(
+            &node.pos,
+            "deploy:health must be a mapping (http or command, timeout, retries)",
+        );
         return None;
     };
-    known_keys(check, map, &["http", "command", "timeout", "retries"], "deploy:health");
+    known_keys(
+        check,
+        map,
+        &["http", "command", "timeout", "retries"],
+        "deploy:health",
+    );
     let health = HealthCheck {
-        http: map.get("http").and_then(|n| check.string(n, "deploy:health:http")),
-        command: map.get("command").and_then(|n| check.strings(n, "deploy:health:command")),
-        timeout_secs: map.get("timeout").and_then(|n| read_duration(check, n, "deploy:health:timeout")).unwrap_or(30),
-        retries: map.get("retries").and_then(|n| check.int(n, "deploy:health:retries")).map_or(0, |r| r.clamp(0, 1000) as u32),
+        http: map
+            .get("http")
+            .and_then(|n| check.string(n, "deploy:health:http")),
+        command: map
+            .get("command")
+            .and_then(|n| check.strings(n, "deploy:health:command")),
+        timeout_secs: map
+            .get("timeout")
+            .and_then(|n| read_duration(check, n, "deploy:health:timeout"))
+            .unwrap_or(30),
+        retries: map
+            .get("retries")
+            .and_then(|n| check.int(n, "deploy:health:retries"))
+            .map_or(0, |r| r.clamp(0, 1000) as u32),
     };
     if health.http.is_none() && health.command.is_none() {
         check.error(&node.pos, "deploy:health needs 'http' or 'command'");

@@ -34,11 +34,11 @@ mod vars;
 mod yaml;
 
 pub use context::{EventContext, FileSource, PipelineSource, RefKind};
-pub use sources::{DirSource, MemorySource};
 pub use error::Diagnostic;
 pub use plan::*;
 pub use predefined::predefined_variables;
 pub use render::{render_plan_json, render_plan_text};
+pub use sources::{DirSource, MemorySource};
 
 use rules::Env;
 use vars::Scope;
@@ -49,15 +49,21 @@ use vars::Scope;
 /// `Ok(plan)` holds the jobs that run (jobs excluded by `rules`/`only`/`except`, and
 /// `when: never`, are absent); when `workflow:rules` excludes the pipeline, the plan has
 /// no jobs. Any error in the file gives `Err` with every diagnostic found.
-pub fn plan_pipeline(files: &dyn FileSource, path: &str, ctx: &EventContext) -> Result<Plan, Vec<Diagnostic>> {
+pub fn plan_pipeline(
+    files: &dyn FileSource,
+    path: &str,
+    ctx: &EventContext,
+) -> Result<Plan, Vec<Diagnostic>> {
     let base = Scope::new(predefined_variables(ctx));
     let list = || files.list().unwrap_or_default();
     let env = Env::new(ctx, &list);
     let mut diagnostics = Vec::new();
     let root = config::load(files, path, Some((&env, &base)), &mut diagnostics);
-    let pipeline = root.map(|root| pipeline::read_pipeline(&root, &mut diagnostics));
+    let pipeline = root.map(|root| pipeline::read_pipeline(root, &mut diagnostics));
     match pipeline {
-        Some(pipeline) if diagnostics.is_empty() => planner::plan(&pipeline, &env, &base).map_err(sorted),
+        Some(pipeline) if diagnostics.is_empty() => {
+            planner::plan(&pipeline, &env, &base).map_err(sorted)
+        }
         _ => Err(sorted(diagnostics)),
     }
 }
@@ -66,7 +72,7 @@ pub fn plan_pipeline(files: &dyn FileSource, path: &str, ctx: &EventContext) -> 
 pub fn lint(files: &dyn FileSource, path: &str) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     if let Some(root) = config::load(files, path, None, &mut diagnostics) {
-        pipeline::read_pipeline(&root, &mut diagnostics);
+        pipeline::read_pipeline(root, &mut diagnostics);
     }
     sorted(diagnostics)
 }

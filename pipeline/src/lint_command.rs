@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::context::{EventContext, PipelineSource, RefKind};
-use crate::sources::DirSource;
 use crate::render::{render_plan_json, render_plan_text};
+use crate::sources::DirSource;
 
 /// What `esteira lint` was asked.
 #[derive(Debug, Clone, Default)]
@@ -39,12 +39,19 @@ pub struct LintOutcome {
 /// Runs lint (and the plan with `--plan`). Includes resolve against the directory that
 /// holds the file.
 pub fn run_lint(options: &LintOptions) -> LintOutcome {
-    let usage = |message: String| LintOutcome { code: EXIT_USAGE, stdout: String::new(), stderr: format!("esteira lint: {message}\n") };
+    let usage = |message: String| LintOutcome {
+        code: EXIT_USAGE,
+        stdout: String::new(),
+        stderr: format!("esteira lint: {message}\n"),
+    };
     let path = Path::new(&options.file);
     if !path.is_file() {
         return usage(format!("'{}' is not a file", options.file));
     }
-    let root = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return usage(format!("'{}' is not a file", options.file));
     };
@@ -58,10 +65,25 @@ pub fn run_lint(options: &LintOptions) -> LintOutcome {
     };
     if !options.plan {
         let diagnostics = crate::lint(&files, &name);
-        let code = if diagnostics.is_empty() { EXIT_VALID } else { EXIT_INVALID };
-        let stderr: String = diagnostics.into_iter().map(|d| format!("{}\n", shown(d))).collect();
-        let stdout = if code == EXIT_VALID { format!("{}: valid\n", options.file) } else { String::new() };
-        return LintOutcome { code, stdout, stderr };
+        let code = if diagnostics.is_empty() {
+            EXIT_VALID
+        } else {
+            EXIT_INVALID
+        };
+        let stderr: String = diagnostics
+            .into_iter()
+            .map(|d| format!("{}\n", shown(d)))
+            .collect();
+        let stdout = if code == EXIT_VALID {
+            format!("{}: valid\n", options.file)
+        } else {
+            String::new()
+        };
+        return LintOutcome {
+            code,
+            stdout,
+            stderr,
+        };
     }
     let ctx = match event_context(options) {
         Ok(ctx) => ctx,
@@ -69,13 +91,24 @@ pub fn run_lint(options: &LintOptions) -> LintOutcome {
     };
     match crate::plan_pipeline(&files, &name, &ctx) {
         Ok(plan) => {
-            let stdout = if options.json { render_plan_json(&plan) + "\n" } else { render_plan_text(&plan) };
-            LintOutcome { code: EXIT_VALID, stdout, stderr: String::new() }
+            let stdout = if options.json {
+                render_plan_json(&plan) + "\n"
+            } else {
+                render_plan_text(&plan)
+            };
+            LintOutcome {
+                code: EXIT_VALID,
+                stdout,
+                stderr: String::new(),
+            }
         }
         Err(diagnostics) => LintOutcome {
             code: EXIT_INVALID,
             stdout: String::new(),
-            stderr: diagnostics.into_iter().map(|d| format!("{}\n", shown(d))).collect(),
+            stderr: diagnostics
+                .into_iter()
+                .map(|d| format!("{}\n", shown(d)))
+                .collect(),
         },
     }
 }
@@ -94,7 +127,11 @@ pub fn event_context(options: &LintOptions) -> Result<EventContext, String> {
         "web" => PipelineSource::Web,
         "api" => PipelineSource::Api,
         "schedule" => PipelineSource::Schedule,
-        other => return Err(format!("--event '{other}' is not one of push, merge_request, web, api, schedule")),
+        other => {
+            return Err(format!(
+                "--event '{other}' is not one of push, merge_request, web, api, schedule"
+            ));
+        }
     };
     let mut variables = BTreeMap::new();
     for pair in &options.variables {
@@ -107,7 +144,11 @@ pub fn event_context(options: &LintOptions) -> Result<EventContext, String> {
         git_ref,
         sha: "0000000000000000000000000000000000000000".into(),
         source,
-        changed_files: if options.changed.is_empty() { None } else { Some(options.changed.clone()) },
+        changed_files: if options.changed.is_empty() {
+            None
+        } else {
+            Some(options.changed.clone())
+        },
         variables,
         project_path: "local/project".into(),
     })

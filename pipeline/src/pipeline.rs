@@ -15,7 +15,17 @@ use crate::yaml::{Map, Node, Value};
 
 /// Top-level keywords that are not jobs.
 pub const GLOBAL_KEYS: &[&str] = &[
-    "default", "include", "stages", "variables", "workflow", "image", "services", "cache", "before_script", "after_script", "types",
+    "default",
+    "include",
+    "stages",
+    "variables",
+    "workflow",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+    "types",
     "spec",
 ];
 
@@ -34,11 +44,18 @@ pub struct Pipeline {
 }
 
 /// Reads the resolved configuration; problems go to `diagnostics`.
-pub fn read_pipeline(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeline {
+pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeline {
+    remove_nulls(&mut root);
+    let root = &root;
     let stages = read_stages(root, diagnostics);
-    let variables = root.get("variables").map(|n| read_variables(&mut Checker::new(None, diagnostics), n)).unwrap_or_default();
+    let variables = root
+        .get("variables")
+        .map(|n| read_variables(&mut Checker::new(None, diagnostics), n))
+        .unwrap_or_default();
     let defaults = read_defaults(root, diagnostics);
-    let workflow = root.get("workflow").and_then(|n| read_workflow(n, diagnostics));
+    let workflow = root
+        .get("workflow")
+        .and_then(|n| read_workflow(n, diagnostics));
     let mut jobs = Vec::new();
     for entry in &root.entries {
         let key = entry.key.as_str();
@@ -50,7 +67,15 @@ pub fn read_pipeline(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeline 
         }
         match &entry.value.value {
             Value::Map(job) => {
-                if let Some(spec) = read_job(key, &entry.key_pos, job, &defaults, &variables, &stages, diagnostics) {
+                if let Some(spec) = read_job(
+                    key,
+                    &entry.key_pos,
+                    job,
+                    &defaults,
+                    &variables,
+                    &stages,
+                    diagnostics,
+                ) {
                     jobs.push(spec);
                 }
             }
@@ -61,20 +86,46 @@ pub fn read_pipeline(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeline 
                 } else if crate::check::did_you_mean(key, GLOBAL_KEYS).is_some() {
                     check.unknown_key(&entry.key_pos, key, GLOBAL_KEYS, "top-level");
                 } else {
-                    check.error(&entry.key_pos, format!("job '{key}' must be a mapping of keywords, not {}", entry.value.kind()));
+                    check.error(
+                        &entry.key_pos,
+                        format!(
+                            "job '{key}' must be a mapping of keywords, not {}",
+                            entry.value.kind()
+                        ),
+                    );
                 }
             }
         }
     }
-    let pipeline = Pipeline { stages, variables, workflow, jobs };
+    let pipeline = Pipeline {
+        stages,
+        variables,
+        workflow,
+        jobs,
+    };
     check_references(&pipeline, diagnostics);
     pipeline
+}
+
+/// GitLab treats a keyword set to null as not set (so a later duplicate `key:` with no
+/// value unsets an earlier one): removed from the top level, jobs and `default:`.
+fn remove_nulls(root: &mut Map) {
+    root.entries.retain(|e| !e.value.is_null());
+    for entry in &mut root.entries {
+        let is_job_or_default =
+            entry.key == "default" || !GLOBAL_KEYS.contains(&entry.key.as_str());
+        if let (true, Value::Map(map)) = (is_job_or_default, &mut entry.value.value) {
+            map.entries.retain(|e| !e.value.is_null());
+        }
+    }
 }
 
 fn read_stages(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Vec<String> {
     let node = root.get("stages").or_else(|| root.get("types"));
     let declared = match node {
-        Some(node) => Checker::new(None, diagnostics).strings(node, "stages").unwrap_or_default(),
+        Some(node) => Checker::new(None, diagnostics)
+            .strings(node, "stages")
+            .unwrap_or_default(),
         None => DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
     };
     let mut stages = vec![".pre".to_owned()];
@@ -90,7 +141,13 @@ fn read_stages(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Vec<String> {
 /// `default:` merged with the deprecated global keywords it replaces (`default:` wins).
 fn read_defaults(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Map {
     let mut defaults = Map::default();
-    for key in ["image", "services", "cache", "before_script", "after_script"] {
+    for key in [
+        "image",
+        "services",
+        "cache",
+        "before_script",
+        "after_script",
+    ] {
         if let Some(entry) = root.entry(key) {
             defaults.insert(key.to_owned(), entry.key_pos.clone(), entry.value.clone());
         }
@@ -100,7 +157,10 @@ fn read_defaults(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Map {
     };
     let mut check = Checker::new(None, diagnostics);
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, format!("default must be a mapping, not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!("default must be a mapping, not {}", node.kind()),
+        );
         return defaults;
     };
     for entry in &map.entries {
@@ -109,7 +169,11 @@ fn read_defaults(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Map {
         } else if !DEFAULT_KEYS.contains(&entry.key.as_str()) {
             check.unknown_key(&entry.key_pos, &entry.key, DEFAULT_KEYS, "default");
         } else {
-            defaults.insert(entry.key.clone(), entry.key_pos.clone(), entry.value.clone());
+            defaults.insert(
+                entry.key.clone(),
+                entry.key_pos.clone(),
+                entry.value.clone(),
+            );
         }
     }
     defaults
@@ -118,15 +182,24 @@ fn read_defaults(root: &Map, diagnostics: &mut Vec<Diagnostic>) -> Map {
 fn read_workflow(node: &Node, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<Rule>> {
     let mut check = Checker::new(None, diagnostics);
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, "workflow must be a mapping (rules, name, auto_cancel)");
+        check.error(
+            &node.pos,
+            "workflow must be a mapping (rules, name, auto_cancel)",
+        );
         return None;
     };
     for entry in &map.entries {
         if !["rules", "name", "auto_cancel"].contains(&entry.key.as_str()) {
-            check.unknown_key(&entry.key_pos, &entry.key, &["rules", "name", "auto_cancel"], "workflow");
+            check.unknown_key(
+                &entry.key_pos,
+                &entry.key,
+                &["rules", "name", "auto_cancel"],
+                "workflow",
+            );
         }
     }
-    map.get("rules").map(|rules| read_rules(&mut check, rules, true))
+    map.get("rules")
+        .map(|rules| read_rules(&mut check, rules, true))
 }
 
 /// `needs` and `dependencies` checked as if every job ran: the jobs exist, run in the same
@@ -135,21 +208,37 @@ fn check_references(pipeline: &Pipeline, diagnostics: &mut Vec<Diagnostic>) {
     let stage_of: HashMap<&str, usize> = pipeline
         .jobs
         .iter()
-        .map(|job| (job.name.as_str(), pipeline.stages.iter().position(|s| *s == job.template.stage).unwrap_or(0)))
+        .map(|job| {
+            (
+                job.name.as_str(),
+                pipeline
+                    .stages
+                    .iter()
+                    .position(|s| *s == job.template.stage)
+                    .unwrap_or(0),
+            )
+        })
         .collect();
     for job in &pipeline.jobs {
         let own_stage = stage_of.get(job.name.as_str()).copied().unwrap_or(0);
         for need in job.needs.iter().flatten() {
             match stage_of.get(need.job.as_str()) {
-                None => diagnostics.push(need.pos.error(Some(&job.name), format!("needs '{}', which is not a job of this pipeline", need.job))),
+                None => diagnostics.push(need.pos.error(
+                    Some(&job.name),
+                    format!("needs '{}', which is not a job of this pipeline", need.job),
+                )),
                 Some(&stage) if stage > own_stage => diagnostics.push(need.pos.error(
                     Some(&job.name),
-                    format!("needs '{}', which runs in a later stage ({})", need.job, pipeline.stages[stage]),
+                    format!(
+                        "needs '{}', which runs in a later stage ({})",
+                        need.job, pipeline.stages[stage]
+                    ),
                 )),
                 Some(_) => {}
             }
         }
-        if let (Some(dependencies), Some(pos)) = (&job.template.dependencies, &job.dependencies_pos) {
+        if let (Some(dependencies), Some(pos)) = (&job.template.dependencies, &job.dependencies_pos)
+        {
             for dependency in dependencies {
                 match stage_of.get(dependency.as_str()) {
                     None => diagnostics.push(pos.error(Some(&job.name), format!("dependencies lists '{dependency}', which is not a job of this pipeline"))),
@@ -165,11 +254,19 @@ fn check_references(pipeline: &Pipeline, diagnostics: &mut Vec<Diagnostic>) {
     let edges: Vec<(String, Vec<String>)> = pipeline
         .jobs
         .iter()
-        .map(|job| (job.name.clone(), job.needs.iter().flatten().map(|n| n.job.clone()).collect()))
+        .map(|job| {
+            (
+                job.name.clone(),
+                job.needs.iter().flatten().map(|n| n.job.clone()).collect(),
+            )
+        })
         .collect();
     if let Some(cycle) = crate::planner::find_cycle(&edges)
         && let Some(job) = pipeline.jobs.iter().find(|j| j.name == cycle[0])
     {
-        diagnostics.push(job.pos.error(Some(&job.name), format!("needs form a cycle: {}", cycle.join(" -> "))));
+        diagnostics.push(job.pos.error(
+            Some(&job.name),
+            format!("needs form a cycle: {}", cycle.join(" -> ")),
+        ));
     }
 }

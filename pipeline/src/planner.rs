@@ -23,20 +23,36 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
                     set_variable(&mut globals, &variable.key, &variable.value);
                 }
             }
-            _ => return Ok(Plan { stages: Vec::new(), jobs: Vec::new(), variables: globals }),
+            _ => {
+                return Ok(Plan {
+                    stages: Vec::new(),
+                    jobs: Vec::new(),
+                    variables: globals,
+                });
+            }
         }
     }
     let mut selected: Vec<(usize, usize, Vec<PlannedJob>)> = Vec::new();
     for (spec_index, spec) in pipeline.jobs.iter().enumerate() {
-        let variables = job_variables(&globals, spec.inherited_variables.as_deref(), &spec.own_variables);
+        let variables = job_variables(
+            &globals,
+            spec.inherited_variables.as_deref(),
+            &spec.own_variables,
+        );
         if let Some(jobs) = evaluate_job(spec, variables, env, base) {
-            let stage = pipeline.stages.iter().position(|s| *s == spec.template.stage).unwrap_or(0);
+            let stage = pipeline
+                .stages
+                .iter()
+                .position(|s| *s == spec.template.stage)
+                .unwrap_or(0);
             selected.push((stage, spec_index, jobs));
         }
     }
     selected.sort_by_key(|(stage, _, _)| *stage);
-    let jobs: Vec<(usize, PlannedJob)> =
-        selected.into_iter().flat_map(|(_, spec_index, jobs)| jobs.into_iter().map(move |job| (spec_index, job))).collect();
+    let jobs: Vec<(usize, PlannedJob)> = selected
+        .into_iter()
+        .flat_map(|(_, spec_index, jobs)| jobs.into_iter().map(move |job| (spec_index, job)))
+        .collect();
     let jobs = link_needs(pipeline, jobs)?;
     let mut stages: Vec<String> = Vec::new();
     for job in &jobs {
@@ -44,11 +60,20 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
             stages.push(job.stage.clone());
         }
     }
-    Ok(Plan { stages, jobs, variables: globals })
+    Ok(Plan {
+        stages,
+        jobs,
+        variables: globals,
+    })
 }
 
 /// The planned copies of one job, or `None` when its conditions exclude it.
-fn evaluate_job(spec: &JobSpec, mut variables: Vec<Variable>, env: &Env<'_>, base: &Scope) -> Option<Vec<PlannedJob>> {
+fn evaluate_job(
+    spec: &JobSpec,
+    mut variables: Vec<Variable>,
+    env: &Env<'_>,
+    base: &Scope,
+) -> Option<Vec<PlannedJob>> {
     let scope = base.with(&variables);
     let mut start_in = spec.template.start_in_secs;
     let (when, allow_failure) = match &spec.condition {
@@ -61,8 +86,18 @@ fn evaluate_job(spec: &JobSpec, mut variables: Vec<Variable>, env: &Env<'_>, bas
             let when = rule.when.or(spec.when).unwrap_or_default();
             // "allow_failure": false by default for manual jobs added by rules.
             let manual_from_job = rule.when.is_none() && when == When::Manual;
-            let allow = rule.allow_failure.clone().or_else(|| spec.allow_failure.clone());
-            (when, allow.unwrap_or(if manual_from_job { AllowFailure::Yes } else { AllowFailure::No }))
+            let allow = rule
+                .allow_failure
+                .clone()
+                .or_else(|| spec.allow_failure.clone());
+            (
+                when,
+                allow.unwrap_or(if manual_from_job {
+                    AllowFailure::Yes
+                } else {
+                    AllowFailure::No
+                }),
+            )
         }
         Condition::OnlyExcept { only, except } => {
             if !only_except_allows(only.as_ref(), except.as_ref(), env, &scope) {
@@ -70,7 +105,11 @@ fn evaluate_job(spec: &JobSpec, mut variables: Vec<Variable>, env: &Env<'_>, bas
             }
             let when = spec.when.unwrap_or_default();
             // "allow_failure": true by default for `when: manual` jobs.
-            let default = if when == When::Manual { AllowFailure::Yes } else { AllowFailure::No };
+            let default = if when == When::Manual {
+                AllowFailure::Yes
+            } else {
+                AllowFailure::No
+            };
             (when, spec.allow_failure.clone().unwrap_or(default))
         }
     };
@@ -80,9 +119,18 @@ fn evaluate_job(spec: &JobSpec, mut variables: Vec<Variable>, env: &Env<'_>, bas
     let mut job = spec.template.clone();
     job.when = when;
     job.allow_failure = allow_failure;
-    job.start_in_secs = if when == When::Delayed { start_in } else { None };
+    job.start_in_secs = if when == When::Delayed {
+        start_in
+    } else {
+        None
+    };
     job.variables = variables;
-    Some(expand_parallel(spec, job).into_iter().map(|job| expand_plan_time(job, base)).collect())
+    Some(
+        expand_parallel(spec, job)
+            .into_iter()
+            .map(|job| expand_plan_time(job, base))
+            .collect(),
+    )
 }
 
 /// `parallel: N` makes `name 1/N` … `name N/N`; a matrix makes `name: [v1, v2]`.
@@ -173,10 +221,16 @@ fn expand_plan_time(mut job: PlannedJob, base: &Scope) -> PlannedJob {
 
 /// Resolves `needs` against the planned jobs: a parallel job's name stands for all its
 /// copies; a missing job is an error unless `optional: true`; cycles are errors.
-fn link_needs(pipeline: &Pipeline, jobs: Vec<(usize, PlannedJob)>) -> Result<Vec<PlannedJob>, Vec<Diagnostic>> {
+fn link_needs(
+    pipeline: &Pipeline,
+    jobs: Vec<(usize, PlannedJob)>,
+) -> Result<Vec<PlannedJob>, Vec<Diagnostic>> {
     let mut copies: HashMap<&str, Vec<String>> = HashMap::new();
     for (spec_index, job) in &jobs {
-        copies.entry(pipeline.jobs[*spec_index].name.as_str()).or_default().push(job.name.clone());
+        copies
+            .entry(pipeline.jobs[*spec_index].name.as_str())
+            .or_default()
+            .push(job.name.clone());
     }
     let present: HashSet<String> = jobs.iter().map(|(_, j)| j.name.clone()).collect();
     let mut diagnostics = Vec::new();
@@ -190,9 +244,11 @@ fn link_needs(pipeline: &Pipeline, jobs: Vec<(usize, PlannedJob)>) -> Result<Vec
             let mut linked = Vec::new();
             for need in needs {
                 let targets: Vec<String> = match &need.matrix {
-                    Some(combinations) => {
-                        combinations.iter().map(|c| matrix_name(&need.job, c)).filter(|n| present.contains(n)).collect()
-                    }
+                    Some(combinations) => combinations
+                        .iter()
+                        .map(|c| matrix_name(&need.job, c))
+                        .filter(|n| present.contains(n))
+                        .collect(),
                     None => copies.get(need.job.as_str()).cloned().unwrap_or_default(),
                 };
                 if targets.is_empty() && !need.optional {
@@ -201,27 +257,47 @@ fn link_needs(pipeline: &Pipeline, jobs: Vec<(usize, PlannedJob)>) -> Result<Vec
                         format!("needs '{}', which is not in the pipeline for this event (add optional: true to allow that)", need.job),
                     ));
                 }
-                linked.extend(targets.into_iter().map(|job| Need { job, artifacts: need.artifacts, optional: need.optional }));
+                linked.extend(targets.into_iter().map(|job| Need {
+                    job,
+                    artifacts: need.artifacts,
+                    optional: need.optional,
+                }));
             }
             job.needs = Some(linked);
         }
         linked_jobs.push(job);
     }
     let jobs = linked_jobs;
-    let edges: Vec<(String, Vec<String>)> =
-        jobs.iter().map(|j| (j.name.clone(), j.needs.iter().flatten().map(|n| n.job.clone()).collect())).collect();
+    let edges: Vec<(String, Vec<String>)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.name.clone(),
+                j.needs.iter().flatten().map(|n| n.job.clone()).collect(),
+            )
+        })
+        .collect();
     if let Some(cycle) = find_cycle(&edges) {
         let pos = pipeline.jobs.first().map(|j| j.pos.clone());
         if let Some(pos) = pos {
-            diagnostics.push(pos.error(None, format!("needs form a cycle: {}", cycle.join(" -> "))));
+            diagnostics
+                .push(pos.error(None, format!("needs form a cycle: {}", cycle.join(" -> "))));
         }
     }
-    if diagnostics.is_empty() { Ok(jobs) } else { Err(diagnostics) }
+    if diagnostics.is_empty() {
+        Ok(jobs)
+    } else {
+        Err(diagnostics)
+    }
 }
 
 /// A cycle in the `needs` graph, as the list of names around it, if there is one.
 pub fn find_cycle(edges: &[(String, Vec<String>)]) -> Option<Vec<String>> {
-    let index: HashMap<&str, usize> = edges.iter().enumerate().map(|(i, (name, _))| (name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = edges
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name.as_str(), i))
+        .collect();
     // 0: unvisited, 1: on the current path, 2: done.
     let mut state = vec![0u8; edges.len()];
     for start in 0..edges.len() {
@@ -243,7 +319,10 @@ pub fn find_cycle(edges: &[(String, Vec<String>)]) -> Option<Vec<String>> {
                     }
                     Some((t, 1)) => {
                         let from = path.iter().position(|(n, _)| *n == t).unwrap_or(0);
-                        let mut cycle: Vec<String> = path[from..].iter().map(|(n, _)| edges[*n].0.clone()).collect();
+                        let mut cycle: Vec<String> = path[from..]
+                            .iter()
+                            .map(|(n, _)| edges[*n].0.clone())
+                            .collect();
                         cycle.push(edges[t].0.clone());
                         return Some(cycle);
                     }

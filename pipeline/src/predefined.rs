@@ -35,7 +35,10 @@ pub fn predefined_variables(ctx: &EventContext) -> BTreeMap<String, String> {
     set("CI_COMMIT_SHORT_SHA", ctx.sha.get(..8).unwrap_or(&ctx.sha));
     set("CI_PIPELINE_SOURCE", pipeline_source(ctx.source));
     set("CI_PROJECT_PATH", &ctx.project_path);
-    let (namespace, name) = ctx.project_path.rsplit_once('/').unwrap_or(("", &ctx.project_path));
+    let (namespace, name) = ctx
+        .project_path
+        .rsplit_once('/')
+        .unwrap_or(("", &ctx.project_path));
     set("CI_PROJECT_NAMESPACE", namespace);
     set("CI_PROJECT_NAME", name);
     set("CI_PROJECT_PATH_SLUG", &ref_slug(&ctx.project_path));
@@ -60,8 +63,12 @@ pub fn pipeline_source(source: PipelineSource) -> &'static str {
 /// GitLab's `CI_COMMIT_REF_SLUG`: lowercased, 63 bytes at most, anything but `0-9a-z`
 /// replaced by `-`, no leading or trailing `-`.
 pub fn ref_slug(name: &str) -> String {
-    let replaced: String =
-        name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(63).collect();
+    let replaced: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
     replaced.trim_matches('-').to_owned()
 }
 

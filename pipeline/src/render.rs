@@ -18,7 +18,9 @@ pub fn render_plan_text(plan: &Plan) -> String {
             match &job.allow_failure {
                 AllowFailure::No => {}
                 AllowFailure::Yes => facts.push("allow_failure".into()),
-                AllowFailure::ExitCodes(codes) => facts.push(format!("allow_failure on exit {codes:?}")),
+                AllowFailure::ExitCodes(codes) => {
+                    facts.push(format!("allow_failure on exit {codes:?}"))
+                }
             }
             if let Some(seconds) = job.start_in_secs {
                 facts.push(format!("start_in: {seconds}s"));
@@ -35,7 +37,11 @@ pub fn render_plan_text(plan: &Plan) -> String {
             let _ = writeln!(out, "  {}  ({})", job.name, facts.join("; "));
             if let Some(needs) = &job.needs {
                 let names: Vec<&str> = needs.iter().map(|n| n.job.as_str()).collect();
-                let shown = if names.is_empty() { "[] (starts at once)".to_owned() } else { names.join(", ") };
+                let shown = if names.is_empty() {
+                    "[] (starts at once)".to_owned()
+                } else {
+                    names.join(", ")
+                };
                 let _ = writeln!(out, "    needs: {shown}");
             }
         }

@@ -36,17 +36,33 @@ pub struct RuleMatch<'r> {
     pub rule: &'r Rule,
 }
 
-const RULE_KEYS: &[&str] = &["if", "changes", "exists", "when", "start_in", "allow_failure", "variables", "needs", "interruptible"];
+const RULE_KEYS: &[&str] = &[
+    "if",
+    "changes",
+    "exists",
+    "when",
+    "start_in",
+    "allow_failure",
+    "variables",
+    "needs",
+    "interruptible",
+];
 
 /// Reads `rules:` (nested lists from `!reference` are flattened).
 pub fn read_rules(check: &mut Checker<'_>, node: &Node, workflow: bool) -> Vec<Rule> {
     let mut items = Vec::new();
     flatten(node, &mut items);
     if !matches!(node.value, Value::Seq(_)) {
-        check.error(&node.pos, format!("rules must be a list of rules, not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!("rules must be a list of rules, not {}", node.kind()),
+        );
         return Vec::new();
     }
-    items.into_iter().filter_map(|item| read_rule(check, item, workflow)).collect()
+    items
+        .into_iter()
+        .filter_map(|item| read_rule(check, item, workflow))
+        .collect()
 }
 
 fn flatten<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
@@ -58,7 +74,13 @@ fn flatten<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
 
 fn read_rule(check: &mut Checker<'_>, node: &Node, workflow: bool) -> Option<Rule> {
     let Some(map) = node.as_map() else {
-        check.error(&node.pos, format!("each rule must be a mapping (if, changes, exists, when, ...), not {}", node.kind()));
+        check.error(
+            &node.pos,
+            format!(
+                "each rule must be a mapping (if, changes, exists, when, ...), not {}",
+                node.kind()
+            ),
+        );
         return None;
     };
     let mut rule = Rule::default();
@@ -69,7 +91,9 @@ fn read_rule(check: &mut Checker<'_>, node: &Node, workflow: bool) -> Option<Rul
                 let text = check.string(value, "rules:if")?;
                 match expr::parse(&text) {
                     Ok(parsed) => rule.condition = Some(parsed),
-                    Err(message) => check.error(&value.pos, format!("rules:if '{text}': {message}")),
+                    Err(message) => {
+                        check.error(&value.pos, format!("rules:if '{text}': {message}"))
+                    }
                 }
             }
             "changes" => rule.changes = read_paths(check, value, "rules:changes"),
@@ -77,7 +101,10 @@ fn read_rule(check: &mut Checker<'_>, node: &Node, workflow: bool) -> Option<Rul
             "when" => {
                 rule.when = read_when(check, value);
                 if workflow && !matches!(rule.when, Some(When::Always | When::Never) | None) {
-                    check.error(&value.pos, "workflow:rules:when must be 'always' or 'never'");
+                    check.error(
+                        &value.pos,
+                        "workflow:rules:when must be 'always' or 'never'",
+                    );
                 }
             }
             "start_in" => {
@@ -142,7 +169,11 @@ pub struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn new(ctx: &'a EventContext, repository_files: &'a dyn Fn() -> Vec<String>) -> Self {
-        Env { ctx, repository_files, listed: OnceCell::new() }
+        Env {
+            ctx,
+            repository_files,
+            listed: OnceCell::new(),
+        }
     }
 
     fn any_changed(&self, patterns: &[String], scope: &Scope) -> bool {
@@ -159,10 +190,14 @@ impl<'a> Env<'a> {
 }
 
 fn any_match(patterns: &[String], files: &[String], scope: &Scope) -> bool {
-    patterns.iter().any(|pattern| match glob(&scope.expand(pattern)) {
-        Ok(matcher) => files.iter().any(|file| matcher.is_match(file.trim_start_matches('/'))),
-        Err(_) => false,
-    })
+    patterns
+        .iter()
+        .any(|pattern| match glob(&scope.expand(pattern)) {
+            Ok(matcher) => files
+                .iter()
+                .any(|file| matcher.is_match(file.trim_start_matches('/'))),
+            Err(_) => false,
+        })
 }
 
 /// The first rule whose clauses all hold, if any.
@@ -170,9 +205,17 @@ pub fn first_match<'r>(rules: &'r [Rule], env: &Env<'_>, scope: &Scope) -> Optio
     rules
         .iter()
         .find(|rule| {
-            rule.condition.as_ref().is_none_or(|c| c.eval(&|name| scope.get(name)))
-                && rule.changes.as_ref().is_none_or(|p| env.any_changed(p, scope))
-                && rule.exists.as_ref().is_none_or(|p| env.any_exists(p, scope))
+            rule.condition
+                .as_ref()
+                .is_none_or(|c| c.eval(&|name| scope.get(name)))
+                && rule
+                    .changes
+                    .as_ref()
+                    .is_none_or(|p| env.any_changed(p, scope))
+                && rule
+                    .exists
+                    .as_ref()
+                    .is_none_or(|p| env.any_exists(p, scope))
         })
         .map(|rule| RuleMatch { rule })
 }
@@ -198,19 +241,35 @@ pub fn read_ref_filter(check: &mut Checker<'_>, node: &Node, what: &str) -> Opti
                         for text in texts {
                             match expr::parse(&text) {
                                 Ok(e) => parsed.push(e),
-                                Err(message) => check.error(&entry.value.pos, format!("{what}:variables '{text}': {message}")),
+                                Err(message) => check.error(
+                                    &entry.value.pos,
+                                    format!("{what}:variables '{text}': {message}"),
+                                ),
                             }
                         }
                         filter.variables = Some(parsed);
                     }
-                    "changes" => filter.changes = read_paths(check, &entry.value, &format!("{what}:changes")),
-                    "kubernetes" => check.error(&entry.key_pos, format!("{what}:kubernetes is not supported by esteira")),
-                    other => check.unknown_key(&entry.key_pos, other, &["refs", "variables", "changes"], what),
+                    "changes" => {
+                        filter.changes = read_paths(check, &entry.value, &format!("{what}:changes"))
+                    }
+                    "kubernetes" => check.error(
+                        &entry.key_pos,
+                        format!("{what}:kubernetes is not supported by esteira"),
+                    ),
+                    other => check.unknown_key(
+                        &entry.key_pos,
+                        other,
+                        &["refs", "variables", "changes"],
+                        what,
+                    ),
                 }
             }
             Some(filter)
         }
-        _ => Some(RefFilter { refs: read_refs(check, node, what), ..RefFilter::default() }),
+        _ => Some(RefFilter {
+            refs: read_refs(check, node, what),
+            ..RefFilter::default()
+        }),
     }
 }
 
@@ -232,9 +291,17 @@ impl RefFilter {
     /// GitLab: the keys of one `only`/`except` are joined by AND; within a key, any entry
     /// matching is enough.
     pub fn matches(&self, env: &Env<'_>, scope: &Scope) -> bool {
-        self.refs.as_ref().is_none_or(|refs| refs.iter().any(|r| ref_matches(r, env.ctx)))
-            && self.variables.as_ref().is_none_or(|vars| vars.iter().any(|e| e.eval(&|n| scope.get(n))))
-            && self.changes.as_ref().is_none_or(|paths| env.any_changed(paths, scope))
+        self.refs
+            .as_ref()
+            .is_none_or(|refs| refs.iter().any(|r| ref_matches(r, env.ctx)))
+            && self
+                .variables
+                .as_ref()
+                .is_none_or(|vars| vars.iter().any(|e| e.eval(&|n| scope.get(n))))
+            && self
+                .changes
+                .as_ref()
+                .is_none_or(|paths| env.any_changed(paths, scope))
     }
 }
 
@@ -242,7 +309,9 @@ impl RefFilter {
 /// followed by `@group/project` restricting it to that project.
 fn ref_matches(entry: &str, ctx: &EventContext) -> bool {
     let (pattern, project) = match entry.rsplit_once('@') {
-        Some((pattern, project)) if !pattern.is_empty() && project.contains('/') => (pattern, Some(project)),
+        Some((pattern, project)) if !pattern.is_empty() && project.contains('/') => {
+            (pattern, Some(project))
+        }
         _ => (entry, None),
     };
     if project.is_some_and(|p| p != ctx.project_path) {
@@ -270,8 +339,16 @@ fn ref_matches(entry: &str, ctx: &EventContext) -> bool {
 }
 
 /// Whether `only`/`except` let the job run.
-pub fn only_except_allows(only: Option<&RefFilter>, except: Option<&RefFilter>, env: &Env<'_>, scope: &Scope) -> bool {
-    let default_only = RefFilter { refs: Some(vec!["branches".into(), "tags".into()]), ..RefFilter::default() };
+pub fn only_except_allows(
+    only: Option<&RefFilter>,
+    except: Option<&RefFilter>,
+    env: &Env<'_>,
+    scope: &Scope,
+) -> bool {
+    let default_only = RefFilter {
+        refs: Some(vec!["branches".into(), "tags".into()]),
+        ..RefFilter::default()
+    };
     let only = only.unwrap_or(&default_only);
     only.matches(env, scope) && !except.is_some_and(|e| e.matches(env, scope))
 }
@@ -297,7 +374,8 @@ mod tests {
     fn filter(text: &str) -> RefFilter {
         let node = yaml::parse("ci.yml", text).unwrap();
         let mut diagnostics = Vec::new();
-        let filter = read_ref_filter(&mut Checker::new(None, &mut diagnostics), &node, "only").unwrap();
+        let filter =
+            read_ref_filter(&mut Checker::new(None, &mut diagnostics), &node, "only").unwrap();
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         filter
     }

@@ -26,12 +26,20 @@ impl FileSource for DirSource {
     fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
         let relative = Path::new(path.trim_start_matches('/'));
         // Stay inside the repository: no `..`, no absolute paths.
-        if relative.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
             return Ok(None);
         }
         match std::fs::read(self.0.join(relative)) {
             Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::IsADirectory =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -49,7 +57,10 @@ impl FileSource for DirSource {
                         pending.push(path);
                     }
                 } else if let Ok(relative) = path.strip_prefix(&self.0) {
-                    let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                    let parts: Vec<String> = relative
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
                     files.push(parts.join("/"));
                     if files.len() >= MAX_FILES {
                         return Ok(files);
@@ -69,7 +80,12 @@ pub struct MemorySource(pub BTreeMap<String, Vec<u8>>);
 impl MemorySource {
     /// A source from `(path, content)` pairs.
     pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        MemorySource(files.into_iter().map(|(path, text)| (path.to_owned(), text.as_bytes().to_vec())).collect())
+        MemorySource(
+            files
+                .into_iter()
+                .map(|(path, text)| (path.to_owned(), text.as_bytes().to_vec()))
+                .collect(),
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 //! expands at plan time (image, services, tags, environment, the esteira extensions).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::check::Checker;
 use crate::plan::Variable;
@@ -14,21 +15,44 @@ const MAX_DEPTH: usize = 10;
 pub fn read_variables(check: &mut Checker<'_>, node: &Node) -> Vec<Variable> {
     let Some(map) = node.as_map() else {
         if !node.is_null() {
-            check.error(&node.pos, format!("variables must be a mapping of names to values, not {}", node.kind()));
+            check.error(
+                &node.pos,
+                format!(
+                    "variables must be a mapping of names to values, not {}",
+                    node.kind()
+                ),
+            );
         }
         return Vec::new();
     };
     let mut variables = Vec::new();
     for entry in &map.entries {
-        if entry.key.is_empty() || !entry.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            check.error(&entry.key_pos, format!("'{}' is not a valid variable name (letters, digits and _)", entry.key));
+        if entry.key.is_empty()
+            || !entry
+                .key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            check.error(
+                &entry.key_pos,
+                format!(
+                    "'{}' is not a valid variable name (letters, digits and _)",
+                    entry.key
+                ),
+            );
             continue;
         }
         let value = match &entry.value.value {
             Value::Map(options) => {
                 for option in &options.entries {
-                    if !["value", "description", "expand", "options"].contains(&option.key.as_str()) {
-                        check.unknown_key(&option.key_pos, &option.key, &["value", "description", "expand", "options"], "variable");
+                    if !["value", "description", "expand", "options"].contains(&option.key.as_str())
+                    {
+                        check.unknown_key(
+                            &option.key_pos,
+                            &option.key,
+                            &["value", "description", "expand", "options"],
+                            "variable",
+                        );
                     }
                 }
                 match options.get("value") {
@@ -39,7 +63,10 @@ pub fn read_variables(check: &mut Checker<'_>, node: &Node) -> Vec<Variable> {
             _ => scalar_value(check, &entry.key, &entry.value),
         };
         if let Some(value) = value {
-            variables.push(Variable { key: entry.key.clone(), value });
+            variables.push(Variable {
+                key: entry.key.clone(),
+                value,
+            });
         }
     }
     variables
@@ -50,7 +77,13 @@ fn scalar_value(check: &mut Checker<'_>, key: &str, node: &Node) -> Option<Strin
         Value::Null => Some(String::new()),
         Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.scalar_text(),
         _ => {
-            check.error(&node.pos, format!("variable '{key}' must be a string or a number, not {}", node.kind()));
+            check.error(
+                &node.pos,
+                format!(
+                    "variable '{key}' must be a string or a number, not {}",
+                    node.kind()
+                ),
+            );
             None
         }
     }
@@ -60,36 +93,47 @@ fn scalar_value(check: &mut Checker<'_>, key: &str, node: &Node) -> Option<Strin
 pub fn set_variable(list: &mut Vec<Variable>, key: &str, value: &str) {
     match list.iter_mut().find(|v| v.key == key) {
         Some(existing) => existing.value = value.to_owned(),
-        None => list.push(Variable { key: key.to_owned(), value: value.to_owned() }),
+        None => list.push(Variable {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        }),
     }
 }
 
-/// The variables a job sees: the event's (predefined, project) then the file's, later wins.
+/// The variables a job sees: the event's (predefined, project) then the file's, later
+/// wins. The event's are shared between the scopes of all jobs.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    values: HashMap<String, String>,
+    base: Arc<HashMap<String, String>>,
+    overlay: HashMap<String, String>,
 }
 
 impl Scope {
     pub fn new(base: impl IntoIterator<Item = (String, String)>) -> Self {
-        Scope { values: base.into_iter().collect() }
+        Scope { base: Arc::new(base.into_iter().collect()), overlay: HashMap::new() }
     }
 
     pub fn with(&self, variables: &[Variable]) -> Scope {
         let mut scope = self.clone();
         for variable in variables {
-            scope.values.insert(variable.key.clone(), variable.value.clone());
+            scope.overlay.insert(variable.key.clone(), variable.value.clone());
         }
         scope
     }
 
     pub fn set(&mut self, key: &str, value: &str) {
-        self.values.insert(key.to_owned(), value.to_owned());
+        self.overlay.insert(key.to_owned(), value.to_owned());
+    }
+
+    fn raw(&self, name: &str) -> Option<&String> {
+        self.overlay.get(name).or_else(|| self.base.get(name))
     }
 
     /// A variable's value with its own references expanded, `None` when unset.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.values.get(name).map(|value| self.expand_depth(value, 1))
+        self.values
+            .get(name)
+            .map(|value| self.expand_depth(value, 1))
     }
 
     /// Expands `$VAR`, `${VAR}` (unset ones become empty) and `$$` (a literal `$`).
@@ -117,7 +161,9 @@ impl Scope {
                     None => ("", 0),
                 }
             } else {
-                let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                let len = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
                 (&after[..len], len)
             };
             if name.is_empty() {
@@ -125,7 +171,7 @@ impl Scope {
                 rest = after;
                 continue;
             }
-            if let Some(value) = self.values.get(name) {
+            if let Some(value) = self.raw(name) {
                 if depth < MAX_DEPTH {
                     out.push_str(&self.expand_depth(value, depth + 1));
                 } else {

@@ -17,7 +17,9 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use crate::error::Diagnostic;
 
 /// How many nodes one document may expand to, aliases included.
-pub const MAX_NODES: usize = 2_000_000;
+pub const MAX_NODES: usize = 1_000_000;
+/// How deeply collections may nest (every later stage recurses over the tree).
+pub const MAX_DEPTH: usize = 200;
 
 /// Where a node starts: file, 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +31,11 @@ pub struct Pos {
 
 impl Pos {
     pub fn new(file: &Arc<str>, line: usize, column: usize) -> Self {
-        Pos { file: Arc::clone(file), line, column }
+        Pos {
+            file: Arc::clone(file),
+            line,
+            column,
+        }
     }
 
     /// A diagnostic at this position.
@@ -96,7 +102,11 @@ impl Map {
     pub fn insert(&mut self, key: String, key_pos: Pos, value: Node) {
         match self.entries.iter_mut().find(|e| e.key == key) {
             Some(existing) => existing.value = value,
-            None => self.entries.push(Entry { key, key_pos, value }),
+            None => self.entries.push(Entry {
+                key,
+                key_pos,
+                value,
+            }),
         }
     }
 
@@ -167,7 +177,12 @@ impl Node {
 /// Parses `text` (the content of `file`) into its first document.
 pub fn parse(file: &str, text: &str) -> Result<Node, Diagnostic> {
     let file: Arc<str> = Arc::from(file);
-    let mut builder = Builder { file: Arc::clone(&file), anchors: HashMap::new(), stack: Vec::new(), nodes: 0 };
+    let mut builder = Builder {
+        file: Arc::clone(&file),
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        nodes: 0,
+    };
     let mut parser = Parser::new_from_str(text);
     let mut documents: Vec<Node> = Vec::new();
     while let Some(event) = parser.next_event() {
@@ -182,17 +197,35 @@ pub fn parse(file: &str, text: &str) -> Result<Node, Diagnostic> {
     // A GitLab file may open with a `spec:` header document; the pipeline is the next one.
     let mut documents = documents.into_iter();
     let first = documents.next();
-    let is_header = first.as_ref().and_then(Node::as_map).is_some_and(|m| m.contains_key("spec"));
+    let is_header = first
+        .as_ref()
+        .and_then(Node::as_map)
+        .is_some_and(|m| m.contains_key("spec"));
     match (first, is_header) {
         (Some(header), true) => Ok(documents.next().unwrap_or(header)),
         (Some(document), false) => Ok(document),
-        (None, _) => Ok(Node { value: Value::Null, pos: Pos::new(&file, 1, 1) }),
+        (None, _) => Ok(Node {
+            value: Value::Null,
+            pos: Pos::new(&file, 1, 1),
+        }),
     }
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, pos: Pos, anchor: usize, reference: bool, size: usize },
-    Map { entries: Vec<(Node, Node)>, key: Option<Node>, pos: Pos, anchor: usize, size: usize },
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+        anchor: usize,
+        reference: bool,
+        size: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        pos: Pos,
+        anchor: usize,
+        size: usize,
+    },
 }
 
 struct Builder {
@@ -206,6 +239,17 @@ struct Builder {
 impl Builder {
     fn pos(&self, span: &Span) -> Pos {
         Pos::new(&self.file, span.start.line(), span.start.col() + 1)
+    }
+
+    fn open(&mut self, frame: Frame, pos: &Pos) -> Result<(), Diagnostic> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(pos.error(
+                None,
+                format!("collections nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.stack.push(frame);
+        Ok(())
     }
 
     fn count(&mut self, size: usize, pos: &Pos) -> Result<(), Diagnostic> {
@@ -226,20 +270,25 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, &pos)?;
                 let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
-                let value = if is_key && style == ScalarStyle::Plain && text == "<<" && tag.is_none() {
-                    Value::Str(MERGE_KEY.to_owned())
-                } else {
-                    scalar_value(&text, style, tag.as_deref(), &pos)?
-                };
+                let value =
+                    if is_key && style == ScalarStyle::Plain && text == "<<" && tag.is_none() {
+                        Value::Str(MERGE_KEY.to_owned())
+                    } else {
+                        scalar_value(&text, style, tag.as_deref(), &pos)?
+                    };
                 self.complete(Node { value, pos }, anchor, 1)
             }
             Event::Alias(id) => {
-                let Some((node, size)) = self.anchors.get(&id) else {
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
                     return Err(pos.error(None, "alias to an unknown anchor"));
                 };
-                let (node, size) = (node.clone(), *size);
+                // Counted before copying, so that a bomb is refused before it expands.
                 self.count(size, &pos)?;
-                self.complete(node, 0, size)
+                let node = self.anchors.get(&id).map(|(node, _)| node.clone());
+                match node {
+                    Some(node) => self.complete(node, 0, size),
+                    None => Err(pos.error(None, "alias to an unknown anchor")),
+                }
             }
             Event::SequenceStart(anchor, tag) => {
                 self.count(1, &pos)?;
@@ -249,7 +298,14 @@ impl Builder {
                     Some(tag) => return Err(unknown_tag(tag, &pos)),
                     None => false,
                 };
-                self.stack.push(Frame::Seq { items: Vec::new(), pos, anchor, reference, size: 1 });
+                let frame = Frame::Seq {
+                    items: Vec::new(),
+                    pos: pos.clone(),
+                    anchor,
+                    reference,
+                    size: 1,
+                };
+                self.open(frame, &pos)?;
                 Ok(None)
             }
             Event::MappingStart(anchor, tag) => {
@@ -257,20 +313,50 @@ impl Builder {
                 if let Some(tag) = tag.as_deref().filter(|t| !is_core_tag(t)) {
                     return Err(unknown_tag(tag, &pos));
                 }
-                self.stack.push(Frame::Map { entries: Vec::new(), key: None, pos, anchor, size: 1 });
+                let frame = Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    pos: pos.clone(),
+                    anchor,
+                    size: 1,
+                };
+                self.open(frame, &pos)?;
                 Ok(None)
             }
             Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Seq { items, pos, anchor, reference, size }) => {
-                    let value = if reference { Value::Reference(items) } else { Value::Seq(items) };
+                Some(Frame::Seq {
+                    items,
+                    pos,
+                    anchor,
+                    reference,
+                    size,
+                }) => {
+                    let value = if reference {
+                        Value::Reference(items)
+                    } else {
+                        Value::Seq(items)
+                    };
                     self.complete(Node { value, pos }, anchor, size)
                 }
                 _ => Err(pos.error(None, "invalid YAML: unbalanced sequence")),
             },
             Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Map { entries, pos, anchor, size, .. }) => {
+                Some(Frame::Map {
+                    entries,
+                    pos,
+                    anchor,
+                    size,
+                    ..
+                }) => {
                     let map = build_map(entries)?;
-                    self.complete(Node { value: Value::Map(map), pos }, anchor, size)
+                    self.complete(
+                        Node {
+                            value: Value::Map(map),
+                            pos,
+                        },
+                        anchor,
+                        size,
+                    )
                 }
                 _ => Err(pos.error(None, "invalid YAML: unbalanced mapping")),
             },
@@ -283,18 +369,30 @@ impl Builder {
     }
 
     /// Places a finished node into its parent, or returns it as a finished document.
-    fn complete(&mut self, node: Node, anchor: usize, size: usize) -> Result<Option<Node>, Diagnostic> {
+    fn complete(
+        &mut self,
+        node: Node,
+        anchor: usize,
+        size: usize,
+    ) -> Result<Option<Node>, Diagnostic> {
         if anchor != 0 {
             self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => Ok(Some(node)),
-            Some(Frame::Seq { items, size: total, .. }) => {
+            Some(Frame::Seq {
+                items, size: total, ..
+            }) => {
                 items.push(node);
                 *total = total.saturating_add(size);
                 Ok(None)
             }
-            Some(Frame::Map { entries, key, size: total, .. }) => {
+            Some(Frame::Map {
+                entries,
+                key,
+                size: total,
+                ..
+            }) => {
                 *total = total.saturating_add(size);
                 match key.take() {
                     None => *key = Some(node),
@@ -311,7 +409,13 @@ fn is_core_tag(tag: &Tag) -> bool {
 }
 
 fn unknown_tag(tag: &Tag, pos: &Pos) -> Diagnostic {
-    pos.error(None, format!("unknown YAML tag '{}{}' (only !reference is supported)", tag.handle, tag.suffix))
+    pos.error(
+        None,
+        format!(
+            "unknown YAML tag '{}{}' (only !reference is supported)",
+            tag.handle, tag.suffix
+        ),
+    )
 }
 
 /// Builds a mapping from its raw pairs the way Psych revives a hash: in order, later wins,
@@ -329,23 +433,41 @@ fn build_map(pairs: Vec<(Node, Node)>) -> Result<Map, Diagnostic> {
                     for item in items.into_iter().rev() {
                         match item.value {
                             Value::Map(merged) => merge_over(&mut combined, merged),
-                            _ => return Err(item.pos.error(None, "a merge key `<<` takes mappings only")),
+                            _ => {
+                                return Err(item
+                                    .pos
+                                    .error(None, "a merge key `<<` takes mappings only"));
+                            }
                         }
                     }
                     merge_over(&mut map, combined);
                 }
-                _ => return Err(value.pos.error(None, "a merge key `<<` takes a mapping or a list of mappings")),
+                _ => {
+                    return Err(value.pos.error(
+                        None,
+                        "a merge key `<<` takes a mapping or a list of mappings",
+                    ));
+                }
             }
             continue;
         }
         let Some(name) = key.scalar_text() else {
-            let text = if key.is_null() { Some(String::new()) } else { None };
+            let text = if key.is_null() {
+                Some(String::new())
+            } else {
+                None
+            };
             match text {
                 Some(empty) => {
                     map.insert(empty, key.pos, value);
                     continue;
                 }
-                None => return Err(key.pos.error(None, format!("a mapping key must be a scalar, not {}", key.kind()))),
+                None => {
+                    return Err(key.pos.error(
+                        None,
+                        format!("a mapping key must be a scalar, not {}", key.kind()),
+                    ));
+                }
             }
         };
         map.insert(name, key.pos, value);
@@ -364,7 +486,12 @@ fn merge_over(map: &mut Map, merged: Map) {
 }
 
 /// Types a scalar as YAML 1.1 (Psych) does; quoted scalars are always strings.
-fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&Tag>, pos: &Pos) -> Result<Value, Diagnostic> {
+fn scalar_value(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    pos: &Pos,
+) -> Result<Value, Diagnostic> {
     if let Some(tag) = tag {
         if !is_core_tag(tag) {
             return Err(unknown_tag(tag, pos));
@@ -422,7 +549,9 @@ fn parse_int(text: &str) -> Option<i64> {
 /// A float printed the way Ruby's `Float#to_s` does for the usual cases.
 fn parse_float(text: &str) -> Option<String> {
     let looks_numeric = text.bytes().any(|b| b.is_ascii_digit())
-        && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+' | b'_'))
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+' | b'_'))
         && text.contains('.');
     if !looks_numeric {
         return None;

@@ -1,1 +1,328 @@
-//! esteira tests.
+//! The end-to-end harness: starts the real `esteira-coordinator` and `esteira-agent` as
+//! processes on free loopback ports, drives them with the real `esteira` CLI, and makes
+//! real git repositories. Every wait is on a condition with a deadline.
+//!
+//! The binaries are those cargo built next to this test (`target/<profile>/`); the
+//! coordinator, agent and cli packages each have an integration test, so
+//! `cargo test --workspace` builds them first.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The image every test pipeline runs in, built by `.ci/images.sh`.
+pub const IMAGE: &str = "esteira-test/busybox:latest";
+
+/// Tests that run containers take this lock: two cores, and job ids repeat across the
+/// coordinators of concurrent tests.
+pub fn docker_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A built binary of the workspace.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins`", path.display());
+    path
+}
+
+/// Makes sure the test image exists (building it as CI does).
+pub fn ensure_image() {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/images.sh");
+        let status = Command::new("bash").arg(script).status().expect("run .ci/images.sh");
+        assert!(status.success(), ".ci/images.sh failed");
+    });
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Waits until `condition` holds, panicking with `what` after `timeout`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Process(Option<Child>);
+
+impl Process {
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let pid = i32::try_from(child.id()).ok()?;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A coordinator process with its own data dir and ports.
+pub struct Coordinator {
+    pub data_dir: PathBuf,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub lease_timeout_secs: u64,
+    pub admin_token: String,
+    pub registration_token: String,
+    process: Process,
+    log: PathBuf,
+}
+
+impl Coordinator {
+    pub fn start(root: &Path, lease_timeout_secs: u64) -> Coordinator {
+        let mut coordinator = Coordinator {
+            data_dir: root.join("coordinator"),
+            http_port: free_port(),
+            grpc_port: free_port(),
+            lease_timeout_secs,
+            admin_token: "test-admin-token".to_string(),
+            registration_token: "test-registration-token".to_string(),
+            process: Process(None),
+            log: root.join("coordinator.log"),
+        };
+        coordinator.restart();
+        coordinator
+    }
+
+    /// Starts the process again on the same data dir and ports (after [`Self::kill`]).
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("coordinator log file");
+        let child = Command::new(binary("esteira-coordinator"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--http", &format!("127.0.0.1:{}", self.http_port)])
+            .args(["--grpc", &format!("127.0.0.1:{}", self.grpc_port)])
+            .args(["--lease-timeout", &self.lease_timeout_secs.to_string()])
+            .env("ESTEIRA_ADMIN_TOKEN", &self.admin_token)
+            .env("ESTEIRA_REGISTRATION_TOKEN", &self.registration_token)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start esteira-coordinator");
+        self.process = Process(Some(child));
+        let address = format!("127.0.0.1:{}", self.http_port);
+        wait_until("the coordinator to answer", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&address).ok()
+        });
+    }
+
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// The coordinator's own log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `esteira ARGS` against this coordinator with the admin token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary("esteira"))
+            .args(["--server", &self.url(), "--token", &self.admin_token])
+            .args(args)
+            .output()
+            .expect("run esteira")
+    }
+
+    /// Runs `esteira ARGS`, asserting success, and returns stdout as text.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "esteira {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.cli_ok(&all)).expect("JSON from esteira")
+    }
+
+    pub fn pipeline(&self, id: &str) -> Value {
+        self.cli_json(&["pipeline", "show", id])
+    }
+
+    /// Adds a project and runs a pipeline on `git_ref`; returns the pipeline id.
+    pub fn run_pipeline(&self, project: &str, git_ref: &str) -> String {
+        self.cli_ok(&["pipeline", "run", project, "--ref", git_ref]).trim().to_string()
+    }
+
+    /// The job of a pipeline named `name` (its latest attempt).
+    pub fn job<'a>(&self, pipeline: &'a Value, name: &str) -> &'a Value {
+        pipeline["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().rev().find(|job| job["name"] == name))
+            .unwrap_or_else(|| panic!("no job {name} in {pipeline}"))
+    }
+
+    pub fn job_log(&self, id: &Value) -> Vec<u8> {
+        let output = self.cli(&["job", "log", &id.to_string()]);
+        assert!(output.status.success(), "job log failed: {}", String::from_utf8_lossy(&output.stderr));
+        output.stdout
+    }
+
+    pub fn start_agent(&self, root: &Path, name: &str, labels: &str, concurrency: u32) -> Agent {
+        Agent::start(self, root.join(format!("agent-{name}")), name, labels, concurrency)
+    }
+}
+
+/// An agent process with its own work dir.
+pub struct Agent {
+    pub process: Process,
+}
+
+impl Agent {
+    pub fn start(
+        coordinator: &Coordinator,
+        work_dir: PathBuf,
+        name: &str,
+        labels: &str,
+        concurrency: u32,
+    ) -> Agent {
+        std::fs::create_dir_all(&work_dir).expect("agent work dir");
+        let log = std::fs::File::create(work_dir.with_extension("log")).expect("agent log");
+        let child = Command::new(binary("esteira-agent"))
+            .args(["--coordinator", &coordinator.grpc_url()])
+            .args(["--registration-token", &coordinator.registration_token])
+            .args(["--name", name, "--labels", labels])
+            .args(["--concurrency", &concurrency.to_string()])
+            .arg("--work-dir")
+            .arg(&work_dir)
+            .args(["--default-image", IMAGE])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start esteira-agent");
+        Agent { process: Process(Some(child)) }
+    }
+}
+
+/// A git repository made by the test.
+pub struct GitRepo {
+    pub dir: PathBuf,
+}
+
+impl GitRepo {
+    pub fn init(dir: PathBuf) -> GitRepo {
+        std::fs::create_dir_all(&dir).expect("repo dir");
+        let repo = GitRepo { dir };
+        repo.git(&["init", "--quiet", "--initial-branch=main"]);
+        repo.git(&["config", "user.email", "test@esteira.invalid"]);
+        repo.git(&["config", "user.name", "esteira tests"]);
+        repo
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("run git");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Writes files and commits them; returns the commit.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, content) in files {
+            let path = self.dir.join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("dirs");
+            }
+            std::fs::write(path, content).expect("write file");
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "--quiet", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+}
+
+/// Containers, networks and volumes carrying esteira's job label.
+pub fn leftover_docker_objects() -> Vec<String> {
+    let mut found = Vec::new();
+    let kinds: [&[&str]; 3] = [
+        &["ps", "-a", "--format", "{{.Names}}"],
+        &["network", "ls", "--format", "{{.Name}}"],
+        &["volume", "ls", "--format", "{{.Name}}"],
+    ];
+    for kind in kinds {
+        let output = Command::new("docker")
+            .args(kind)
+            .args(["--filter", "label=esteira.job"])
+            .output()
+            .expect("docker");
+        found.extend(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|line| !line.is_empty())
+                .map(|line| format!("{} {line}", kind[0])),
+        );
+    }
+    found
+}

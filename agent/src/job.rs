@@ -1,0 +1,171 @@
+//! One job on this agent, from assignment to completion: tell the coordinator it started,
+//! run it through the executor while its log ships, then report the outcome until the
+//! coordinator has it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use esteira_executor::{
+    Executor, Failure, FailureKind, JobResult as ExecutorResult, JobRun, Outcome,
+};
+use esteira_pipeline::PlannedJob;
+use esteira_proto::v1::{CompleteJobRequest, JobAssignment, JobResult, Lease, StartJobRequest};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::client::Client;
+use crate::log_shipper::{self, is_fenced};
+
+/// Controls of a running job, kept by the agent for heartbeats and cancels.
+#[derive(Clone)]
+pub struct RunningJob {
+    pub lease: Lease,
+    /// Cancels the job (after_script runs; it completes as canceled).
+    pub cancel: CancellationToken,
+    /// The lease is gone: stop the job and report nothing more.
+    pub abandon: CancellationToken,
+}
+
+/// Runs one assignment. `runner` holds the variables describing this agent.
+pub async fn run(
+    client: Client,
+    executor: Arc<Executor>,
+    assignment: JobAssignment,
+    job: RunningJob,
+    runner: &[(String, String)],
+) {
+    let lease = job.lease;
+    let mut starter = client.clone();
+    if let Err(status) = starter.start_job(StartJobRequest { lease: Some(lease) }).await {
+        if is_fenced(&status) {
+            warn!(job_id = lease.job_id, error = %status.message(), "assignment no longer valid");
+            return;
+        }
+        // The coordinator may be restarting; the lease says who holds the job.
+        warn!(job_id = lease.job_id, error = %status.message(), "could not confirm the start");
+    }
+    info!(job_id = lease.job_id, "job started");
+    let (log, log_out) = mpsc::channel(256);
+    let shipper = tokio::spawn(log_shipper::ship(client.clone(), lease, log_out));
+    let outcome = match serde_json::from_str::<PlannedJob>(&assignment.spec_json) {
+        Ok(spec) => {
+            let run = JobRun {
+                job_id: lease.job_id,
+                project: assignment.project,
+                repo_url: assignment.repo_url,
+                sha: assignment.sha,
+                git_ref: assignment.git_ref,
+                spec,
+                masked: assignment
+                    .variables
+                    .iter()
+                    .filter(|v| v.masked)
+                    .map(|v| v.value.clone())
+                    .collect(),
+                env: runner
+                    .iter()
+                    .cloned()
+                    .chain(assignment.variables.into_iter().map(|v| (v.key, v.value)))
+                    .collect(),
+                artifacts_in: Vec::new(),
+            };
+            let cancel = job.cancel.clone();
+            let abandon = job.abandon.clone();
+            tokio::select! {
+                outcome = executor.run(run, log, cancel) => Some(outcome),
+                () = abandon.cancelled() => None,
+            }
+        }
+        Err(error) => {
+            let message = format!("esteira: the job's specification is invalid: {error}\n");
+            let _ = log.send(message.clone().into()).await;
+            drop(log);
+            Some(Outcome {
+                result: ExecutorResult::Failed,
+                exit_code: None,
+                failure: Some(Failure {
+                    kind: FailureKind::RunnerSystemFailure,
+                    message: message.trim_end().to_string(),
+                }),
+                artifacts: None,
+                details: serde_json::Value::Null,
+            })
+        }
+    };
+    let Some(outcome) = outcome else {
+        job.cancel.cancel();
+        shipper.abort();
+        warn!(job_id = lease.job_id, "job abandoned: its lease is no longer valid");
+        return;
+    };
+    let log_size = match shipper.await {
+        Ok(Ok(size)) => size,
+        Ok(Err(error)) => {
+            warn!(job_id = lease.job_id, %error, "log delivery stopped; job abandoned");
+            return;
+        }
+        Err(error) => {
+            warn!(job_id = lease.job_id, %error, "log shipping task failed");
+            return;
+        }
+    };
+    complete(client, lease, &outcome, log_size, &job.abandon).await;
+}
+
+/// Reports the outcome until the coordinator accepts it or says the lease is gone.
+async fn complete(
+    mut client: Client,
+    lease: Lease,
+    outcome: &Outcome,
+    log_size: u64,
+    abandon: &CancellationToken,
+) {
+    let result = match outcome.result {
+        ExecutorResult::Success => JobResult::Success,
+        ExecutorResult::Failed => JobResult::Failed,
+        ExecutorResult::Canceled => JobResult::Canceled,
+    };
+    let request = CompleteJobRequest {
+        lease: Some(lease),
+        result: result.into(),
+        exit_code: outcome.exit_code,
+        failure_kind: outcome
+            .failure
+            .as_ref()
+            .map(|f| f.kind.as_str().to_string())
+            .unwrap_or_default(),
+        failure_message: outcome
+            .failure
+            .as_ref()
+            .map(|f| f.message.clone())
+            .unwrap_or_default(),
+        log_size,
+        details_json: if outcome.details.is_null() {
+            String::new()
+        } else {
+            outcome.details.to_string()
+        },
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.complete_job(request.clone()).await {
+            Ok(_) => {
+                info!(job_id = lease.job_id, result = ?result, "job completed");
+                return;
+            }
+            Err(status) if is_fenced(&status) => {
+                warn!(job_id = lease.job_id, error = %status.message(), "completion refused");
+                return;
+            }
+            Err(status) => {
+                warn!(job_id = lease.job_id, error = %status.message(), "completion not delivered; retrying");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = abandon.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

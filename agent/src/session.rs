@@ -1,0 +1,257 @@
+//! The agent's life: register once, then hold a session with the coordinator, reconnecting
+//! with backoff whenever it drops, without touching the jobs that run meanwhile.
+//!
+//! Heartbeats renew the leases of running jobs (and bring cancels and abandons a dropped
+//! session might have missed). On shutdown the agent closes its session, so it takes no
+//! more jobs, and waits for the running ones to finish.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use esteira_executor::{Executor, ExecutorConfig};
+use esteira_proto::v1::agent_service_client::AgentServiceClient;
+use esteira_proto::v1::{server_message, HeartbeatRequest, Lease, OpenSessionRequest, RegisterRequest};
+use esteira_proto::PROTOCOL_VERSION;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::client::{self, Client};
+use crate::config::Config;
+use crate::credentials::{self, Credentials};
+use crate::job::{self, RunningJob};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The jobs this agent runs now, by job id.
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<HashMap<i64, RunningJob>>>);
+
+impl Running {
+    fn leases(&self) -> Vec<Lease> {
+        self.lock().values().map(|job| job.lease).collect()
+    }
+
+    fn get(&self, job_id: i64) -> Option<RunningJob> {
+        self.lock().get(&job_id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, RunningJob>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Runs the agent until `shutdown` resolves and its running jobs have finished.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.work_dir)
+        .with_context(|| format!("cannot create the work dir {}", config.work_dir.display()))?;
+    let executor = Arc::new(
+        Executor::connect(ExecutorConfig {
+            instance: config.name.clone(),
+            work_dir: config.work_dir.clone(),
+            allow_docker_socket: config.allow_docker_socket,
+            max_timeout: config.max_timeout,
+            default_image: config.default_image.clone(),
+            ..ExecutorConfig::default()
+        })
+        .await
+        .context("cannot reach the Docker engine")?,
+    );
+    // Whatever a job of this agent left before a crash: none of them runs now.
+    let removed = executor.remove_leftovers(&[]).await?;
+    if removed > 0 {
+        info!(removed, "removed what earlier jobs of this agent left behind");
+    }
+    let channel = client::channel(&config.coordinator, config.ca_cert.as_ref())?;
+    let credentials = register(&config, &channel).await?;
+    let client = client::authenticated(channel, &credentials.token)?;
+    let running = Running::default();
+    let heartbeat_secs = Arc::new(AtomicU32::new(5));
+    let stop = CancellationToken::new();
+
+    let heartbeats = tokio::spawn(heartbeat(client.clone(), running.clone(), heartbeat_secs.clone()));
+    let sessions = sessions(&config, client, executor, running.clone(), heartbeat_secs, stop.clone());
+    tokio::select! {
+        result = sessions => result?,
+        () = shutdown => info!("shutting down: no new jobs; waiting for running ones"),
+    }
+    stop.cancel();
+    while !running.lock().is_empty() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    heartbeats.abort();
+    Ok(())
+}
+
+/// The stored credential, or a new one from registration.
+async fn register(config: &Config, channel: &tonic::transport::Channel) -> anyhow::Result<Credentials> {
+    if let Some(existing) = credentials::load(&config.work_dir) {
+        return Ok(existing);
+    }
+    let token = config.registration_token.clone().context(
+        "this agent is not registered yet: give --registration-token (ESTEIRA_REGISTRATION_TOKEN)",
+    )?;
+    let mut backoff = Backoff::new();
+    let response = loop {
+        let request = RegisterRequest {
+            protocol_version: PROTOCOL_VERSION,
+            registration_token: token.clone(),
+            name: config.name.clone(),
+            labels: config.labels.clone(),
+            version: VERSION.to_string(),
+        };
+        match AgentServiceClient::new(channel.clone()).register(request).await {
+            Ok(response) => break response.into_inner(),
+            Err(status) if fatal(&status) => {
+                anyhow::bail!("registration refused: {}", status.message())
+            }
+            Err(status) => {
+                warn!(error = %status.message(), "coordinator unreachable; retrying registration");
+                backoff.wait().await;
+            }
+        }
+    };
+    let credentials = Credentials { agent_id: response.agent_id, token: response.agent_token };
+    credentials::save(&config.work_dir, &credentials).context("cannot store the agent credential")?;
+    info!(agent_id = credentials.agent_id, "registered");
+    Ok(credentials)
+}
+
+/// Errors no retry will mend.
+fn fatal(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unauthenticated | tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+    )
+}
+
+/// Holds the session, reconnecting until `stop`; returns an error only when the
+/// coordinator refuses this agent for good.
+async fn sessions(
+    config: &Config,
+    mut client: Client,
+    executor: Arc<Executor>,
+    running: Running,
+    heartbeat_secs: Arc<AtomicU32>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let runner = Arc::new(vec![
+        ("CI_RUNNER_DESCRIPTION".to_string(), config.name.clone()),
+        ("CI_RUNNER_TAGS".to_string(), config.labels.join(",")),
+        ("CI_RUNNER_VERSION".to_string(), VERSION.to_string()),
+    ]);
+    let mut backoff = Backoff::new();
+    loop {
+        let request = OpenSessionRequest {
+            protocol_version: PROTOCOL_VERSION,
+            concurrency: config.concurrency,
+            labels: config.labels.clone(),
+            version: VERSION.to_string(),
+            running: running.leases(),
+        };
+        let mut stream = match client.open_session(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if fatal(&status) => {
+                if status.code() == tonic::Code::Unauthenticated {
+                    credentials::forget(&config.work_dir)?;
+                }
+                anyhow::bail!("the coordinator refused this agent: {}", status.message());
+            }
+            Err(status) => {
+                warn!(error = %status.message(), "coordinator unreachable; reconnecting");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        info!("session open");
+        backoff = Backoff::new();
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message,
+                () = stop.cancelled() => return Ok(()),
+            };
+            let kind = match message {
+                Ok(Some(message)) => message.kind,
+                Ok(None) => break,
+                Err(status) => {
+                    warn!(error = %status.message(), "session lost; reconnecting");
+                    break;
+                }
+            };
+            match kind {
+                Some(server_message::Kind::Assignment(assignment)) => {
+                    let Some(lease) = assignment.lease else { continue };
+                    heartbeat_secs.store(assignment.heartbeat_interval_secs.max(1), Ordering::Relaxed);
+                    let job = RunningJob {
+                        lease,
+                        cancel: CancellationToken::new(),
+                        abandon: CancellationToken::new(),
+                    };
+                    running.lock().insert(lease.job_id, job.clone());
+                    let (client, executor, running) = (client.clone(), executor.clone(), running.clone());
+                    let runner = runner.clone();
+                    tokio::spawn(async move {
+                        job::run(client, executor, assignment, job, &runner).await;
+                        running.lock().remove(&lease.job_id);
+                    });
+                }
+                Some(server_message::Kind::Cancel(cancel)) => {
+                    if let Some(job) = cancel.lease.and_then(|lease| running.get(lease.job_id)) {
+                        info!(job_id = job.lease.job_id, "cancel requested");
+                        job.cancel.cancel();
+                    }
+                }
+                None => {}
+            }
+        }
+        tokio::select! {
+            () = backoff.wait() => {}
+            () = stop.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// Renews the leases of running jobs every interval the coordinator asked for.
+async fn heartbeat(mut client: Client, running: Running, interval_secs: Arc<AtomicU32>) {
+    loop {
+        let interval = Duration::from_secs(u64::from(interval_secs.load(Ordering::Relaxed)));
+        tokio::time::sleep(interval).await;
+        let leases = running.leases();
+        if leases.is_empty() {
+            continue;
+        }
+        match client.heartbeat(HeartbeatRequest { running: leases }).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                for lease in response.abandon {
+                    if let Some(job) = running.get(lease.job_id).filter(|j| j.lease.epoch == lease.epoch) {
+                        job.abandon.cancel();
+                    }
+                }
+                for lease in response.cancel {
+                    if let Some(job) = running.get(lease.job_id) {
+                        job.cancel.cancel();
+                    }
+                }
+            }
+            Err(status) => warn!(error = %status.message(), "heartbeat not delivered"),
+        }
+    }
+}
+
+/// Waits growing from 200 ms to 5 s between attempts.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_millis(200))
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,70 @@
+//! The coordinator's REST API as the CLI calls it.
+
+use anyhow::Context;
+use futures::StreamExt;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+
+pub struct Api {
+    http: reqwest::Client,
+    server: String,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(server: &str, token: Option<String>) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            server: server.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}/api/v1{path}", self.server));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn send(&self, request: RequestBuilder) -> anyhow::Result<Response> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", self.server))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let message = body["error"].as_str().unwrap_or("no details").to_string();
+        anyhow::bail!("{message} (HTTP {})", status.as_u16())
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(self.request(Method::GET, path)).await?.json().await?)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        Ok(self
+            .send(self.request(Method::POST, path).json(body))
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Copies a raw response body to `out` as it arrives.
+    pub async fn stream_to(
+        &self,
+        path: &str,
+        out: &mut (impl std::io::Write + ?Sized),
+    ) -> anyhow::Result<()> {
+        let mut body = self.send(self.request(Method::GET, path)).await?.bytes_stream();
+        while let Some(piece) = body.next().await {
+            out.write_all(&piece?)?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+}

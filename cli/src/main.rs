@@ -1,0 +1,360 @@
+//! `esteira`: the command line. Every command but `lint` talks to the coordinator's REST
+//! API (`--server`, `--token`); `--json` prints the API's answer as it is.
+
+mod api;
+mod lint;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::api::Api;
+
+#[derive(Parser)]
+#[command(name = "esteira", version, about = "esteira's command line")]
+struct Cli {
+    /// The coordinator's HTTP address.
+    #[arg(long, global = true, env = "ESTEIRA_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The admin or API token, for actions.
+    #[arg(long, global = true, env = "ESTEIRA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a pipeline file offline, or show its plan for a ref.
+    Lint(lint::LintArgs),
+    /// Projects: a name and a repository.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Pipelines: run, list, show, wait, cancel.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+    /// Jobs: log, cancel, retry, play.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Add a project.
+    Add {
+        name: String,
+        #[arg(long)]
+        repo: String,
+        /// The pipeline file in the repository.
+        #[arg(long, default_value = ".gitlab-ci.yml")]
+        pipeline_file: String,
+    },
+    /// List projects.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// Start a pipeline; prints its id.
+    Run {
+        project: String,
+        #[arg(long = "ref")]
+        git_ref: String,
+        #[arg(long)]
+        sha: Option<String>,
+        /// A pipeline variable KEY=VALUE (repeatable).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+    /// List pipelines, newest first.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a pipeline and its jobs.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait for a pipeline to finish: exit 0 on success, 1 otherwise.
+    Wait { id: i64 },
+    /// Cancel a pipeline's unfinished jobs.
+    Cancel { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Print a job's log (raw bytes).
+    Log {
+        id: i64,
+        /// Keep printing as the log grows, until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a job.
+    Cancel { id: i64 },
+    /// Run a finished job again.
+    Retry { id: i64 },
+    /// Start a manual job.
+    Play { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// List agents.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let api = Api::new(&cli.server, cli.token.clone());
+    let result = match cli.command {
+        Command::Lint(args) => return exit_code(lint::run(&args)),
+        Command::Project(command) => project(&api, command).await,
+        Command::Pipeline(command) => pipeline(&api, command).await,
+        Command::Job(command) => job(&api, command).await,
+        Command::Agent(AgentCommand::List { json }) => agents(&api, json).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("esteira: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+fn print_json(value: &Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints rows as aligned columns under a header.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_string(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ProjectCommand::Add { name, repo, pipeline_file } => {
+            let body = json!({ "name": name, "repo_url": repo, "pipeline_file": pipeline_file });
+            let project = api.post("/projects", &body).await?;
+            println!("project {} added ({})", text(&project["name"]), text(&project["repo_url"]));
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectCommand::List { json } => {
+            let projects = api.get("/projects").await?;
+            if json {
+                return print_json(&projects);
+            }
+            let rows: Vec<Vec<String>> = projects
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .map(|p| vec![text(&p["name"]), text(&p["repo_url"]), text(&p["pipeline_file"])])
+                        .collect()
+                })
+                .unwrap_or_default();
+            print_table(&["NAME", "REPOSITORY", "PIPELINE FILE"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_vars(vars: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    vars.iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--var needs KEY=VALUE, got '{pair}'"))
+        })
+        .collect()
+}
+
+async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PipelineCommand::Run { project, git_ref, sha, vars } => {
+            let body = json!({ "ref": git_ref, "sha": sha, "variables": parse_vars(&vars)? });
+            let created = api.post(&format!("/projects/{project}/pipelines"), &body).await?;
+            println!("{}", text(&created["id"]));
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::List { project, status, git_ref, limit, json } => {
+            let mut query = vec![format!("limit={limit}")];
+            for (key, value) in [("project", project), ("status", status), ("ref", git_ref)] {
+                if let Some(value) = value {
+                    query.push(format!("{key}={value}"));
+                }
+            }
+            let pipelines = api.get(&format!("/pipelines?{}", query.join("&"))).await?;
+            if json {
+                return print_json(&pipelines);
+            }
+            let rows: Vec<Vec<String>> = pipelines
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .map(|p| {
+                            vec![
+                                text(&p["id"]),
+                                text(&p["project"]),
+                                text(&p["git_ref"]),
+                                text(&p["sha"]).chars().take(8).collect(),
+                                text(&p["status"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            print_table(&["ID", "PROJECT", "REF", "COMMIT", "STATUS"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Show { id, json } => {
+            let pipeline = api.get(&format!("/pipelines/{id}")).await?;
+            if json {
+                return print_json(&pipeline);
+            }
+            println!(
+                "pipeline {} of {} on {} ({}): {}",
+                text(&pipeline["id"]),
+                text(&pipeline["project"]),
+                text(&pipeline["git_ref"]),
+                text(&pipeline["sha"]).chars().take(8).collect::<String>(),
+                text(&pipeline["status"])
+            );
+            print_jobs(&pipeline);
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Wait { id } => loop {
+            let pipeline = api.get(&format!("/pipelines/{id}/wait?timeout=60")).await?;
+            let status = text(&pipeline["status"]);
+            if matches!(status.as_str(), "success" | "failed" | "canceled" | "skipped") {
+                eprintln!("pipeline {id}: {status}");
+                return Ok(if status == "success" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+        },
+        PipelineCommand::Cancel { id } => {
+            api.post(&format!("/pipelines/{id}/cancel"), &json!({})).await?;
+            println!("pipeline {id}: cancel requested");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_jobs(pipeline: &Value) {
+    let rows: Vec<Vec<String>> = pipeline["jobs"]
+        .as_array()
+        .map(|jobs| {
+            jobs.iter()
+                .map(|job| {
+                    let mut status = text(&job["status"]);
+                    if job["retried"].as_bool() == Some(true) {
+                        status.push_str(" (retried)");
+                    }
+                    vec![
+                        text(&job["id"]),
+                        text(&job["stage"]),
+                        text(&job["name"]),
+                        status,
+                        text(&job["failure_message"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    print_table(&["JOB", "STAGE", "NAME", "STATUS", "REASON"], &rows);
+}
+
+async fn job(api: &Api, command: JobCommand) -> anyhow::Result<ExitCode> {
+    let (action, id) = match command {
+        JobCommand::Log { id, follow } => {
+            let path = format!("/jobs/{id}/log?follow={follow}");
+            api.stream_to(&path, &mut std::io::stdout().lock()).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        JobCommand::Cancel { id } => ("cancel", id),
+        JobCommand::Retry { id } => ("retry", id),
+        JobCommand::Play { id } => ("play", id),
+    };
+    let answer = api.post(&format!("/jobs/{id}/{action}"), &json!({})).await?;
+    println!("job {}: {action} requested", text(&answer["id"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn agents(api: &Api, json: bool) -> anyhow::Result<ExitCode> {
+    let agents = api.get("/agents").await?;
+    if json {
+        return print_json(&agents);
+    }
+    let rows: Vec<Vec<String>> = agents
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|a| {
+                    let labels: Vec<String> = a["labels"]
+                        .as_array()
+                        .map(|l| l.iter().map(text).collect())
+                        .unwrap_or_default();
+                    vec![
+                        text(&a["id"]),
+                        text(&a["name"]),
+                        text(&a["status"]),
+                        labels.join(","),
+                        text(&a["version"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    print_table(&["ID", "NAME", "STATUS", "LABELS", "VERSION"], &rows);
+    Ok(ExitCode::SUCCESS)
+}

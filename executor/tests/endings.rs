@@ -1,0 +1,137 @@
+//! How jobs end other than by themselves: cancel, timeout, out of memory; and what the
+//! log hides: masked values, also split across chunks or in base64.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use esteira_executor::{FailureKind, JobResult};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn cancel_stops_a_long_job_within_five_seconds_and_runs_after_script() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("cancel").await;
+    let mut spec = spec(&["echo started", "sleep 600"]);
+    spec.after_script = vec!["echo after the cancel".to_string()];
+    let job = h.job(&repo, 201, spec);
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let cancel = CancellationToken::new();
+    let run = {
+        let cancel = cancel.clone();
+        async { h.executor.run(job, tx, cancel).await }
+    };
+    let watch = async {
+        let mut log = Vec::new();
+        let mut canceled_at = None;
+        while let Some(chunk) = rx.recv().await {
+            log.extend_from_slice(&chunk);
+            if canceled_at.is_none() && find(&log, b"started\n").is_some() {
+                cancel.cancel();
+                canceled_at = Some(Instant::now());
+            }
+        }
+        (log, canceled_at)
+    };
+    let (outcome, (log, canceled_at)) = tokio::join!(run, watch);
+    let took = canceled_at.expect("the script started").elapsed();
+    let text = String::from_utf8_lossy(&log);
+
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(outcome.result, JobResult::Canceled, "{text}");
+    assert_eq!(outcome.failure.expect("a failure").kind, FailureKind::Canceled);
+    assert!(text.contains("after the cancel\n"), "{text}");
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn cancel_before_the_script_ends_the_job_at_once() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("cancel-early").await;
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (outcome, _log) = h
+        .run_with_cancel(h.job(&repo, 202, spec(&["echo hi"])), cancel)
+        .await;
+    assert_eq!(outcome.result, JobResult::Canceled);
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn a_job_over_its_timeout_fails_as_a_timeout() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    // The agent's cap is lower than the job's own timeout.
+    let h = Harness::with("timeout", |config| {
+        config.max_timeout = Some(Duration::from_secs(3));
+    })
+    .await;
+    let mut spec = spec(&["sleep 600"]);
+    spec.timeout_secs = Some(3600);
+    spec.after_script = vec!["echo after the timeout".to_string()];
+    let started = Instant::now();
+    let (outcome, log) = h.run(h.job(&repo, 203, spec)).await;
+    let text = String::from_utf8_lossy(&log);
+
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(outcome.result, JobResult::Failed, "{text}");
+    let failure = outcome.failure.expect("a failure");
+    assert_eq!(failure.kind, FailureKind::StuckOrTimeoutFailure);
+    assert_eq!(failure.kind.as_str(), "stuck_or_timeout_failure");
+    assert!(text.contains("after the timeout\n"), "{text}");
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn going_over_the_memory_limit_is_reported_as_out_of_memory() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::with("oom", |config| {
+        config.memory_limit = Some(32 << 20);
+        config.cpu_limit = Some(0.5);
+    })
+    .await;
+    // Reading 256 MiB into one shell variable needs far more than 32 MiB.
+    let (outcome, log) = h
+        .run(h.job(&repo, 204, spec(&["x=$(head -c 268435456 /dev/zero | tr '\\0' a)"])))
+        .await;
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(outcome.result, JobResult::Failed, "{text}");
+    let failure = outcome.failure.expect("a failure");
+    assert_eq!(failure.kind, FailureKind::OutOfMemory, "{text}");
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn masked_values_and_their_base64_never_reach_the_log() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("mask").await;
+    let secret = "hunter2-Secret";
+    let mut job = h.job(
+        &repo,
+        205,
+        spec(&[
+            "echo \"plain $PASSWORD\"",
+            "printf '%s' \"$PASSWORD\" | base64",
+            // The value split over two writes, a second apart.
+            "printf 'split hunter2-'; sleep 1; printf 'Secret done\\n'",
+        ]),
+    );
+    job.env.push(("PASSWORD".to_string(), secret.to_string()));
+    job.masked.push(secret.to_string());
+    let (outcome, log) = h.run(job).await;
+    let text = String::from_utf8_lossy(&log);
+
+    assert_eq!(outcome.result, JobResult::Success, "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(!text.contains("aHVudGVyMi1TZWNyZXQ"), "{text}");
+    assert!(text.contains("plain [MASKED]\n"), "{text}");
+    assert!(text.contains("split [MASKED] done\n"), "{text}");
+    assert_eq!(text.matches("[MASKED]").count(), 3, "{text}");
+    h.assert_nothing_left().await;
+}

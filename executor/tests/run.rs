@@ -1,0 +1,136 @@
+//! The core path with real Docker and real git: checkout, script, log, exit code,
+//! after_script, missing image, cleanup.
+
+mod common;
+
+use common::*;
+use esteira_executor::{FailureKind, JobResult};
+
+#[tokio::test]
+async fn runs_the_script_in_the_checked_out_commit_and_streams_exact_bytes() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("hello.txt", b"from the repo\n")]);
+    let h = Harness::new("exact").await;
+    let mut spec = spec(&[
+        "cat hello.txt",
+        // Invalid UTF-8, a carriage return, no trailing newline.
+        "printf 'a\\377b\\r\\ncd\\200'",
+        "printf 'err\\n' >&2",
+    ]);
+    spec.before_script = vec!["echo \"$GREETING from $CI_PROJECT_DIR\"".to_string()];
+    spec.after_script = vec!["echo after ran".to_string()];
+    let mut job = h.job(&repo, 101, spec);
+    job.env.push(("GREETING".to_string(), "hello".to_string()));
+    let (outcome, log) = h.run(job).await;
+
+    assert_eq!(
+        outcome.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    assert_eq!(outcome.exit_code, Some(0));
+    let expected: &[u8] = b"\x1b[32;1m$ echo \"$GREETING from $CI_PROJECT_DIR\"\x1b[0;m\n\
+        hello from /builds/demo\n\
+        \x1b[32;1m$ cat hello.txt\x1b[0;m\n\
+        from the repo\n\
+        \x1b[32;1m$ printf 'a\\377b\\r\\ncd\\200'\x1b[0;m\n\
+        a\xffb\r\ncd\x80\
+        \x1b[32;1m$ printf 'err\\n' >&2\x1b[0;m\nerr\n";
+    assert!(
+        find(&log, expected).is_some(),
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    assert!(find(&log, b"Checking out").is_some());
+    assert!(find(&log, b"\nafter ran\n").is_some());
+    assert!(find(&log, b"Job succeeded").is_some());
+    h.assert_nothing_left().await;
+    assert!(!h.builds_dir().join("101").exists());
+}
+
+#[tokio::test]
+async fn a_failing_command_stops_the_script_and_reports_its_exit_code() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("fail").await;
+    let mut spec = spec(&["echo one", "sh -c 'exit 3'", "echo never"]);
+    spec.after_script = vec!["echo cleaning up".to_string(), "false".to_string()];
+    let (outcome, log) = h.run(h.job(&repo, 102, spec)).await;
+    let text = String::from_utf8_lossy(&log);
+
+    assert_eq!(outcome.result, JobResult::Failed, "{text}");
+    assert_eq!(outcome.exit_code, Some(3));
+    let failure = outcome.failure.expect("a failure");
+    assert_eq!(failure.kind, FailureKind::ScriptFailure);
+    assert_eq!(failure.message, "exit code 3");
+    assert!(!text.contains("$ echo never"), "{text}");
+    assert!(text.contains("cleaning up\n"), "{text}");
+    assert!(text.contains("ERROR: Job failed: exit code 3"), "{text}");
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_with_its_name() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("noimage").await;
+    let mut spec = spec(&["echo hi"]);
+    spec.image = Some(esteira_pipeline::Image {
+        name: "esteira-test/does-not-exist:1".to_string(),
+        entrypoint: None,
+    });
+    let (outcome, log) = h.run(h.job(&repo, 103, spec)).await;
+    let failure = outcome.failure.expect("a failure");
+    assert_eq!(failure.kind, FailureKind::ImageNotFound);
+    assert_eq!(
+        failure.message,
+        "image not found: esteira-test/does-not-exist:1"
+    );
+    assert!(
+        String::from_utf8_lossy(&log)
+            .contains("ERROR: Job failed: image not found: esteira-test/does-not-exist:1")
+    );
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn an_unknown_commit_fails_the_checkout() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("nocommit").await;
+    let mut job = h.job(&repo, 104, spec(&["echo hi"]));
+    job.sha = "0123456789abcdef0123456789abcdef01234567".to_string();
+    let (outcome, _log) = h.run(job).await;
+    let failure = outcome.failure.expect("a failure");
+    assert_eq!(failure.kind, FailureKind::RunnerSystemFailure);
+    assert!(
+        failure.message.contains("commit 0123456789abcdef"),
+        "{}",
+        failure.message
+    );
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn the_mirror_is_reused_and_updated_for_a_later_commit() {
+    let _slot = slot().await;
+    let mut repo = Repo::new(&[("v", b"one\n")]);
+    let h = Harness::new("mirror").await;
+    let (first, log) = h.run(h.job(&repo, 105, spec(&["cat v"]))).await;
+    assert_eq!(
+        first.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    repo.commit(&[("v", b"two\n")]);
+    let (second, log) = h.run(h.job(&repo, 106, spec(&["cat v"]))).await;
+    assert_eq!(second.result, JobResult::Success);
+    assert!(find(&log, b"\ntwo\n").is_some());
+    let mirrors = std::fs::read_dir(h.work.path().join("mirrors"))
+        .expect("mirrors dir")
+        .count();
+    assert_eq!(mirrors, 1);
+    h.assert_nothing_left().await;
+}
