@@ -50,6 +50,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/jobs/{id}/play", post(play_job))
         .route("/api/v1/agents", get(list_agents))
+        .merge(crate::ui::router())
         .with_state(state)
 }
 

@@ -11,6 +11,7 @@
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
+//! - [`ui`]: the web UI, embedded.
 
 pub mod config;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod scheduler;
 pub mod store;
 pub mod tokens;
 pub mod trigger;
+pub mod ui;
 pub mod variables;
 
 use std::future::Future;

@@ -72,9 +72,9 @@ impl Patterns {
 
     /// The path or one of its parent directories matches.
     pub(crate) fn covers(&self, relative: &Path) -> bool {
-        relative.ancestors().any(|path| {
-            !path.as_os_str().is_empty() && self.0.is_match(path)
-        })
+        relative
+            .ancestors()
+            .any(|path| !path.as_os_str().is_empty() && self.0.is_match(path))
     }
 }
 
@@ -233,7 +233,12 @@ mod tests {
         let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(
             names,
-            vec!["dist/app.bin", "dist/sub/lib.so", "src/deep/x.txt", "top.txt"]
+            vec![
+                "dist/app.bin",
+                "dist/sub/lib.so",
+                "src/deep/x.txt",
+                "top.txt"
+            ]
         );
     }
 
@@ -250,8 +255,14 @@ mod tests {
         let dest = tempfile::tempdir().expect("temp dir");
         unpack(&out, dest.path()).expect("unpacked");
         let read = |path: &str| std::fs::read(dest.path().join(path)).expect("read");
-        assert_eq!(read("dist/sub/lib.so"), std::fs::read(dir.path().join("dist/sub/lib.so")).expect("read"));
-        assert_eq!(read("report.xml"), std::fs::read(dir.path().join("report.xml")).expect("read"));
+        assert_eq!(
+            read("dist/sub/lib.so"),
+            std::fs::read(dir.path().join("dist/sub/lib.so")).expect("read")
+        );
+        assert_eq!(
+            read("report.xml"),
+            std::fs::read(dir.path().join("report.xml")).expect("read")
+        );
         assert!(!dest.path().join("top.txt").exists());
 
         let big = dir.path().join("big.tar.gz");

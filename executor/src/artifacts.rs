@@ -74,7 +74,10 @@ pub(crate) async fn collect(
     let paths: Vec<String> = spec.paths.iter().map(|p| expand(p, vars)).collect();
     let exclude: Vec<String> = spec.exclude.iter().map(|p| expand(p, vars)).collect();
     let extra: HashSet<PathBuf> = if spec.untracked {
-        workspace::untracked(project_dir).await?.into_iter().collect()
+        workspace::untracked(project_dir)
+            .await?
+            .into_iter()
+            .collect()
     } else {
         HashSet::new()
     };

@@ -76,7 +76,9 @@ pub(crate) async fn build(
         .await??;
     log.note(&format!(
         "Building {} from {} files of {}",
-        tags.first().map(String::as_str).unwrap_or("an untagged image"),
+        tags.first()
+            .map(String::as_str)
+            .unwrap_or("an untagged image"),
         files,
         spec.context
     ))
@@ -230,7 +232,10 @@ fn relative_inside(path: &str) -> Result<PathBuf, BuildError> {
         .components()
         .all(|part| matches!(part, Component::Normal(_) | Component::CurDir))
     {
-        Ok(relative.components().collect())
+        Ok(relative
+            .components()
+            .filter(|part| matches!(part, Component::Normal(_)))
+            .collect())
     } else {
         Err(BuildError::OutsideWorkspace(path.to_string()))
     }
@@ -264,8 +269,14 @@ mod tests {
     fn splits_tags_and_finds_registries() {
         let split = |r: &str| split_tag(r).expect("valid");
         assert_eq!(split("app"), ("app".into(), "latest".into()));
-        assert_eq!(split("127.0.0.1:5000/g/app:1.2"), ("127.0.0.1:5000/g/app".into(), "1.2".into()));
-        assert_eq!(split("localhost:5000/app"), ("localhost:5000/app".into(), "latest".into()));
+        assert_eq!(
+            split("127.0.0.1:5000/g/app:1.2"),
+            ("127.0.0.1:5000/g/app".into(), "1.2".into())
+        );
+        assert_eq!(
+            split("localhost:5000/app"),
+            ("localhost:5000/app".into(), "latest".into())
+        );
         assert!(split_tag("bad tag").is_err());
         assert_eq!(registry_of("127.0.0.1:5000/g/app"), Some("127.0.0.1:5000"));
         assert_eq!(registry_of("library/app"), None);
@@ -286,7 +297,10 @@ mod tests {
     #[test]
     fn reads_the_digest_and_refuses_escaping_paths() {
         let digest = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(digest_in(&format!("1.0: digest: {digest} size: 528")), Some(digest));
+        assert_eq!(
+            digest_in(&format!("1.0: digest: {digest} size: 528")),
+            Some(digest)
+        );
         assert_eq!(digest_in("Pushed"), None);
         assert!(relative_inside("../x").is_err());
         assert!(relative_inside("/etc").is_err());

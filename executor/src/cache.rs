@@ -93,8 +93,12 @@ impl CacheStore {
         project_dir: &Path,
         vars: &[(String, String)],
     ) -> Result<Option<String>, CacheError> {
-        let candidates = std::iter::once(key.to_string())
-            .chain(cache.fallback_keys.iter().map(|k| sanitize(&expand(k, vars))));
+        let candidates = std::iter::once(key.to_string()).chain(
+            cache
+                .fallback_keys
+                .iter()
+                .map(|k| sanitize(&expand(k, vars))),
+        );
         for candidate in candidates {
             let path = self.archive(&candidate);
             if !path.exists() {
@@ -120,7 +124,10 @@ impl CacheStore {
     ) -> Result<usize, CacheError> {
         let paths: Vec<String> = cache.paths.iter().map(|p| expand(p, vars)).collect();
         let extra: HashSet<PathBuf> = if cache.untracked {
-            workspace::untracked(project_dir).await?.into_iter().collect()
+            workspace::untracked(project_dir)
+                .await?
+                .into_iter()
+                .collect()
         } else {
             HashSet::new()
         };
@@ -144,7 +151,8 @@ impl CacheStore {
                 .tempfile_in(&dir)
                 .map_err(io)?;
             archive::pack(&root, &files, temp.path(), None)?;
-            temp.persist(&destination).map_err(|error| io(error.error))?;
+            temp.persist(&destination)
+                .map_err(|error| io(error.error))?;
             Ok(files.len())
         })
         .await?
@@ -174,7 +182,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("Cargo.lock"), "v1").expect("write");
         let vars = vec![("CI_COMMIT_REF_SLUG".to_string(), "main".to_string())];
-        assert_eq!(key(&cache("deps-$CI_COMMIT_REF_SLUG"), dir.path(), &vars).await, "deps-main");
+        assert_eq!(
+            key(&cache("deps-$CI_COMMIT_REF_SLUG"), dir.path(), &vars).await,
+            "deps-main"
+        );
         assert_eq!(key(&cache(""), dir.path(), &vars).await, "default");
         assert_eq!(key(&cache("a/../b"), dir.path(), &vars).await, "a-..-b");
 
@@ -199,7 +210,13 @@ mod tests {
         std::fs::create_dir_all(first.path().join("deps")).expect("mkdir");
         std::fs::write(first.path().join("deps/lib"), "cached").expect("write");
         let spec = cache("main");
-        assert_eq!(store.save(&spec, "main", first.path(), &[]).await.expect("saved"), 1);
+        assert_eq!(
+            store
+                .save(&spec, "main", first.path(), &[])
+                .await
+                .expect("saved"),
+            1
+        );
 
         let second = tempfile::tempdir().expect("temp dir");
         let mut feature = cache("feature");
@@ -209,8 +226,14 @@ mod tests {
             .await
             .expect("restored");
         assert_eq!(used.as_deref(), Some("main"));
-        assert_eq!(std::fs::read_to_string(second.path().join("deps/lib")).expect("read"), "cached");
-        let none = store.restore(&cache("x"), "x", second.path(), &[]).await.expect("ok");
+        assert_eq!(
+            std::fs::read_to_string(second.path().join("deps/lib")).expect("read"),
+            "cached"
+        );
+        let none = store
+            .restore(&cache("x"), "x", second.path(), &[])
+            .await
+            .expect("ok");
         assert_eq!(none, None);
     }
 }

@@ -2,7 +2,7 @@
 //! agent's start for jobs that are no longer running (after a crash).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::query_parameters::{
@@ -159,5 +159,52 @@ pub(crate) async fn remove_stale_builds(builds: &Path, running: &[i64]) {
         {
             tracing::warn!(path = %entry.path().display(), %error, "cannot remove a stale build directory");
         }
+    }
+}
+
+/// Removes a job's Docker objects and build directory if the job's future is dropped
+/// before it cleaned up itself (the agent gave the job up): the removal then runs on a
+/// task of its own.
+pub(crate) struct DropGuard {
+    docker: Docker,
+    instance: String,
+    job_id: i64,
+    build_root: PathBuf,
+    armed: bool,
+}
+
+impl DropGuard {
+    pub(crate) fn new(docker: Docker, instance: &str, job_id: i64, build_root: PathBuf) -> Self {
+        DropGuard {
+            docker,
+            instance: instance.to_string(),
+            job_id,
+            build_root,
+            armed: true,
+        }
+    }
+
+    /// The job cleaned up by itself.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (docker, instance) = (self.docker.clone(), std::mem::take(&mut self.instance));
+        let (job_id, build_root) = (self.job_id, std::mem::take(&mut self.build_root));
+        runtime.spawn(async move {
+            if let Err(error) = remove_job(&docker, &instance, job_id).await {
+                tracing::warn!(job_id, %error, "cannot clean up an abandoned job");
+            }
+            let _ = tokio::fs::remove_dir_all(&build_root).await;
+        });
     }
 }

@@ -159,7 +159,14 @@ mod tests {
         let mut names: Vec<String> = archive
             .entries()
             .expect("entries")
-            .map(|entry| entry.expect("entry").path().expect("path").display().to_string())
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
             .collect();
         names.sort();
         assert_eq!(names, vec!["Dockerfile", "app/main.py"]);

@@ -53,6 +53,6 @@ mod tests {
         ];
         assert_eq!(expand("$A-${B_2}/x", &vars), "uno-two/x");
         assert_eq!(expand("cost $$5 $ and $MISSING.", &vars), "cost $5 $ and .");
-        assert_eq!(expand("${A", &vars), "{A");
+        assert_eq!(expand("${A", &vars), "${A");
     }
 }

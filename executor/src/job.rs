@@ -1,6 +1,7 @@
-//! One job from start to end, the only place that orders the steps: prepare (policy,
-//! network, image, checkout, services), the script, `after_script`, then cleanup, with
-//! cancel and timeout watched throughout.
+//! One job from start to end, the only place that orders the steps:
+//! prepare (policy, network, image, checkout, artifacts in, cache restore, services),
+//! the script, the `build:`, `after_script`, then cache save, artifacts out and cleanup,
+//! with cancel and timeout watched throughout.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,11 +11,16 @@ use bytes::Bytes;
 use tokio::sync::mpsc::Sender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use crate::cache::{self, CacheStore};
 use crate::container::{self, ContainerSpec, ScriptEnd, StopReason};
 use crate::log::LogSink;
-use crate::outcome::{Failure, FailureKind, Outcome};
-use crate::{Executor, ExecutorError, JobRun, cleanup, script, services, workspace};
+use crate::outcome::{Failure, FailureKind, JobResult, Outcome};
+use crate::services::{self, ServiceContext};
+use crate::{
+    Executor, ExecutorError, JobRun, artifacts, build, cleanup, policy, script, workspace,
+};
 
 /// Where the job's build directory is mounted in its containers.
 const BUILDS_DIR: &str = "/builds";
@@ -33,6 +39,11 @@ pub(crate) async fn run(
     ))
     .await;
     let timeout = exec.job_timeout(job.spec.timeout_secs);
+    let prefix = format!(
+        "esteira-{}-{}",
+        workspace::sanitize(&exec.config.instance),
+        job.job_id
+    );
     let runner = Runner {
         exec,
         build_root: exec
@@ -41,19 +52,29 @@ pub(crate) async fn run(
             .join("builds")
             .join(job.job_id.to_string()),
         project: workspace::sanitize(&job.project),
-        network: format!("{}-net", object_prefix(&exec.config.instance, job.job_id)),
+        network: format!("{prefix}-net"),
+        prefix,
         deadline: Instant::now() + timeout,
         timeout,
         job: &job,
         cancel: &cancel,
     };
-    let outcome = runner.execute(&mut log).await;
-    let outcome = runner.clean_up(&mut log, outcome).await;
+    let guard = cleanup::DropGuard::new(
+        exec.docker.clone(),
+        &exec.config.instance,
+        job.job_id,
+        runner.build_root.clone(),
+    );
+    let span = tracing::info_span!("job", job_id = job.job_id);
+    let outcome = runner.execute(&mut log).instrument(span).await;
+    runner.clean_up(&mut log).await;
+    guard.disarm();
     match &outcome.failure {
         None => log.success("Job succeeded").await,
         Some(failure) => log.error(&format!("Job failed: {}", failure.message)).await,
     }
     log.finish().await;
+    tracing::info!(job_id = job.job_id, result = ?outcome.result, "job ended");
     outcome
 }
 
@@ -77,56 +98,57 @@ struct Runner<'a> {
     /// `work_dir/builds/<job_id>`, mounted at [`BUILDS_DIR`].
     build_root: PathBuf,
     project: String,
+    /// The start of the names of the job's Docker objects.
+    prefix: String,
     network: String,
     deadline: Instant,
     timeout: Duration,
 }
 
-/// How far a job got before it ended.
-enum Stage {
-    /// It never reached its script.
-    Prepare(Failure),
-    /// Its script ran (or was stopped).
-    Script(Outcome),
-}
-
 impl Runner<'_> {
     async fn execute(&self, log: &mut LogSink) -> Outcome {
-        let stage = tokio::select! {
-            prepared = self.prepare(log) => match prepared {
-                Ok(()) => Stage::Script(self.main_script(log).await),
-                Err(error) => Stage::Prepare(error.failure()),
-            },
-            _ = self.cancel.cancelled() => {
-                Stage::Prepare(Failure::new(FailureKind::Canceled, "canceled"))
-            }
-            _ = tokio::time::sleep_until(self.deadline) => Stage::Prepare(self.timed_out()),
+        let prepared = tokio::select! {
+            prepared = self.prepare(log) => prepared.map_err(|error| error.failure()),
+            _ = self.cancel.cancelled() => Err(canceled()),
+            _ = tokio::time::sleep_until(self.deadline) => Err(self.timed_out()),
         };
-        match stage {
-            Stage::Prepare(failure) => Outcome::failed(failure),
-            Stage::Script(outcome) => {
-                self.after_script(log).await;
-                outcome
-            }
+        if let Err(failure) = prepared {
+            return Outcome::failed(failure);
         }
+        let mut outcome = self.main_step(log).await;
+        self.after_script(log).await;
+        if outcome.result != JobResult::Canceled {
+            self.keep(log, &mut outcome).await;
+        }
+        outcome
     }
 
     async fn prepare(&self, log: &mut LogSink) -> Result<(), ExecutorError> {
         let docker = &self.exec.docker;
         let job = self.job;
+        let config = &self.exec.config;
         if !is_commit_sha(&job.sha) {
             return Err(ExecutorError::InvalidJob(format!(
                 "not a commit sha: {:?}",
                 job.sha
             )));
         }
+        if job.repo_url.starts_with('-') {
+            return Err(ExecutorError::InvalidJob(format!(
+                "not a repository URL: {:?}",
+                job.repo_url
+            )));
+        }
+        policy::check_docker_access(config.allow_docker_socket, &job.spec.services, &job.env)?;
         // A job id that ran before on this host (a retry after a crash) starts clean.
-        cleanup::remove_job(docker, &self.exec.config.instance, job.job_id).await?;
+        cleanup::remove_job(docker, &config.instance, job.job_id).await?;
         services::create_network(docker, &self.network, self.labels()).await?;
 
-        let image = self.image();
-        log.note(&format!("Using Docker image {image}")).await;
-        container::ensure_image(docker, &image, self.exec.config.pull_timeout).await?;
+        if self.needs_container() {
+            let image = self.image();
+            log.note(&format!("Using Docker image {image}")).await;
+            container::ensure_image(docker, &image, config.pull_timeout).await?;
+        }
 
         let short = job.sha.get(..8).unwrap_or(&job.sha);
         log.section(&format!(
@@ -134,18 +156,44 @@ impl Runner<'_> {
             job.git_ref
         ))
         .await;
-        let mirror =
-            workspace::mirror_path(&self.exec.config.work_dir.join("mirrors"), &job.repo_url);
+        let mirror = workspace::mirror_path(&config.work_dir.join("mirrors"), &job.repo_url);
         {
             let lock = self.exec.mirror_lock(&mirror);
             let _held = lock.lock().await;
             workspace::update_mirror(&mirror, &job.repo_url, &job.sha).await?;
         }
         workspace::checkout(&mirror, &self.project_dir(), &job.repo_url, &job.sha).await?;
+
+        if !job.artifacts_in.is_empty() {
+            log.section(&format!(
+                "Extracting artifacts of {} earlier job(s)",
+                job.artifacts_in.len()
+            ))
+            .await;
+            artifacts::extract_all(&job.artifacts_in, &self.project_dir()).await?;
+        }
+        self.restore_caches(log).await;
+
+        if !job.spec.services.is_empty() {
+            let ctx = ServiceContext {
+                docker,
+                prefix: &self.prefix,
+                network: &self.network,
+                labels: self.labels(),
+                env: self.env(),
+                privileged_dind: config.allow_docker_socket,
+                cpu_limit: config.cpu_limit,
+                memory_limit: config.memory_limit,
+                pull_timeout: config.pull_timeout,
+                wait: config.service_wait,
+            };
+            services::start(&ctx, &job.spec.services, log).await?;
+        }
         Ok(())
     }
 
-    async fn main_script(&self, log: &mut LogSink) -> Outcome {
+    /// The script, then the `build:` when there is one and the script succeeded.
+    async fn main_step(&self, log: &mut LogSink) -> Outcome {
         let spec = &self.job.spec;
         let commands: Vec<String> = spec
             .before_script
@@ -153,25 +201,69 @@ impl Runner<'_> {
             .chain(&spec.script)
             .cloned()
             .collect();
-        log.section("Executing \"step_script\" stage of the job script")
-            .await;
-        let container = self.script_container("build", &commands);
-        let stop = async {
-            tokio::select! {
-                _ = self.cancel.cancelled() => StopReason::Canceled,
-                _ = tokio::time::sleep_until(self.deadline) => StopReason::TimedOut,
+        let outcome = if commands.is_empty() {
+            Outcome::success()
+        } else {
+            log.section("Executing \"step_script\" stage of the job script")
+                .await;
+            let container = self.script_container("build", &commands);
+            let stop = async {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => StopReason::Canceled,
+                    _ = tokio::time::sleep_until(self.deadline) => StopReason::TimedOut,
+                }
+            };
+            let grace = self.exec.config.stop_grace;
+            match container::run_to_end(&self.exec.docker, &container, log, stop, grace).await {
+                Ok(end) => self.script_outcome(end),
+                Err(error) => Outcome::failed(ExecutorError::from(error).failure()),
             }
         };
-        let grace = self.exec.config.stop_grace;
-        match container::run_to_end(&self.exec.docker, &container, log, stop, grace).await {
-            Ok(end) => self.script_outcome(end),
-            Err(error) => Outcome::failed(ExecutorError::from(error).failure()),
+        match &spec.build {
+            Some(build) if outcome.result == JobResult::Success => {
+                self.build_image(build, log).await
+            }
+            _ => outcome,
+        }
+    }
+
+    async fn build_image(&self, spec: &esteira_pipeline::Build, log: &mut LogSink) -> Outcome {
+        log.section("Building the image (build:)").await;
+        let project_dir = self.project_dir();
+        let built = tokio::select! {
+            built = build::build(
+                &self.exec.docker,
+                spec,
+                &project_dir,
+                &self.build_root,
+                &self.job.env,
+                log,
+            ) => built.map_err(|error| ExecutorError::from(error).failure()),
+            _ = self.cancel.cancelled() => Err(canceled()),
+            _ = tokio::time::sleep_until(self.deadline) => Err(self.timed_out()),
+        };
+        match built {
+            Ok(built) => {
+                let mut outcome = Outcome::success();
+                outcome.detail("image_id", built.image_id.into());
+                if let Some((_, digest)) = built.pushed.first() {
+                    outcome.detail("image_digest", digest.clone().into());
+                }
+                let images: Vec<serde_json::Value> = built
+                    .pushed
+                    .iter()
+                    .map(|(tag, digest)| serde_json::json!({"tag": tag, "digest": digest}))
+                    .collect();
+                outcome.detail("images", images.into());
+                outcome
+            }
+            Err(failure) => Outcome::failed(failure),
         }
     }
 
     fn script_outcome(&self, end: ScriptEnd) -> Outcome {
         let failure = match end.stopped {
-            Some(StopReason::Canceled) => Failure::new(FailureKind::Canceled, "canceled"),
+            Some(StopReason::Canceled) => canceled(),
             Some(StopReason::TimedOut) => self.timed_out(),
             None if end.oom_killed => Failure::new(
                 FailureKind::OutOfMemory,
@@ -223,16 +315,101 @@ impl Runner<'_> {
         }
     }
 
+    fn cache_store(&self) -> CacheStore {
+        CacheStore {
+            root: self.exec.config.work_dir.join("cache").join(&self.project),
+        }
+    }
+
+    /// Restores each cache whose policy pulls. A cache that cannot be restored is a
+    /// warning, as in GitLab.
+    async fn restore_caches(&self, log: &mut LogSink) {
+        let store = self.cache_store();
+        let dir = self.project_dir();
+        for spec in self.job.spec.cache.iter().filter(|spec| cache::pulls(spec)) {
+            let key = cache::key(spec, &dir, &self.job.env).await;
+            log.section(&format!("Restoring cache {key}")).await;
+            match store.restore(spec, &key, &dir, &self.job.env).await {
+                Ok(Some(used)) => log.note(&format!("Restored cache {used}")).await,
+                Ok(None) => log.note(&format!("No cache for key {key}")).await,
+                Err(error) => {
+                    log.warning(&format!("cannot restore cache {key}: {error}"))
+                        .await
+                }
+            }
+        }
+    }
+
+    /// After the job: caches saved, artifacts collected, reports read, per their `when`.
+    async fn keep(&self, log: &mut LogSink, outcome: &mut Outcome) {
+        let succeeded = outcome.result == JobResult::Success;
+        let dir = self.project_dir();
+        let vars = &self.job.env;
+        let store = self.cache_store();
+        let mut saved = Vec::new();
+        for spec in &self.job.spec.cache {
+            if !cache::pushes(spec) || !artifacts::wanted(&spec.when, succeeded) {
+                continue;
+            }
+            let key = cache::key(spec, &dir, vars).await;
+            log.section(&format!("Saving cache {key}")).await;
+            match store.save(spec, &key, &dir, vars).await {
+                Ok(0) => log.warning(&format!("cache {key}: no files to save")).await,
+                Ok(files) => {
+                    log.note(&format!("Saved {files} files in cache {key}"))
+                        .await;
+                    saved.push(serde_json::Value::from(key));
+                }
+                Err(error) => {
+                    log.warning(&format!("cannot save cache {key}: {error}"))
+                        .await
+                }
+            }
+        }
+        if !saved.is_empty() {
+            outcome.detail("cache_saved", saved.into());
+        }
+
+        let Some(spec) = &self.job.spec.artifacts else {
+            return;
+        };
+        if let Some(junit) = artifacts::junit_summary(spec, &dir, vars).await {
+            outcome.detail("junit", junit);
+        }
+        if !artifacts::wanted(&spec.when, succeeded) || spec.paths.is_empty() && !spec.untracked {
+            return;
+        }
+        log.section("Uploading artifacts...").await;
+        let out = self
+            .exec
+            .config
+            .work_dir
+            .join("artifacts")
+            .join(format!("{}.tar.gz", self.prefix));
+        let limit = self.exec.config.max_artifacts_size;
+        match artifacts::collect(spec, &dir, vars, out, limit).await {
+            Ok(Some((path, size, files))) => {
+                log.note(&format!("Collected {files} files ({size} bytes)"))
+                    .await;
+                outcome.artifacts = Some(path);
+            }
+            Ok(None) => log.warning("no files matched the artifacts paths").await,
+            Err(error) => {
+                let failure = ExecutorError::from(error).failure();
+                if succeeded {
+                    *outcome = Outcome::failed(failure);
+                } else {
+                    log.warning(&failure.message).await;
+                }
+            }
+        }
+    }
+
     /// Removes every Docker object of the job and its build directory. A failure to do so
     /// is logged; the job's result stands.
-    async fn clean_up(&self, log: &mut LogSink, outcome: Outcome) -> Outcome {
-        if let Err(error) = cleanup::remove_job(
-            &self.exec.docker,
-            &self.exec.config.instance,
-            self.job.job_id,
-        )
-        .await
-        {
+    async fn clean_up(&self, log: &mut LogSink) {
+        let (docker, instance) = (&self.exec.docker, &self.exec.config.instance);
+        if let Err(error) = cleanup::remove_job(docker, instance, self.job.job_id).await {
             log.warning(&format!("cleanup failed: {error}")).await;
         }
         if self.build_root.exists()
@@ -244,7 +421,6 @@ impl Runner<'_> {
             ))
             .await;
         }
-        outcome
     }
 
     fn timed_out(&self) -> Failure {
@@ -252,6 +428,12 @@ impl Runner<'_> {
             FailureKind::StuckOrTimeoutFailure,
             format!("job timed out after {}s", self.timeout.as_secs()),
         )
+    }
+
+    /// Whether the job runs anything in its image (a `build:`-only job does not).
+    fn needs_container(&self) -> bool {
+        let spec = &self.job.spec;
+        !(spec.script.is_empty() && spec.before_script.is_empty() && spec.after_script.is_empty())
     }
 
     fn labels(&self) -> HashMap<String, String> {
@@ -292,10 +474,7 @@ impl Runner<'_> {
             binds.push("/var/run/docker.sock:/var/run/docker.sock".to_string());
         }
         ContainerSpec {
-            name: format!(
-                "{}-{role}",
-                object_prefix(&config.instance, self.job.job_id)
-            ),
+            name: format!("{}-{role}", self.prefix),
             labels: self.labels(),
             image: self.image(),
             entrypoint: self
@@ -321,9 +500,8 @@ impl Runner<'_> {
     }
 }
 
-/// The start of the names of a job's Docker objects: readable, and distinct per instance.
-fn object_prefix(instance: &str, job_id: i64) -> String {
-    format!("esteira-{}-{job_id}", workspace::sanitize(instance))
+fn canceled() -> Failure {
+    Failure::new(FailureKind::Canceled, "canceled")
 }
 
 /// A full or abbreviated hexadecimal commit id (never an option or a ref expression).

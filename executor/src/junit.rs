@@ -121,7 +121,12 @@ mod tests {
         let mut summary = Summary::default();
         summary.add_report(xml);
         assert_eq!(
-            (summary.tests, summary.failures, summary.errors, summary.skipped),
+            (
+                summary.tests,
+                summary.failures,
+                summary.errors,
+                summary.skipped
+            ),
             (5, 1, 1, 1)
         );
         assert_eq!(

@@ -27,7 +27,10 @@ pub(crate) fn check_docker_access(
             what: format!("service {}", service.name),
         });
     }
-    if env.iter().any(|(key, value)| key == "DOCKER_HOST" && !value.is_empty()) {
+    if env
+        .iter()
+        .any(|(key, value)| key == "DOCKER_HOST" && !value.is_empty())
+    {
         return Err(PolicyError::DockerRefused {
             what: "variable DOCKER_HOST".to_string(),
         });
@@ -58,7 +61,11 @@ mod tests {
     fn refuses_dind_and_docker_host_unless_allowed() {
         let dind = [service("postgres:15"), service("docker:24.0-dind")];
         let refused = check_docker_access(false, &dind, &[]).expect_err("refused");
-        assert!(refused.to_string().starts_with("service docker:24.0-dind needs"));
+        assert!(
+            refused
+                .to_string()
+                .starts_with("service docker:24.0-dind needs")
+        );
         assert!(check_docker_access(true, &dind, &[]).is_ok());
         let env = vec![("DOCKER_HOST".to_string(), "tcp://docker:2375".to_string())];
         assert!(check_docker_access(false, &[], &env).is_err());

@@ -176,8 +176,10 @@ async fn wait_for_ports(
                 .and_then(|endpoint| endpoint.ip_address)
                 .and_then(|ip| ip.parse::<IpAddr>().ok());
             if let Some(ip) = ip {
-                let attempt =
-                    tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((ip, port)));
+                let attempt = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    tokio::net::TcpStream::connect((ip, port)),
+                );
                 if let Ok(Ok(_)) = attempt.await {
                     break;
                 }
@@ -225,7 +227,10 @@ mod tests {
         );
         assert_eq!(
             default_aliases("registry.local:5000/group/db@sha256:abc"),
-            vec!["registry.local-5000__group__db", "registry.local-5000-group-db"]
+            vec![
+                "registry.local-5000__group__db",
+                "registry.local-5000-group-db"
+            ]
         );
         assert_eq!(
             default_aliases("localhost:5000/cache:2"),

@@ -42,7 +42,10 @@ async fn cancel_stops_a_long_job_within_five_seconds_and_runs_after_script() {
 
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(outcome.result, JobResult::Canceled, "{text}");
-    assert_eq!(outcome.failure.expect("a failure").kind, FailureKind::Canceled);
+    assert_eq!(
+        outcome.failure.expect("a failure").kind,
+        FailureKind::Canceled
+    );
     assert!(text.contains("after the cancel\n"), "{text}");
     h.assert_nothing_left().await;
 }
@@ -97,7 +100,11 @@ async fn going_over_the_memory_limit_is_reported_as_out_of_memory() {
     .await;
     // Reading 256 MiB into one shell variable needs far more than 32 MiB.
     let (outcome, log) = h
-        .run(h.job(&repo, 204, spec(&["x=$(head -c 268435456 /dev/zero | tr '\\0' a)"])))
+        .run(h.job(
+            &repo,
+            204,
+            spec(&["x=$(head -c 268435456 /dev/zero | tr '\\0' a)"]),
+        ))
         .await;
     let text = String::from_utf8_lossy(&log);
     assert_eq!(outcome.result, JobResult::Failed, "{text}");
@@ -134,4 +141,48 @@ async fn masked_values_and_their_base64_never_reach_the_log() {
     assert!(text.contains("split [MASKED] done\n"), "{text}");
     assert_eq!(text.matches("[MASKED]").count(), 3, "{text}");
     h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn a_job_given_up_midway_is_cleaned_up_all_the_same() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("dropped").await;
+    let job = h.job(&repo, 206, spec(&["echo started", "sleep 600"]));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let run = h.executor.run(job, tx, CancellationToken::new());
+    let started = async {
+        let mut log = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            log.extend_from_slice(&chunk);
+            if find(&log, b"started\n").is_some() {
+                return;
+            }
+        }
+    };
+    // The agent drops the run (its lease is gone) once the script runs.
+    tokio::select! {
+        _ = run => panic!("the job cannot end by itself"),
+        () = started => {}
+    }
+    let instance = h.instance.clone();
+    wait_until(
+        "the abandoned job's removal",
+        Duration::from_secs(20),
+        || {
+            let instance = instance.clone();
+            async move { leftovers(&instance).await.is_empty() }
+        },
+    )
+    .await;
+    let build = h.builds_dir().join("206");
+    wait_until(
+        "the build directory's removal",
+        Duration::from_secs(5),
+        || {
+            let gone = !build.exists();
+            async move { gone }
+        },
+    )
+    .await;
 }

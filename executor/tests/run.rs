@@ -134,3 +134,91 @@ async fn the_mirror_is_reused_and_updated_for_a_later_commit() {
     assert_eq!(mirrors, 1);
     h.assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn eight_mebibytes_of_random_bytes_reach_the_log_unchanged() {
+    use std::io::Read;
+
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("big").await;
+    let mut spec = spec(&["head -c 8388608 /dev/urandom > blob", "cat blob"]);
+    spec.artifacts = Some(esteira_pipeline::Artifacts {
+        paths: vec!["blob".to_string()],
+        when: "on_success".to_string(),
+        ..Default::default()
+    });
+    let mut job = h.job(&repo, 107, spec);
+    // The masker is on the path, with nothing to mask in the blob.
+    job.masked = vec!["a-value-that-random-bytes-will-not-hold".to_string()];
+    let (outcome, log) = h.run(job).await;
+    assert_eq!(outcome.result, JobResult::Success);
+
+    let archive = outcome.artifacts.expect("the blob as artifact");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&archive).expect("open"),
+    ));
+    let mut blob = Vec::new();
+    tar.entries()
+        .expect("entries")
+        .next()
+        .expect("one entry")
+        .expect("entry")
+        .read_to_end(&mut blob)
+        .expect("read");
+    std::fs::remove_file(archive).expect("remove");
+    assert_eq!(blob.len(), 8 << 20);
+    let echo = b"\x1b[32;1m$ cat blob\x1b[0;m\n";
+    let start = find(&log, echo).expect("the echoed command") + echo.len();
+    assert!(
+        log[start..].starts_with(&blob),
+        "the log holds the blob byte for byte"
+    );
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn two_jobs_of_one_repository_with_one_cache_key_run_at_once() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("concurrent").await;
+    let cache = esteira_pipeline::Cache {
+        key: "shared".to_string(),
+        paths: vec!["deps/".to_string()],
+        policy: "pull-push".to_string(),
+        when: "on_success".to_string(),
+        ..Default::default()
+    };
+    let job = |id: i64| {
+        let mut spec = spec(&["mkdir -p deps && head -c 1048576 /dev/urandom > deps/blob"]);
+        spec.cache = vec![cache.clone()];
+        h.job(&repo, id, spec)
+    };
+    let ((a, log_a), (b, log_b)) = tokio::join!(h.run(job(108)), h.run(job(109)));
+    assert_eq!(
+        a.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log_a)
+    );
+    assert_eq!(
+        b.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log_b)
+    );
+    let (c, log) = h
+        .run(h.job(&repo, 110, {
+            let mut spec = spec(&["test $(wc -c < deps/blob) -eq 1048576"]);
+            spec.cache = vec![cache.clone()];
+            spec
+        }))
+        .await;
+    assert_eq!(
+        c.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    h.assert_nothing_left().await;
+}

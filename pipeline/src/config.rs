@@ -180,10 +180,17 @@ impl Loader<'_> {
                         return Vec::new();
                     }
                 }
+                if map.contains_key("inputs") {
+                    check.error(
+                        &entry.pos,
+                        "include:inputs (spec:inputs interpolation) is not supported by esteira",
+                    );
+                    return Vec::new();
+                }
                 if let (Some(rules), Some((env, scope))) = (map.get("rules"), self.env) {
                     let rules = read_rules(&mut check, rules, false);
                     let included = first_match(&rules, env, scope)
-                        .is_some_and(|m| m.rule.when != Some(When::Never));
+                        .is_some_and(|rule| rule.when != Some(When::Never));
                     if !included {
                         return Vec::new();
                     }

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -39,7 +40,8 @@ pub enum CompareOp {
 #[derive(Debug, Clone)]
 pub struct Pattern {
     pub source: String,
-    pub regex: Regex,
+    /// Shared by every job using the same pattern (with its match caches).
+    pub regex: Arc<Regex>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,13 +123,13 @@ fn compile(pattern: &str, flags: &str) -> Result<Pattern, String> {
 thread_local! {
     /// Compiled regexes by source: a pipeline repeats a few patterns in many jobs, and
     /// compiling dominates the cost of reading `rules`.
-    static COMPILED: RefCell<HashMap<String, Result<Regex, String>>> = RefCell::new(HashMap::new());
+    static COMPILED: RefCell<HashMap<String, Result<Arc<Regex>, String>>> = RefCell::new(HashMap::new());
 }
 
 /// Bound on the cache, so that generated input cannot grow it without limit.
 const MAX_CACHED: usize = 4096;
 
-fn cached_regex(source: &str) -> Result<Regex, String> {
+fn cached_regex(source: &str) -> Result<Arc<Regex>, String> {
     COMPILED.with(|cache| {
         if let Some(found) = cache.borrow().get(source) {
             return found.clone();
@@ -135,6 +137,7 @@ fn cached_regex(source: &str) -> Result<Regex, String> {
         let built = regex::RegexBuilder::new(source)
             .size_limit(1 << 20)
             .build()
+            .map(Arc::new)
             .map_err(|e| e.to_string());
         let mut cache = cache.borrow_mut();
         if cache.len() >= MAX_CACHED {

@@ -6,7 +6,7 @@
 //! - [`error`]: [`Diagnostic`]s, each naming file, line, column and job.
 //! - `yaml`: YAML with positions, anchors, merge keys and `!reference`.
 //! - `config`: `include: local`, `extends` and `!reference` resolved into one mapping.
-//! - `pipeline`, `job`, `job_keys`: global keywords and jobs read and checked.
+//! - `pipeline`, `job`, `job_keys`, `graph_keys`: global keywords and jobs read and checked.
 //! - `expr`, `rules`: `rules:if` expressions, `rules`, `only`/`except`.
 //! - `planner`: evaluation against an event, `parallel`, `needs`.
 //! - [`lint_command`]: the logic of `esteira lint`; [`render`]: plans as text or JSON.
@@ -20,6 +20,7 @@ pub mod context;
 mod duration;
 pub mod error;
 mod expr;
+mod graph_keys;
 mod job;
 mod job_keys;
 pub mod lint_command;

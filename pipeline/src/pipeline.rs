@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::check::Checker;
 use crate::error::Diagnostic;
-use crate::job::{DEFAULT_KEYS, JobSpec, read_job, unsupported};
+use crate::job::{Condition, DEFAULT_KEYS, JobSpec, read_job, unsupported};
 use crate::plan::Variable;
 use crate::rules::{Rule, read_rules};
 use crate::vars::read_variables;
@@ -221,7 +221,14 @@ fn check_references(pipeline: &Pipeline, diagnostics: &mut Vec<Diagnostic>) {
         .collect();
     for job in &pipeline.jobs {
         let own_stage = stage_of.get(job.name.as_str()).copied().unwrap_or(0);
-        for need in job.needs.iter().flatten() {
+        let rule_needs = match &job.condition {
+            Condition::Rules(rules) => rules
+                .iter()
+                .flat_map(|r| r.needs.iter().flatten())
+                .collect(),
+            Condition::OnlyExcept { .. } => Vec::new(),
+        };
+        for need in job.needs.iter().flatten().chain(rule_needs) {
             match stage_of.get(need.job.as_str()) {
                 None => diagnostics.push(need.pos.error(
                     Some(&job.name),

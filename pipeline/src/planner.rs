@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::Diagnostic;
-use crate::job::{Condition, JobSpec, Parallel, job_variables};
+use crate::graph_keys::{NeedSpec, Parallel};
+use crate::job::{Condition, JobSpec, job_variables};
 use crate::job_keys::guess_tier;
 use crate::pipeline::Pipeline;
 use crate::plan::{AllowFailure, Need, Plan, PlannedJob, Variable, When};
@@ -18,8 +19,8 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
     if let Some(rules) = &pipeline.workflow {
         let scope = base.with(&globals);
         match first_match(rules, env, &scope) {
-            Some(found) if found.rule.when != Some(When::Never) => {
-                for variable in &found.rule.variables {
+            Some(rule) if rule.when != Some(When::Never) => {
+                for variable in &rule.variables {
                     set_variable(&mut globals, &variable.key, &variable.value);
                 }
             }
@@ -32,26 +33,39 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
             }
         }
     }
-    let mut selected: Vec<(usize, usize, Vec<PlannedJob>)> = Vec::new();
+    let mut selected: Vec<(usize, usize, Evaluated<'_>)> = Vec::new();
     for (spec_index, spec) in pipeline.jobs.iter().enumerate() {
         let variables = job_variables(
             &globals,
             spec.inherited_variables.as_deref(),
             &spec.own_variables,
         );
-        if let Some(jobs) = evaluate_job(spec, variables, env, base) {
+        if let Some(evaluated) = evaluate_job(spec, variables, env, base) {
             let stage = pipeline
                 .stages
                 .iter()
                 .position(|s| *s == spec.template.stage)
                 .unwrap_or(0);
-            selected.push((stage, spec_index, jobs));
+            selected.push((stage, spec_index, evaluated));
         }
     }
     selected.sort_by_key(|(stage, _, _)| *stage);
-    let jobs: Vec<(usize, PlannedJob)> = selected
+    // "stage: .pre": a pipeline holding only .pre and .post jobs does not run.
+    if selected
+        .iter()
+        .all(|(_, i, _)| [".pre", ".post"].contains(&pipeline.jobs[*i].template.stage.as_str()))
+    {
+        selected.clear();
+    }
+    let jobs: Vec<Linked<'_>> = selected
         .into_iter()
-        .flat_map(|(_, spec_index, jobs)| jobs.into_iter().map(move |job| (spec_index, job)))
+        .flat_map(|(_, spec_index, evaluated)| {
+            let needs = evaluated.needs;
+            evaluated
+                .jobs
+                .into_iter()
+                .map(move |job| (spec_index, needs, job))
+        })
         .collect();
     let jobs = link_needs(pipeline, jobs)?;
     let mut stages: Vec<String> = Vec::new();
@@ -67,18 +81,31 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
     })
 }
 
+/// A job kept by its conditions: its planned copies and the `needs` that apply.
+struct Evaluated<'s> {
+    jobs: Vec<PlannedJob>,
+    needs: Option<&'s [NeedSpec]>,
+}
+
+/// A planned job with the index of its spec and its `needs` as written.
+type Linked<'s> = (usize, Option<&'s [NeedSpec]>, PlannedJob);
+
 /// The planned copies of one job, or `None` when its conditions exclude it.
-fn evaluate_job(
-    spec: &JobSpec,
+fn evaluate_job<'s>(
+    spec: &'s JobSpec,
     mut variables: Vec<Variable>,
     env: &Env<'_>,
     base: &Scope,
-) -> Option<Vec<PlannedJob>> {
+) -> Option<Evaluated<'s>> {
     let scope = base.with(&variables);
     let mut start_in = spec.template.start_in_secs;
+    let mut needs = spec.needs.as_deref();
+    let mut interruptible = spec.template.interruptible;
     let (when, allow_failure) = match &spec.condition {
         Condition::Rules(rules) => {
-            let rule = first_match(rules, env, &scope)?.rule;
+            let rule = first_match(rules, env, &scope)?;
+            needs = rule.needs.as_deref().or(needs);
+            interruptible = rule.interruptible.unwrap_or(interruptible);
             for variable in &rule.variables {
                 set_variable(&mut variables, &variable.key, &variable.value);
             }
@@ -125,12 +152,12 @@ fn evaluate_job(
         None
     };
     job.variables = variables;
-    Some(
-        expand_parallel(spec, job)
-            .into_iter()
-            .map(|job| expand_plan_time(job, base))
-            .collect(),
-    )
+    job.interruptible = interruptible;
+    let jobs = expand_parallel(spec, job)
+        .into_iter()
+        .map(|job| expand_plan_time(job, base))
+        .collect();
+    Some(Evaluated { jobs, needs })
 }
 
 /// `parallel: N` makes `name 1/N` … `name N/N`; a matrix makes `name: [v1, v2]`.
@@ -223,24 +250,24 @@ fn expand_plan_time(mut job: PlannedJob, base: &Scope) -> PlannedJob {
 /// copies; a missing job is an error unless `optional: true`; cycles are errors.
 fn link_needs(
     pipeline: &Pipeline,
-    jobs: Vec<(usize, PlannedJob)>,
+    jobs: Vec<Linked<'_>>,
 ) -> Result<Vec<PlannedJob>, Vec<Diagnostic>> {
     let mut copies: HashMap<&str, Vec<String>> = HashMap::new();
-    for (spec_index, job) in &jobs {
+    for (spec_index, _, job) in &jobs {
         copies
             .entry(pipeline.jobs[*spec_index].name.as_str())
             .or_default()
             .push(job.name.clone());
     }
-    let present: HashSet<String> = jobs.iter().map(|(_, j)| j.name.clone()).collect();
+    let present: HashSet<String> = jobs.iter().map(|(_, _, j)| j.name.clone()).collect();
     let mut diagnostics = Vec::new();
     let mut linked_jobs = Vec::with_capacity(jobs.len());
-    for (spec_index, mut job) in jobs {
+    for (spec_index, needs, mut job) in jobs {
         let spec = &pipeline.jobs[spec_index];
         if let Some(dependencies) = &mut job.dependencies {
             dependencies.retain(|d| present.contains(d) || copies.contains_key(d.as_str()));
         }
-        if let Some(needs) = &spec.needs {
+        if let Some(needs) = needs {
             let mut linked = Vec::new();
             for need in needs {
                 let targets: Vec<String> = match &need.matrix {

@@ -13,6 +13,7 @@ use crate::check::Checker;
 use crate::context::{EventContext, PipelineSource, RefKind};
 use crate::duration::parse_duration;
 use crate::expr::{self, Expr};
+use crate::graph_keys::{NeedSpec, read_needs};
 use crate::job_keys::{read_allow_failure, read_when};
 use crate::plan::{AllowFailure, Variable, When};
 use crate::vars::{Scope, read_variables};
@@ -28,12 +29,9 @@ pub struct Rule {
     pub start_in_secs: Option<u64>,
     pub allow_failure: Option<AllowFailure>,
     pub variables: Vec<Variable>,
-}
-
-/// The outcome of the first matching rule.
-#[derive(Debug, Clone)]
-pub struct RuleMatch<'r> {
-    pub rule: &'r Rule,
+    /// `rules:needs` replaces the job's `needs`.
+    pub needs: Option<Vec<NeedSpec>>,
+    pub interruptible: Option<bool>,
 }
 
 const RULE_KEYS: &[&str] = &[
@@ -116,7 +114,10 @@ fn read_rule(check: &mut Checker<'_>, node: &Node, workflow: bool) -> Option<Rul
             }
             "allow_failure" if !workflow => rule.allow_failure = read_allow_failure(check, value),
             "variables" => rule.variables = read_variables(check, value),
-            "needs" | "interruptible" if !workflow => {}
+            "needs" if !workflow => rule.needs = read_needs(check, value),
+            "interruptible" if !workflow => {
+                rule.interruptible = check.bool(value, "rules:interruptible")
+            }
             other => check.unknown_key(&entry.key_pos, other, RULE_KEYS, "rules"),
         }
     }
@@ -201,23 +202,20 @@ fn any_match(patterns: &[String], files: &[String], scope: &Scope) -> bool {
 }
 
 /// The first rule whose clauses all hold, if any.
-pub fn first_match<'r>(rules: &'r [Rule], env: &Env<'_>, scope: &Scope) -> Option<RuleMatch<'r>> {
-    rules
-        .iter()
-        .find(|rule| {
-            rule.condition
+pub fn first_match<'r>(rules: &'r [Rule], env: &Env<'_>, scope: &Scope) -> Option<&'r Rule> {
+    rules.iter().find(|rule| {
+        rule.condition
+            .as_ref()
+            .is_none_or(|c| c.eval(&|name| scope.get(name)))
+            && rule
+                .changes
                 .as_ref()
-                .is_none_or(|c| c.eval(&|name| scope.get(name)))
-                && rule
-                    .changes
-                    .as_ref()
-                    .is_none_or(|p| env.any_changed(p, scope))
-                && rule
-                    .exists
-                    .as_ref()
-                    .is_none_or(|p| env.any_exists(p, scope))
-        })
-        .map(|rule| RuleMatch { rule })
+                .is_none_or(|p| env.any_changed(p, scope))
+            && rule
+                .exists
+                .as_ref()
+                .is_none_or(|p| env.any_exists(p, scope))
+    })
 }
 
 /// `only:` or `except:`, in the full form; the list form is `refs`.

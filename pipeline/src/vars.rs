@@ -110,13 +110,18 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(base: impl IntoIterator<Item = (String, String)>) -> Self {
-        Scope { base: Arc::new(base.into_iter().collect()), overlay: HashMap::new() }
+        Scope {
+            base: Arc::new(base.into_iter().collect()),
+            overlay: HashMap::new(),
+        }
     }
 
     pub fn with(&self, variables: &[Variable]) -> Scope {
         let mut scope = self.clone();
         for variable in variables {
-            scope.overlay.insert(variable.key.clone(), variable.value.clone());
+            scope
+                .overlay
+                .insert(variable.key.clone(), variable.value.clone());
         }
         scope
     }
@@ -131,9 +136,7 @@ impl Scope {
 
     /// A variable's value with its own references expanded, `None` when unset.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.values
-            .get(name)
-            .map(|value| self.expand_depth(value, 1))
+        self.raw(name).map(|value| self.expand_depth(value, 1))
     }
 
     /// Expands `$VAR`, `${VAR}` (unset ones become empty) and `$$` (a literal `$`).

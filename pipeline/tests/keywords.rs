@@ -567,3 +567,28 @@ fn rules_with_only_is_an_error() {
         "rules cannot be used together with only/except",
     );
 }
+
+// "rules:needs" replaces the job's needs when the rule matches; "rules:interruptible".
+#[test]
+fn rules_needs_and_interruptible() {
+    let yaml = "stages: [a, b]\nx:\n  stage: a\n  script: [x]\ny:\n  stage: a\n  script: [x]\n\
+                z:\n  stage: b\n  script: [x]\n  needs: [x]\n  rules:\n    - if: $CI_COMMIT_BRANCH == 'main'\n      needs: [y]\n      interruptible: true\n    - when: on_success\n";
+    let main = plan(yaml, &branch("main"));
+    assert_eq!(job(&main, "z").needs.as_ref().unwrap()[0].job, "y");
+    assert!(job(&main, "z").interruptible);
+    let other = plan(yaml, &branch("dev"));
+    assert_eq!(job(&other, "z").needs.as_ref().unwrap()[0].job, "x");
+    assert!(!job(&other, "z").interruptible);
+    assert_error(
+        "z:\n  script: [x]\n  rules:\n    - needs: [nope]\n",
+        "needs 'nope', which is not a job",
+    );
+}
+
+// "stage: .pre": a pipeline with only .pre/.post jobs does not run.
+#[test]
+fn only_pre_and_post_jobs_do_not_run() {
+    let yaml = "p:\n  stage: .pre\n  script: [x]\nt:\n  script: [x]\n  only: [main]\n";
+    assert!(plan(yaml, &branch("dev")).jobs.is_empty());
+    assert_eq!(names(&plan(yaml, &branch("main"))), ["p", "t"]);
+}

@@ -219,3 +219,48 @@ pub fn spec(script: &[&str]) -> PlannedJob {
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Builds an image from a Dockerfile and files given in memory (images can't be pulled
+/// here, so tests make theirs `FROM` the busybox image).
+pub async fn build_test_image(tag: &str, dockerfile: &str, files: &[(&str, &[u8])]) {
+    use futures::StreamExt;
+    let docker = Docker::connect_with_local_defaults().expect("docker");
+    let mut tar = tar::Builder::new(Vec::new());
+    let all = std::iter::once(("Dockerfile", dockerfile.as_bytes())).chain(files.iter().copied());
+    for (path, content) in all {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        tar.append_data(&mut header, path, content).expect("tar");
+    }
+    let body = tar.into_inner().expect("tar");
+    let options = bollard::query_parameters::BuildImageOptions {
+        dockerfile: "Dockerfile".to_string(),
+        t: Some(tag.to_string()),
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    };
+    let mut progress = docker.build_image(options, None, Some(bollard::body_full(body.into())));
+    while let Some(step) = progress.next().await {
+        let step = step.expect("image builds");
+        assert!(step.error_detail.is_none(), "{step:?}");
+    }
+}
+
+/// Waits until `check` holds, or panics after `deadline`.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
