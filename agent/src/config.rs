@@ -5,10 +5,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, clap::Parser)]
-#[command(name = "esteira-agent", version, about = "esteira's agent: runs jobs in Docker")]
+#[command(
+    name = "esteira-agent",
+    version,
+    about = "esteira's agent: runs jobs in Docker"
+)]
 pub struct Args {
     /// The coordinator's gRPC URL.
-    #[arg(long, env = "ESTEIRA_COORDINATOR", default_value = "http://127.0.0.1:9090")]
+    #[arg(
+        long,
+        env = "ESTEIRA_COORDINATOR",
+        default_value = "http://127.0.0.1:9090"
+    )]
     pub coordinator: String,
     /// The shared token agents register with (needed until this agent has its credential).
     #[arg(long, env = "ESTEIRA_REGISTRATION_TOKEN", hide_env_values = true)]
@@ -23,7 +31,11 @@ pub struct Args {
     #[arg(long, env = "ESTEIRA_AGENT_CONCURRENCY", default_value_t = 1)]
     pub concurrency: u32,
     /// Where the credential, mirrors, builds and caches live.
-    #[arg(long, env = "ESTEIRA_AGENT_WORK_DIR", default_value = "./esteira-agent")]
+    #[arg(
+        long,
+        env = "ESTEIRA_AGENT_WORK_DIR",
+        default_value = "./esteira-agent"
+    )]
     pub work_dir: PathBuf,
     /// PEM file of the CA the coordinator's certificate is verified against.
     #[arg(long, env = "ESTEIRA_CA_CERT")]
@@ -67,7 +79,11 @@ impl From<Args> for Config {
             coordinator: args.coordinator,
             registration_token: args.registration_token.filter(|token| !token.is_empty()),
             name: args.name.unwrap_or_else(host_name),
-            labels: args.labels.into_iter().filter(|label| !label.is_empty()).collect(),
+            labels: args
+                .labels
+                .into_iter()
+                .filter(|label| !label.is_empty())
+                .collect(),
             concurrency: args.concurrency.max(1),
             work_dir: args.work_dir,
             ca_cert: args.ca_cert,

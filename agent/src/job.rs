@@ -37,7 +37,10 @@ pub async fn run(
 ) {
     let lease = job.lease;
     let mut starter = client.clone();
-    if let Err(status) = starter.start_job(StartJobRequest { lease: Some(lease) }).await {
+    if let Err(status) = starter
+        .start_job(StartJobRequest { lease: Some(lease) })
+        .await
+    {
         if is_fenced(&status) {
             warn!(job_id = lease.job_id, error = %status.message(), "assignment no longer valid");
             return;
@@ -96,7 +99,10 @@ pub async fn run(
     let Some(outcome) = outcome else {
         job.cancel.cancel();
         shipper.abort();
-        warn!(job_id = lease.job_id, "job abandoned: its lease is no longer valid");
+        warn!(
+            job_id = lease.job_id,
+            "job abandoned: its lease is no longer valid"
+        );
         return;
     };
     let log_size = match shipper.await {

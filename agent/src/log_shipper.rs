@@ -21,7 +21,9 @@ const MAX_CHUNK: usize = 512 * 1024;
 pub enum ShipError {
     #[error("the coordinator refused the job's log: {0}")]
     Fenced(String),
-    #[error("the coordinator acknowledged offset {acknowledged} but bytes before {buffered} are no longer kept")]
+    #[error(
+        "the coordinator acknowledged offset {acknowledged} but bytes before {buffered} are no longer kept"
+    )]
     Lost { acknowledged: u64, buffered: u64 },
 }
 
@@ -61,7 +63,10 @@ pub async fn ship(
                 backoff = Duration::from_millis(100);
                 let acknowledged = response.into_inner().acknowledged;
                 if acknowledged < base {
-                    return Err(ShipError::Lost { acknowledged, buffered: base });
+                    return Err(ShipError::Lost {
+                        acknowledged,
+                        buffered: base,
+                    });
                 }
                 let done = usize::try_from(acknowledged - base)
                     .unwrap_or(usize::MAX)

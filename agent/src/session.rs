@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use esteira_executor::{Executor, ExecutorConfig};
-use esteira_proto::v1::agent_service_client::AgentServiceClient;
-use esteira_proto::v1::{server_message, HeartbeatRequest, Lease, OpenSessionRequest, RegisterRequest};
 use esteira_proto::PROTOCOL_VERSION;
+use esteira_proto::v1::agent_service_client::AgentServiceClient;
+use esteira_proto::v1::{
+    HeartbeatRequest, Lease, OpenSessionRequest, RegisterRequest, server_message,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -40,14 +42,18 @@ impl Running {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, RunningJob>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 /// Runs the agent until `shutdown` resolves and its running jobs have finished.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("cannot create the work dir {}", config.work_dir.display()))?;
+    // Docker bind-mounts need absolute paths.
+    config.work_dir = std::path::absolute(&config.work_dir)?;
     let executor = Arc::new(
         Executor::connect(ExecutorConfig {
             instance: config.name.clone(),
@@ -63,7 +69,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Whatever a job of this agent left before a crash: none of them runs now.
     let removed = executor.remove_leftovers(&[]).await?;
     if removed > 0 {
-        info!(removed, "removed what earlier jobs of this agent left behind");
+        info!(
+            removed,
+            "removed what earlier jobs of this agent left behind"
+        );
     }
     let channel = client::channel(&config.coordinator, config.ca_cert.as_ref())?;
     let credentials = register(&config, &channel).await?;
@@ -72,8 +81,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let heartbeat_secs = Arc::new(AtomicU32::new(5));
     let stop = CancellationToken::new();
 
-    let heartbeats = tokio::spawn(heartbeat(client.clone(), running.clone(), heartbeat_secs.clone()));
-    let sessions = sessions(&config, client, executor, running.clone(), heartbeat_secs, stop.clone());
+    let heartbeats = tokio::spawn(heartbeat(
+        client.clone(),
+        running.clone(),
+        heartbeat_secs.clone(),
+    ));
+    let sessions = sessions(
+        &config,
+        client,
+        executor,
+        running.clone(),
+        heartbeat_secs,
+        stop.clone(),
+    );
     tokio::select! {
         result = sessions => result?,
         () = shutdown => info!("shutting down: no new jobs; waiting for running ones"),
@@ -87,7 +107,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 }
 
 /// The stored credential, or a new one from registration.
-async fn register(config: &Config, channel: &tonic::transport::Channel) -> anyhow::Result<Credentials> {
+async fn register(
+    config: &Config,
+    channel: &tonic::transport::Channel,
+) -> anyhow::Result<Credentials> {
     if let Some(existing) = credentials::load(&config.work_dir) {
         return Ok(existing);
     }
@@ -103,7 +126,10 @@ async fn register(config: &Config, channel: &tonic::transport::Channel) -> anyho
             labels: config.labels.clone(),
             version: VERSION.to_string(),
         };
-        match AgentServiceClient::new(channel.clone()).register(request).await {
+        match AgentServiceClient::new(channel.clone())
+            .register(request)
+            .await
+        {
             Ok(response) => break response.into_inner(),
             Err(status) if fatal(&status) => {
                 anyhow::bail!("registration refused: {}", status.message())
@@ -114,8 +140,12 @@ async fn register(config: &Config, channel: &tonic::transport::Channel) -> anyho
             }
         }
     };
-    let credentials = Credentials { agent_id: response.agent_id, token: response.agent_token };
-    credentials::save(&config.work_dir, &credentials).context("cannot store the agent credential")?;
+    let credentials = Credentials {
+        agent_id: response.agent_id,
+        token: response.agent_token,
+    };
+    credentials::save(&config.work_dir, &credentials)
+        .context("cannot store the agent credential")?;
     info!(agent_id = credentials.agent_id, "registered");
     Ok(credentials)
 }
@@ -124,7 +154,9 @@ async fn register(config: &Config, channel: &tonic::transport::Channel) -> anyho
 fn fatal(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unauthenticated | tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+        tonic::Code::Unauthenticated
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::InvalidArgument
     )
 }
 
@@ -183,15 +215,19 @@ async fn sessions(
             };
             match kind {
                 Some(server_message::Kind::Assignment(assignment)) => {
-                    let Some(lease) = assignment.lease else { continue };
-                    heartbeat_secs.store(assignment.heartbeat_interval_secs.max(1), Ordering::Relaxed);
+                    let Some(lease) = assignment.lease else {
+                        continue;
+                    };
+                    heartbeat_secs
+                        .store(assignment.heartbeat_interval_secs.max(1), Ordering::Relaxed);
                     let job = RunningJob {
                         lease,
                         cancel: CancellationToken::new(),
                         abandon: CancellationToken::new(),
                     };
                     running.lock().insert(lease.job_id, job.clone());
-                    let (client, executor, running) = (client.clone(), executor.clone(), running.clone());
+                    let (client, executor, running) =
+                        (client.clone(), executor.clone(), running.clone());
                     let runner = runner.clone();
                     tokio::spawn(async move {
                         job::run(client, executor, assignment, job, &runner).await;
@@ -227,7 +263,10 @@ async fn heartbeat(mut client: Client, running: Running, interval_secs: Arc<Atom
             Ok(response) => {
                 let response = response.into_inner();
                 for lease in response.abandon {
-                    if let Some(job) = running.get(lease.job_id).filter(|j| j.lease.epoch == lease.epoch) {
+                    if let Some(job) = running
+                        .get(lease.job_id)
+                        .filter(|j| j.lease.epoch == lease.epoch)
+                    {
                         job.abandon.cancel();
                     }
                 }

@@ -18,9 +18,19 @@ fn an_unregistered_agent_without_a_registration_token_says_what_it_needs() {
 
 #[test]
 fn help_lists_the_contract_flags() {
-    let output = Command::new(env!("CARGO_BIN_EXE_esteira-agent")).arg("--help").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_esteira-agent"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--coordinator", "--registration-token", "--name", "--labels", "--concurrency", "--work-dir"] {
+    for flag in [
+        "--coordinator",
+        "--registration-token",
+        "--name",
+        "--labels",
+        "--concurrency",
+        "--work-dir",
+    ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }

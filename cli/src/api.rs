@@ -1,5 +1,7 @@
 //! The coordinator's REST API as the CLI calls it.
 
+use std::path::Path;
+
 use anyhow::Context;
 use futures::StreamExt;
 use reqwest::{Method, RequestBuilder, Response};
@@ -12,16 +14,25 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(server: &str, token: Option<String>) -> Api {
-        Api {
-            http: reqwest::Client::new(),
+    /// A client of `server`, trusting `ca_cert` (PEM) besides the system's roots.
+    pub fn new(server: &str, token: Option<String>, ca_cert: Option<&Path>) -> anyhow::Result<Api> {
+        let mut http = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        Ok(Api {
+            http: http.build()?,
             server: server.trim_end_matches('/').to_string(),
             token,
-        }
+        })
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}/api/v1{path}", self.server));
+        let request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.server));
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -43,7 +54,11 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self.send(self.request(Method::GET, path)).await?.json().await?)
+        Ok(self
+            .send(self.request(Method::GET, path))
+            .await?
+            .json()
+            .await?)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
@@ -60,7 +75,10 @@ impl Api {
         path: &str,
         out: &mut (impl std::io::Write + ?Sized),
     ) -> anyhow::Result<()> {
-        let mut body = self.send(self.request(Method::GET, path)).await?.bytes_stream();
+        let mut body = self
+            .send(self.request(Method::GET, path))
+            .await?
+            .bytes_stream();
         while let Some(piece) = body.next().await {
             out.write_all(&piece?)?;
             out.flush()?;

@@ -7,7 +7,7 @@ mod lint;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::api::Api;
 
@@ -15,11 +15,19 @@ use crate::api::Api;
 #[command(name = "esteira", version, about = "esteira's command line")]
 struct Cli {
     /// The coordinator's HTTP address.
-    #[arg(long, global = true, env = "ESTEIRA_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "ESTEIRA_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// The admin or API token, for actions.
     #[arg(long, global = true, env = "ESTEIRA_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of the CA the coordinator's HTTPS certificate is verified against.
+    #[arg(long, global = true, env = "ESTEIRA_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +36,13 @@ struct Cli {
 enum Command {
     /// Validate a pipeline file offline, or show its plan for a ref.
     Lint(lint::LintArgs),
+    #[command(flatten)]
+    Remote(RemoteCommand),
+}
+
+/// The commands that talk to the coordinator.
+#[derive(Subcommand)]
+enum RemoteCommand {
     /// Projects: a name and a repository.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -127,13 +142,22 @@ enum AgentCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let api = Api::new(&cli.server, cli.token.clone());
-    let result = match cli.command {
+    let command = match cli.command {
         Command::Lint(args) => return exit_code(lint::run(&args)),
-        Command::Project(command) => project(&api, command).await,
-        Command::Pipeline(command) => pipeline(&api, command).await,
-        Command::Job(command) => job(&api, command).await,
-        Command::Agent(AgentCommand::List { json }) => agents(&api, json).await,
+        Command::Remote(command) => command,
+    };
+    let api = match Api::new(&cli.server, cli.token.clone(), cli.ca_cert.as_deref()) {
+        Ok(api) => api,
+        Err(error) => {
+            eprintln!("esteira: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        RemoteCommand::Project(command) => project(&api, command).await,
+        RemoteCommand::Pipeline(command) => pipeline(&api, command).await,
+        RemoteCommand::Job(command) => job(&api, command).await,
+        RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
     };
     match result {
         Ok(code) => code,
@@ -185,10 +209,18 @@ fn text(value: &Value) -> String {
 
 async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ProjectCommand::Add { name, repo, pipeline_file } => {
+        ProjectCommand::Add {
+            name,
+            repo,
+            pipeline_file,
+        } => {
             let body = json!({ "name": name, "repo_url": repo, "pipeline_file": pipeline_file });
             let project = api.post("/projects", &body).await?;
-            println!("project {} added ({})", text(&project["name"]), text(&project["repo_url"]));
+            println!(
+                "project {} added ({})",
+                text(&project["name"]),
+                text(&project["repo_url"])
+            );
             Ok(ExitCode::SUCCESS)
         }
         ProjectCommand::List { json } => {
@@ -200,7 +232,13 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
                 .as_array()
                 .map(|all| {
                     all.iter()
-                        .map(|p| vec![text(&p["name"]), text(&p["repo_url"]), text(&p["pipeline_file"])])
+                        .map(|p| {
+                            vec![
+                                text(&p["name"]),
+                                text(&p["repo_url"]),
+                                text(&p["pipeline_file"]),
+                            ]
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -222,13 +260,26 @@ fn parse_vars(vars: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCode> {
     match command {
-        PipelineCommand::Run { project, git_ref, sha, vars } => {
+        PipelineCommand::Run {
+            project,
+            git_ref,
+            sha,
+            vars,
+        } => {
             let body = json!({ "ref": git_ref, "sha": sha, "variables": parse_vars(&vars)? });
-            let created = api.post(&format!("/projects/{project}/pipelines"), &body).await?;
+            let created = api
+                .post(&format!("/projects/{project}/pipelines"), &body)
+                .await?;
             println!("{}", text(&created["id"]));
             Ok(ExitCode::SUCCESS)
         }
-        PipelineCommand::List { project, status, git_ref, limit, json } => {
+        PipelineCommand::List {
+            project,
+            status,
+            git_ref,
+            limit,
+            json,
+        } => {
             let mut query = vec![format!("limit={limit}")];
             for (key, value) in [("project", project), ("status", status), ("ref", git_ref)] {
                 if let Some(value) = value {
@@ -277,13 +328,21 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
         PipelineCommand::Wait { id } => loop {
             let pipeline = api.get(&format!("/pipelines/{id}/wait?timeout=60")).await?;
             let status = text(&pipeline["status"]);
-            if matches!(status.as_str(), "success" | "failed" | "canceled" | "skipped") {
+            if matches!(
+                status.as_str(),
+                "success" | "failed" | "canceled" | "skipped"
+            ) {
                 eprintln!("pipeline {id}: {status}");
-                return Ok(if status == "success" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(if status == "success" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
         },
         PipelineCommand::Cancel { id } => {
-            api.post(&format!("/pipelines/{id}/cancel"), &json!({})).await?;
+            api.post(&format!("/pipelines/{id}/cancel"), &json!({}))
+                .await?;
             println!("pipeline {id}: cancel requested");
             Ok(ExitCode::SUCCESS)
         }
@@ -325,7 +384,9 @@ async fn job(api: &Api, command: JobCommand) -> anyhow::Result<ExitCode> {
         JobCommand::Retry { id } => ("retry", id),
         JobCommand::Play { id } => ("play", id),
     };
-    let answer = api.post(&format!("/jobs/{id}/{action}"), &json!({})).await?;
+    let answer = api
+        .post(&format!("/jobs/{id}/{action}"), &json!({}))
+        .await?;
     println!("job {}: {action} requested", text(&answer["id"]));
     Ok(ExitCode::SUCCESS)
 }

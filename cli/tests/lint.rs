@@ -17,7 +17,11 @@ fn lint(content: &str, extra: &[&str]) -> std::process::Output {
 #[test]
 fn a_valid_file_exits_zero() {
     let output = lint("test:\n  script: [echo hi]\n", &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -30,9 +34,15 @@ fn an_invalid_file_exits_one_with_file_line_and_column() {
 
 #[test]
 fn plan_shows_the_jobs_for_the_ref() {
-    let file = "build:\n  script: [make]\ndeploy:\n  stage: deploy\n  script: [ship]\n  only: [master]\n";
-    let feature = String::from_utf8_lossy(&lint(file, &["--ref", "feature/x", "--plan"]).stdout).into_owned();
-    let master = String::from_utf8_lossy(&lint(file, &["--ref", "master", "--plan"]).stdout).into_owned();
-    assert!(feature.contains("build") && !feature.contains("deploy:") && !feature.contains("ship"), "{feature}");
+    let file =
+        "build:\n  script: [make]\ndeploy:\n  stage: deploy\n  script: [ship]\n  only: [master]\n";
+    let feature =
+        String::from_utf8_lossy(&lint(file, &["--ref", "feature/x", "--plan"]).stdout).into_owned();
+    let master =
+        String::from_utf8_lossy(&lint(file, &["--ref", "master", "--plan"]).stdout).into_owned();
+    assert!(
+        feature.contains("build") && !feature.contains("deploy:") && !feature.contains("ship"),
+        "{feature}"
+    );
     assert!(master.contains("deploy"), "{master}");
 }

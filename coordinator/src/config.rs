@@ -29,7 +29,7 @@ pub struct Args {
     /// The URL people reach the UI at (for links in variables and statuses).
     #[arg(long, env = "ESTEIRA_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// PEM certificate chain: serve gRPC over TLS.
+    /// PEM certificate chain: serve gRPC and HTTP over TLS.
     #[arg(long, env = "ESTEIRA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `--tls-cert`.

@@ -30,7 +30,10 @@ pub struct Mirrors {
 
 impl Mirrors {
     pub fn new(root: PathBuf) -> Mirrors {
-        Mirrors { root, fetching: Mutex::new(()) }
+        Mirrors {
+            root,
+            fetching: Mutex::new(()),
+        }
     }
 
     pub fn path(&self, project: &str) -> PathBuf {
@@ -49,8 +52,11 @@ impl Mirrors {
             } else {
                 let parent = target.parent().unwrap_or(Path::new("."));
                 std::fs::create_dir_all(parent)?;
-                let target_text = target.to_string_lossy().into_owned();
-                git(parent, &["clone", "--mirror", "--quiet", &repo_url, &target_text])
+                let target_text = std::path::absolute(&target)?.to_string_lossy().into_owned();
+                git(
+                    parent,
+                    &["clone", "--mirror", "--quiet", &repo_url, &target_text],
+                )
             }
         })
         .await??;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use esteira_proto::v1::agent_service_server::AgentService;
 use esteira_proto::v1::{
-    AppendLogRequest, AppendLogResponse, CompleteJobRequest, CompleteJobResponse,
-    OpenSessionRequest, HeartbeatRequest, HeartbeatResponse, JobResult, Lease, RegisterRequest,
-    RegisterResponse, ServerMessage, StartJobRequest, StartJobResponse,
+    AppendLogRequest, AppendLogResponse, CompleteJobRequest, CompleteJobResponse, HeartbeatRequest,
+    HeartbeatResponse, JobResult, Lease, OpenSessionRequest, RegisterRequest, RegisterResponse,
+    ServerMessage, StartJobRequest, StartJobResponse,
 };
 use esteira_proto::{AUTHORIZATION, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
@@ -17,8 +17,8 @@ use tracing::{info, warn};
 
 use crate::model::{AgentId, JobStatus};
 use crate::scheduler::{Scheduler, SchedulerError};
-use crate::store::jobs::JobEnding;
 use crate::store::StoreError;
+use crate::store::jobs::JobEnding;
 use crate::tokens;
 
 pub struct AgentApi {
@@ -28,7 +28,10 @@ pub struct AgentApi {
 
 impl AgentApi {
     pub fn new(scheduler: Arc<Scheduler>, registration_token: String) -> AgentApi {
-        AgentApi { scheduler, registration_token }
+        AgentApi {
+            scheduler,
+            registration_token,
+        }
     }
 
     /// The agent whose credential the request carries.
@@ -101,11 +104,19 @@ impl AgentService for AgentApi {
         let id = self
             .scheduler
             .store()
-            .insert_agent(&request.name, &tokens::hash(&token), &request.labels, &request.version)
+            .insert_agent(
+                &request.name,
+                &tokens::hash(&token),
+                &request.labels,
+                &request.version,
+            )
             .await
             .map_err(store_status)?;
         info!(agent_id = %id, name = %request.name, "agent registered");
-        Ok(Response::new(RegisterResponse { agent_id: id.0, agent_token: token }))
+        Ok(Response::new(RegisterResponse {
+            agent_id: id.0,
+            agent_token: token,
+        }))
     }
 
     type OpenSessionStream = SessionStream;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use esteira_pipeline::PipelineSource;
@@ -18,13 +18,13 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::events::Event;
-use crate::model::{JobId, PipelineId, PipelineStatus};
+use crate::model::{AgentId, JobId, PipelineId, PipelineStatus};
 use crate::scheduler::SchedulerError;
+use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::pipelines::{Pipeline, PipelineFilter};
-use crate::store::StoreError;
 use crate::tokens;
-use crate::trigger::{start_pipeline, Pipelines, Trigger, TriggerError};
+use crate::trigger::{Pipelines, Trigger, TriggerError, start_pipeline};
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -50,6 +50,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/jobs/{id}/play", post(play_job))
         .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/agents/{id}", delete(remove_agent))
+        .route("/api/v1/agents/{id}/{action}", post(pause_or_resume_agent))
         .merge(crate::ui::router())
         .with_state(state)
 }
@@ -184,7 +186,9 @@ async fn add_project(
         )));
     }
     if new.repo_url.trim().is_empty() {
-        return Err(ApiError::BadRequest("a project needs a repository URL".into()));
+        return Err(ApiError::BadRequest(
+            "a project needs a repository URL".into(),
+        ));
     }
     let file = new.pipeline_file.as_deref().unwrap_or(".gitlab-ci.yml");
     let project = state
@@ -198,7 +202,9 @@ async fn add_project(
 }
 
 async fn list_projects(State(state): State<HttpState>) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!(state.pipelines.scheduler.store().projects().await?)))
+    Ok(Json(json!(
+        state.pipelines.scheduler.store().projects().await?
+    )))
 }
 
 async fn show_project(
@@ -265,7 +271,9 @@ async fn list_pipelines(
         before: query.before.map(PipelineId),
         limit: query.limit.unwrap_or(50).clamp(1, 500),
     };
-    Ok(Json(json!(state.pipelines.scheduler.store().pipelines(&filter).await?)))
+    Ok(Json(json!(
+        state.pipelines.scheduler.store().pipelines(&filter).await?
+    )))
 }
 
 /// A pipeline with its stages and every job attempt.
@@ -285,7 +293,11 @@ async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineV
         .ok_or_else(|| ApiError::NotFound(format!("pipeline {id} does not exist")))?;
     let stages = serde_json::from_str(&pipeline.stages_json).map_err(StoreError::from)?;
     let jobs = store.pipeline_jobs(id).await?;
-    Ok(PipelineView { pipeline, stages, jobs })
+    Ok(PipelineView {
+        pipeline,
+        stages,
+        jobs,
+    })
 }
 
 async fn show_pipeline(
@@ -349,7 +361,11 @@ async fn cancel_pipeline(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    state.pipelines.scheduler.cancel_pipeline(PipelineId(id)).await?;
+    state
+        .pipelines
+        .scheduler
+        .cancel_pipeline(PipelineId(id))
+        .await?;
     Ok(Json(json!({ "id": id })))
 }
 
@@ -498,4 +514,34 @@ async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_jso
         })
         .collect();
     Ok(Json(json!(agents)))
+}
+
+/// `POST /api/v1/agents/{id}/pause` and `/resume`.
+async fn pause_or_resume_agent(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    let paused = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        other => return Err(ApiError::NotFound(format!("no agent action '{other}'"))),
+    };
+    state
+        .pipelines
+        .scheduler
+        .set_paused(AgentId(id), paused)
+        .await?;
+    Ok(Json(json!({ "id": id, "paused": paused })))
+}
+
+async fn remove_agent(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    state.pipelines.scheduler.remove_agent(AgentId(id)).await?;
+    Ok(Json(json!({ "id": id, "removed": true })))
 }

@@ -46,9 +46,13 @@ use crate::store::Store;
 use crate::trigger::Pipelines;
 
 /// Runs the coordinator until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    config.data_dir = std::path::absolute(&config.data_dir)?;
     if config.tls.is_none() && !config.grpc.ip().is_loopback() && !config.insecure_plaintext {
         anyhow::bail!(
             "refusing plain-text gRPC on {}: give --tls-cert and --tls-key, or --insecure-plaintext",
@@ -62,13 +66,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     if created {
         info!(file = %config.data_dir.join("registration-token").display(), "registration token created");
     }
-    let (admin_token, created) =
-        tokens::load_or_create(config.admin_token.clone(), &config.data_dir.join("admin-token"))?;
+    let (admin_token, created) = tokens::load_or_create(
+        config.admin_token.clone(),
+        &config.data_dir.join("admin-token"),
+    )?;
     if created {
         info!(file = %config.data_dir.join("admin-token").display(), "admin token created");
     }
     let database_url = config.database_url.clone().unwrap_or_else(|| {
-        config.data_dir.join("esteira.db").to_string_lossy().into_owned()
+        config
+            .data_dir
+            .join("esteira.db")
+            .to_string_lossy()
+            .into_owned()
     });
     let store = Store::open(&database_url)
         .await
@@ -115,7 +125,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     let mut grpc_stop = stop.subscribe();
     let grpc = grpc_builder
-        .add_service(AgentServiceServer::new(AgentApi::new(scheduler.clone(), registration_token)))
+        .add_service(AgentServiceServer::new(AgentApi::new(
+            scheduler.clone(),
+            registration_token,
+        )))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             async move {
@@ -129,17 +142,43 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         },
         admin_token: Arc::new(admin_token),
     };
-    let mut http_stop = stop.subscribe();
-    let http = axum::serve(http_listener, http::router(state)).with_graceful_shutdown(async move {
-        let _ = http_stop.recv().await;
-    });
+    let app = http::router(state);
+    let http_stop = stop.subscribe();
+    let http = serve_http(http_listener, app, config.tls.clone(), http_stop);
     info!(http = %http_address, grpc = %config.grpc, data_dir = %config.data_dir.display(), "coordinator ready");
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(());
     });
-    let (grpc_result, http_result) = tokio::join!(grpc, async { http.await });
+    let (grpc_result, http_result) = tokio::join!(grpc, http);
     grpc_result.context("gRPC server failed")?;
     http_result.context("HTTP server failed")?;
     Ok(())
+}
+
+/// Serves the HTTP side, over TLS when a certificate and key are given.
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) -> std::io::Result<()> {
+    let Some((cert, key)) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.recv().await;
+            })
+            .await;
+    };
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        let _ = stop.recv().await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
 }

@@ -15,16 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use esteira_pipeline::{AllowFailure, PlannedJob, RefKind, When};
-use esteira_proto::v1::{server_message, CancelJob, JobAssignment, Lease, ServerMessage};
-use tokio::sync::{mpsc, Mutex, MutexGuard};
+use esteira_proto::v1::{CancelJob, JobAssignment, Lease, ServerMessage, server_message};
+use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tracing::{info, warn};
 
 use crate::events::{Event, Events};
-use crate::model::{now_ms, AgentId, JobId, JobStatus, PipelineId, PipelineStatus};
+use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, now_ms};
 use crate::store::jobs::{Job, JobEnding};
 use crate::store::pipelines::{NewPipeline, Pipeline};
 use crate::store::{Store, StoreError};
-use crate::variables::{expand_all, predefined, PipelineFacts};
+use crate::variables::{PipelineFacts, expand_all, predefined};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -123,7 +123,11 @@ impl Scheduler {
         let new = match tokio::task::spawn_blocking(move || make(id)).await {
             Ok(Ok(new)) => new,
             Ok(Err(refused)) => return Ok(Err(refused)),
-            Err(panic) => return Err(SchedulerError::InvalidState(format!("planning failed: {panic}"))),
+            Err(panic) => {
+                return Err(SchedulerError::InvalidState(format!(
+                    "planning failed: {panic}"
+                )));
+            }
         };
         self.store.insert_pipeline(&new).await?;
         info!(pipeline_id = %id, jobs = new.jobs.len(), "pipeline created");
@@ -148,8 +152,15 @@ impl Scheduler {
             let Some(next) = next_status(index, &jobs, &specs) else {
                 continue;
             };
-            if self.store.transition_job(job.id, &[JobStatus::Created], next).await? {
-                self.events.publish(Event::Job { pipeline, job: job.id });
+            if self
+                .store
+                .transition_job(job.id, &[JobStatus::Created], next)
+                .await?
+            {
+                self.events.publish(Event::Job {
+                    pipeline,
+                    job: job.id,
+                });
             }
         }
         let jobs = latest_attempts(self.store.pipeline_jobs(pipeline).await?);
@@ -228,12 +239,17 @@ impl Scheduler {
                 self.store.requeue_job(job.id, epoch).await?;
                 continue;
             }
-            self.events.publish(Event::Job { pipeline: job.pipeline_id, job: job.id });
+            self.events.publish(Event::Job {
+                pipeline: job.pipeline_id,
+                job: job.id,
+            });
             if pipeline.status != PipelineStatus::Running {
                 self.store
                     .set_pipeline_status(job.pipeline_id, PipelineStatus::Running)
                     .await?;
-                self.events.publish(Event::Pipeline { pipeline: job.pipeline_id });
+                self.events.publish(Event::Pipeline {
+                    pipeline: job.pipeline_id,
+                });
                 if let Some(cached) = pipelines.get_mut(&job.pipeline_id) {
                     cached.status = PipelineStatus::Running;
                 }
@@ -279,11 +295,19 @@ impl Scheduler {
                 format!("{}/jobs/{}", self.config.server_url, job.id),
             ),
         ]);
-        variables.extend(spec.variables.iter().map(|v| (v.key.clone(), v.value.clone())));
-        let given: Vec<(String, String)> = serde_json::from_str(&pipeline.variables_json).map_err(StoreError::from)?;
+        variables.extend(
+            spec.variables
+                .iter()
+                .map(|v| (v.key.clone(), v.value.clone())),
+        );
+        let given: Vec<(String, String)> =
+            serde_json::from_str(&pipeline.variables_json).map_err(StoreError::from)?;
         variables.extend(given);
         Ok(JobAssignment {
-            lease: Some(Lease { job_id: job.id.0, epoch }),
+            lease: Some(Lease {
+                job_id: job.id.0,
+                epoch,
+            }),
             pipeline_id: pipeline.id.0,
             project: project.name.clone(),
             repo_url: project.repo_url.clone(),
@@ -292,7 +316,11 @@ impl Scheduler {
             spec_json: job.spec_json.clone(),
             variables: expand_all(variables)
                 .into_iter()
-                .map(|(key, value)| esteira_proto::v1::Variable { key, value, masked: false })
+                .map(|(key, value)| esteira_proto::v1::Variable {
+                    key,
+                    value,
+                    masked: false,
+                })
                 .collect(),
             heartbeat_interval_secs: heartbeat_interval(self.config.lease_timeout),
         })
@@ -311,7 +339,15 @@ impl Scheduler {
         let mut decision = self.decide().await;
         decision.next_id += 1;
         let id = decision.next_id;
-        decision.by_agent.insert(agent, Session { id, labels, concurrency, sender });
+        decision.by_agent.insert(
+            agent,
+            Session {
+                id,
+                labels,
+                concurrency,
+                sender,
+            },
+        );
         for job in self.store.running_jobs().await? {
             if job.agent_id != Some(agent) {
                 continue;
@@ -326,8 +362,12 @@ impl Scheduler {
                 // The assignment never reached the agent: nothing ran, queue it again.
                 self.store.requeue_job(job.id, job.lease_epoch).await?;
             } else {
-                self.lose(&mut decision, &job, "the agent restarted and no longer runs the job")
-                    .await?;
+                self.lose(
+                    &mut decision,
+                    &job,
+                    "the agent restarted and no longer runs the job",
+                )
+                .await?;
             }
         }
         self.dispatch(&mut decision).await?;
@@ -337,7 +377,11 @@ impl Scheduler {
     /// The session `session` of `agent` ended. Its jobs keep their leases until they expire.
     pub async fn disconnect(&self, agent: AgentId, session: u64) {
         let mut decision = self.decide().await;
-        if decision.by_agent.get(&agent).is_some_and(|s| s.id == session) {
+        if decision
+            .by_agent
+            .get(&agent)
+            .is_some_and(|s| s.id == session)
+        {
             decision.by_agent.remove(&agent);
         }
     }
@@ -353,14 +397,53 @@ impl Scheduler {
         let mut cancel = Vec::new();
         for lease in running {
             let job = JobId(lease.job_id);
-            if !self.store.renew_lease(job, agent, lease.epoch, expires).await? {
+            if !self
+                .store
+                .renew_lease(job, agent, lease.epoch, expires)
+                .await?
+            {
                 abandon.push(*lease);
-            } else if self.store.job(job).await?.is_some_and(|j| j.cancel_requested) {
+            } else if self
+                .store
+                .job(job)
+                .await?
+                .is_some_and(|j| j.cancel_requested)
+            {
                 cancel.push(*lease);
             }
         }
         self.store.touch_agent(agent).await?;
         Ok((abandon, cancel))
+    }
+
+    /// Pauses (no new jobs) or resumes an agent.
+    pub async fn set_paused(&self, agent: AgentId, paused: bool) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        if !self.store.set_agent_paused(agent, paused).await? {
+            return Err(SchedulerError::NotFound(format!("agent {agent}")));
+        }
+        self.dispatch(&mut decision).await
+    }
+
+    /// Removes an agent: its credential stops working, its session closes, and its
+    /// running jobs are lost (and retried by policy).
+    pub async fn remove_agent(&self, agent: AgentId) -> Result<(), SchedulerError> {
+        let mut decision = self.decide().await;
+        if !self.store.remove_agent(agent).await? {
+            return Err(SchedulerError::NotFound(format!("agent {agent}")));
+        }
+        decision.by_agent.remove(&agent);
+        for job in self.store.running_jobs().await? {
+            if job.agent_id == Some(agent) {
+                self.lose(
+                    &mut decision,
+                    &job,
+                    &format!("agent {agent} was removed by an admin"),
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Agents with an open session.
@@ -446,7 +529,10 @@ impl Scheduler {
         job: &Job,
         ending: &JobEnding,
     ) -> Result<(), SchedulerError> {
-        self.events.publish(Event::Job { pipeline: job.pipeline_id, job: job.id });
+        self.events.publish(Event::Job {
+            pipeline: job.pipeline_id,
+            job: job.id,
+        });
         let spec = spec_of(job)?;
         if ending.status.is_failure() && !job.cancel_requested && retries(&spec, job, ending) {
             let retry = self.store.insert_retry(job).await?;
@@ -462,7 +548,9 @@ impl Scheduler {
         let now = now_ms();
         for job in self.store.running_jobs().await? {
             if job.lease_expires_at.is_some_and(|at| at < now) {
-                let agent = job.agent_id.map_or_else(|| "?".to_string(), |a| a.to_string());
+                let agent = job
+                    .agent_id
+                    .map_or_else(|| "?".to_string(), |a| a.to_string());
                 let reason = format!("lease expired on agent {agent}: the agent was lost");
                 self.lose(&mut decision, &job, &reason).await?;
             }
@@ -494,7 +582,11 @@ impl Scheduler {
                 details_json: None,
             }
         };
-        if self.store.finish_job(job.id, job.lease_epoch, &ending).await? {
+        if self
+            .store
+            .finish_job(job.id, job.lease_epoch, &ending)
+            .await?
+        {
             warn!(job_id = %job.id, reason, "job lost");
             self.after_finish(decision, job, &ending).await?;
         }
@@ -530,8 +622,15 @@ impl Scheduler {
 
     async fn cancel(&self, decision: &mut Decision<'_>, job: &Job) -> Result<(), SchedulerError> {
         let waiting = [JobStatus::Created, JobStatus::Pending, JobStatus::Manual];
-        if self.store.transition_job(job.id, &waiting, JobStatus::Canceled).await? {
-            self.events.publish(Event::Job { pipeline: job.pipeline_id, job: job.id });
+        if self
+            .store
+            .transition_job(job.id, &waiting, JobStatus::Canceled)
+            .await?
+        {
+            self.events.publish(Event::Job {
+                pipeline: job.pipeline_id,
+                job: job.id,
+            });
             return Ok(());
         }
         if job.status != JobStatus::Running {
@@ -541,7 +640,10 @@ impl Scheduler {
         if let Some(session) = job.agent_id.and_then(|agent| decision.by_agent.get(&agent)) {
             let message = ServerMessage {
                 kind: Some(server_message::Kind::Cancel(CancelJob {
-                    lease: Some(Lease { job_id: job.id.0, epoch: job.lease_epoch }),
+                    lease: Some(Lease {
+                        job_id: job.id.0,
+                        epoch: job.lease_epoch,
+                    }),
                 })),
             };
             // A closed session learns of the cancel at its next heartbeat.
@@ -568,7 +670,10 @@ impl Scheduler {
                 job.status
             )));
         }
-        self.events.publish(Event::Job { pipeline: job.pipeline_id, job: id });
+        self.events.publish(Event::Job {
+            pipeline: job.pipeline_id,
+            job: id,
+        });
         self.advance(&mut decision, job.pipeline_id).await?;
         self.dispatch(&mut decision).await
     }
@@ -585,7 +690,11 @@ impl Scheduler {
             return Err(SchedulerError::InvalidState(format!(
                 "job {id} cannot be retried: it is {}{}",
                 job.status,
-                if job.retried { " and already retried" } else { "" }
+                if job.retried {
+                    " and already retried"
+                } else {
+                    ""
+                }
             )));
         }
         let retry = self.store.insert_retry(&job).await?;
@@ -609,7 +718,9 @@ fn spec_of(job: &Job) -> Result<PlannedJob, StoreError> {
 }
 
 fn specs_by_name(jobs: &[Job]) -> Result<HashMap<String, PlannedJob>, StoreError> {
-    jobs.iter().map(|job| Ok((job.name.clone(), spec_of(job)?))).collect()
+    jobs.iter()
+        .map(|job| Ok((job.name.clone(), spec_of(job)?)))
+        .collect()
 }
 
 /// The latest attempt of each job, in plan order.
@@ -647,7 +758,11 @@ fn next_status(index: usize, jobs: &[Job], specs: &[PlannedJob]) -> Option<JobSt
     let spec = &specs[index];
     let upstream: Vec<usize> = match &spec.needs {
         Some(needs) => (0..jobs.len())
-            .filter(|&other| needs.iter().any(|need| is_needed_as(&jobs[other].name, &need.job)))
+            .filter(|&other| {
+                needs
+                    .iter()
+                    .any(|need| is_needed_as(&jobs[other].name, &need.job))
+            })
             .collect(),
         None => (0..jobs.len())
             .filter(|&other| jobs[other].stage_index < job.stage_index)
@@ -678,8 +793,14 @@ fn pipeline_status(jobs: &[Job], specs: &HashMap<String, PlannedJob>) -> Pipelin
         return PipelineStatus::Running;
     }
     if any(JobStatus::Pending) || any(JobStatus::Created) {
-        let started = jobs.iter().any(|job| job.status.is_finished() || job.started_at.is_some());
-        return if started { PipelineStatus::Running } else { PipelineStatus::Pending };
+        let started = jobs
+            .iter()
+            .any(|job| job.status.is_finished() || job.started_at.is_some());
+        return if started {
+            PipelineStatus::Running
+        } else {
+            PipelineStatus::Pending
+        };
     }
     let blocking_manual = jobs
         .iter()
@@ -709,7 +830,10 @@ fn retries(spec: &PlannedJob, job: &Job, ending: &JobEnding) -> bool {
     }
     let kind = ending.failure_kind.as_deref().unwrap_or("unknown_failure");
     let when_matches = retry.when.is_empty()
-        || retry.when.iter().any(|when| when == "always" || when == kind);
+        || retry
+            .when
+            .iter()
+            .any(|when| when == "always" || when == kind);
     let code_matches = retry.exit_codes.is_empty()
         || ending
             .exit_code

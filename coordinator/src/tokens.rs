@@ -21,8 +21,14 @@ pub fn hash(token: &str) -> String {
 
 /// Compares two secrets in time independent of where they differ.
 pub fn equal(given: &str, expected: &str) -> bool {
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// The token from the environment, or the one kept in `file`, or a new one written there
@@ -72,6 +78,9 @@ mod tests {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(load_or_create(Some("given".into()), &file).unwrap().0, "given");
+        assert_eq!(
+            load_or_create(Some("given".into()), &file).unwrap().0,
+            "given"
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::git::{self, CommitFiles, GitError, Mirrors};
 use crate::model::PipelineId;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::pipelines::{NewJob, NewPipeline};
-use crate::variables::{predefined, source_name, PipelineFacts};
+use crate::variables::{PipelineFacts, predefined, source_name};
 
 /// A request for a pipeline.
 #[derive(Debug, Clone)]
@@ -79,13 +79,12 @@ pub async fn start_pipeline(
                 variables: variables.into_iter().collect(),
                 project_path: project.name.clone(),
             };
-            let files = CommitFiles { mirror, sha: sha.clone() };
-            let plan = esteira_pipeline::plan_pipeline(
-                &files,
-                &project.pipeline_file,
-                &context,
-            )
-            .map_err(TriggerError::Invalid)?;
+            let files = CommitFiles {
+                mirror,
+                sha: sha.clone(),
+            };
+            let plan = esteira_pipeline::plan_pipeline(&files, &project.pipeline_file, &context)
+                .map_err(TriggerError::Invalid)?;
             if plan.jobs.is_empty() {
                 return Err(TriggerError::NoJobs(trigger.git_ref.clone()));
             }

@@ -64,7 +64,13 @@ pub fn slug(text: &str) -> String {
     let replaced: String = text
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
     replaced.trim_matches('-').to_string()
@@ -139,7 +145,10 @@ mod tests {
         let vars = vec![
             ("REGISTRY".to_string(), "127.0.0.1:5000".to_string()),
             ("IMAGE".to_string(), "$REGISTRY/app:${TAG}".to_string()),
-            ("PRICE".to_string(), "$$5 and $ alone and $UNSET.".to_string()),
+            (
+                "PRICE".to_string(),
+                "$$5 and $ alone and $UNSET.".to_string(),
+            ),
         ];
         let expanded = expand_all(vars);
         assert_eq!(expanded[1].1, "127.0.0.1:5000/app:");
@@ -155,7 +164,10 @@ mod tests {
         ];
         assert_eq!(
             expand_all(vars),
-            vec![("A".to_string(), "2".to_string()), ("B".to_string(), "1".to_string())]
+            vec![
+                ("A".to_string(), "2".to_string()),
+                ("B".to_string(), "1".to_string())
+            ]
         );
     }
 }

@@ -10,7 +10,14 @@ fn coordinator() -> Command {
 fn help_lists_the_contract_flags_with_their_environment_twins() {
     let output = coordinator().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--data-dir", "ESTEIRA_DATA_DIR", "--http", "--grpc", "--database-url", "--lease-timeout"] {
+    for flag in [
+        "--data-dir",
+        "ESTEIRA_DATA_DIR",
+        "--http",
+        "--grpc",
+        "--database-url",
+        "--lease-timeout",
+    ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{BuildImageOptions, PushImageOptions, TagImageOptions};
 use bytes::{Bytes, BytesMut};
 use esteira_pipeline::Build;
@@ -17,6 +16,7 @@ use tokio::io::AsyncReadExt;
 use crate::dockerignore::{self, ContextError};
 use crate::expand::expand;
 use crate::log::LogSink;
+use crate::registry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -161,7 +161,7 @@ async fn push(docker: &Docker, tag: &str, vars: &[(String, String)]) -> Result<S
         tag: Some(version),
         ..Default::default()
     };
-    let mut progress = docker.push_image(&repo, Some(options), credentials(&repo, vars));
+    let mut progress = docker.push_image(&repo, Some(options), registry::credentials(&repo, vars));
     let mut digest = None;
     while let Some(step) = progress.next().await {
         let step = step.map_err(|error| BuildError::Push {
@@ -176,34 +176,6 @@ async fn push(docker: &Docker, tag: &str, vars: &[(String, String)]) -> Result<S
         tag: tag.to_string(),
         message: "the registry reported no digest".to_string(),
     })
-}
-
-/// The `CI_REGISTRY` credentials, given only to that registry.
-fn credentials(repo: &str, vars: &[(String, String)]) -> Option<DockerCredentials> {
-    let var = |name: &str| {
-        vars.iter()
-            .rev()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-            .filter(|value| !value.is_empty())
-    };
-    let registry = var("CI_REGISTRY")?;
-    if registry_of(repo) != Some(registry.as_str()) {
-        return None;
-    }
-    Some(DockerCredentials {
-        username: var("CI_REGISTRY_USER"),
-        password: var("CI_REGISTRY_PASSWORD"),
-        serveraddress: Some(registry),
-        ..Default::default()
-    })
-}
-
-/// The registry host of a repository name, when it names one (`host.tld/…`,
-/// `host:port/…`, `localhost/…`).
-fn registry_of(repo: &str) -> Option<&str> {
-    let (first, _) = repo.split_once('/')?;
-    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
 }
 
 /// `repo:tag` split (a registry port is not a tag); `latest` when there is no tag.
@@ -266,7 +238,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_tags_and_finds_registries() {
+    fn splits_tags() {
         let split = |r: &str| split_tag(r).expect("valid");
         assert_eq!(split("app"), ("app".into(), "latest".into()));
         assert_eq!(
@@ -278,20 +250,6 @@ mod tests {
             ("localhost:5000/app".into(), "latest".into())
         );
         assert!(split_tag("bad tag").is_err());
-        assert_eq!(registry_of("127.0.0.1:5000/g/app"), Some("127.0.0.1:5000"));
-        assert_eq!(registry_of("library/app"), None);
-    }
-
-    #[test]
-    fn credentials_go_only_to_ci_registry() {
-        let vars = vec![
-            ("CI_REGISTRY".to_string(), "127.0.0.1:5000".to_string()),
-            ("CI_REGISTRY_USER".to_string(), "ci".to_string()),
-            ("CI_REGISTRY_PASSWORD".to_string(), "pw".to_string()),
-        ];
-        let given = credentials("127.0.0.1:5000/g/app", &vars).expect("given");
-        assert_eq!(given.password.as_deref(), Some("pw"));
-        assert!(credentials("other.example.com/g/app", &vars).is_none());
     }
 
     #[test]

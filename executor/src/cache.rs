@@ -16,8 +16,9 @@ use crate::workspace::{self, WorkspaceError, sanitize};
 
 const ARCHIVE: &str = "cache.tar.gz";
 
+/// Cache problems are warnings in the job log, never a job's failure.
 #[derive(Debug, thiserror::Error)]
-pub enum CacheError {
+pub(crate) enum CacheError {
     #[error("cache archive {path}: {source}")]
     Archive {
         path: PathBuf,

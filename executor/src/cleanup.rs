@@ -31,6 +31,7 @@ fn job_of(labels: Option<&HashMap<String, String>>) -> Option<i64> {
 }
 
 /// Removes every object of jobs for which `doomed(job_id)` holds; returns how many.
+/// Goes on after a failure (whatever can go, goes) and reports the first one.
 async fn remove_matching(
     docker: &Docker,
     label_filters: Vec<String>,
@@ -38,7 +39,24 @@ async fn remove_matching(
 ) -> Result<usize, CleanupError> {
     let filters = HashMap::from([("label".to_string(), label_filters)]);
     let mut removed = 0;
+    let mut first_error = None;
+    let mut outcome = |result: Result<(), CleanupError>| match result {
+        Ok(()) => removed += 1,
+        Err(error) => {
+            first_error.get_or_insert(error);
+        }
+    };
+    let gone = |what: String| {
+        move |result: Result<(), bollard::errors::Error>| match result {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(source) => Err(CleanupError::Docker { what, source }),
+        }
+    };
 
+    // Containers first: networks and volumes in use cannot go.
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -51,12 +69,10 @@ async fn remove_matching(
             source,
         })?;
     for found in containers {
-        let (Some(id), Some(job)) = (found.id.as_deref(), job_of(found.labels.as_ref())) else {
-            continue;
-        };
-        if doomed(job) {
-            container::remove(docker, id).await?;
-            removed += 1;
+        if let (Some(id), Some(job)) = (found.id.as_deref(), job_of(found.labels.as_ref()))
+            && doomed(job)
+        {
+            outcome(container::remove(docker, id).await.map_err(Into::into));
         }
     }
 
@@ -70,22 +86,12 @@ async fn remove_matching(
             source,
         })?;
     for found in networks {
-        let (Some(id), Some(job)) = (found.id.as_deref(), job_of(found.labels.as_ref())) else {
-            continue;
-        };
-        if doomed(job) {
-            match docker.remove_network(id).await {
-                Ok(()) => removed += 1,
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(source) => {
-                    return Err(CleanupError::Docker {
-                        what: format!("network {id}"),
-                        source,
-                    });
-                }
-            }
+        if let (Some(id), Some(job)) = (found.id.as_deref(), job_of(found.labels.as_ref()))
+            && doomed(job)
+        {
+            outcome(gone(format!("network {id}"))(
+                docker.remove_network(id).await,
+            ));
         }
     }
 
@@ -101,21 +107,14 @@ async fn remove_matching(
     for found in volumes.volumes.unwrap_or_default() {
         if job_of(Some(&found.labels)).is_some_and(&doomed) {
             let options = RemoveVolumeOptions { force: true };
-            match docker.remove_volume(&found.name, Some(options)).await {
-                Ok(()) => removed += 1,
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(source) => {
-                    return Err(CleanupError::Docker {
-                        what: format!("volume {}", found.name),
-                        source,
-                    });
-                }
-            }
+            let result = docker.remove_volume(&found.name, Some(options)).await;
+            outcome(gone(format!("volume {}", found.name))(result));
         }
     }
-    Ok(removed)
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(removed),
+    }
 }
 
 /// Removes every container, network and volume of one job of this instance.

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, KillContainerOptions,
@@ -47,10 +48,12 @@ pub(crate) fn job_labels(instance: &str, job_id: i64) -> HashMap<String, String>
     ])
 }
 
-/// Makes sure `image` is on this host: used when present, pulled otherwise.
+/// Makes sure `image` is on this host: used when present, pulled otherwise (with the
+/// registry credentials given, if any).
 pub(crate) async fn ensure_image(
     docker: &Docker,
     image: &str,
+    credentials: Option<DockerCredentials>,
     pull_timeout: Duration,
 ) -> Result<(), ContainerError> {
     if docker.inspect_image(image).await.is_ok() {
@@ -58,10 +61,12 @@ pub(crate) async fn ensure_image(
     }
     let options = CreateImageOptions {
         from_image: Some(image.to_string()),
+        // Without a tag, the engine would pull every tag of the repository.
+        tag: (!has_tag_or_digest(image)).then(|| "latest".to_string()),
         ..Default::default()
     };
     let pull = async {
-        let mut progress = docker.create_image(Some(options), None, None);
+        let mut progress = docker.create_image(Some(options), None, credentials);
         while let Some(step) = progress.next().await {
             if step.is_err() {
                 return;
@@ -75,6 +80,13 @@ pub(crate) async fn ensure_image(
             image: image.to_string(),
         }),
     }
+}
+
+/// Whether an image reference names its tag or digest (`a:1`, `a@sha256:…`; a registry
+/// port is not a tag).
+fn has_tag_or_digest(image: &str) -> bool {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.contains(':') || last.contains('@')
 }
 
 /// What a container is made of.
@@ -289,4 +301,17 @@ async fn signal(docker: &Docker, id: &str, signal: &str) {
     };
     // The container may have ended already; that is what was wanted.
     let _ = docker.kill_container(id, Some(options)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_tags_from_registry_ports() {
+        assert!(has_tag_or_digest("postgres:15"));
+        assert!(has_tag_or_digest("localhost:5000/app@sha256:abc"));
+        assert!(!has_tag_or_digest("localhost:5000/app"));
+        assert!(!has_tag_or_digest("app"));
+    }
 }

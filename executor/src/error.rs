@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::outcome::{Failure, FailureKind};
-use crate::{artifacts, build, cache, cleanup, container, policy, workspace};
+use crate::{artifacts, build, cleanup, container, deploy, policy, workspace};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,9 +31,9 @@ pub enum ExecutorError {
     #[error(transparent)]
     Artifacts(#[from] artifacts::ArtifactsError),
     #[error(transparent)]
-    Cache(#[from] cache::CacheError),
-    #[error(transparent)]
     Build(#[from] build::BuildError),
+    #[error(transparent)]
+    Deploy(#[from] deploy::DeployError),
     #[error("cleanup failed: {0}")]
     Cleanup(#[from] cleanup::CleanupError),
 }
@@ -43,16 +43,21 @@ impl ExecutorError {
     pub(crate) fn failure(&self) -> Failure {
         use artifacts::ArtifactsError as A;
         use build::BuildError as B;
+        use deploy::DeployError as D;
         let kind = match self {
-            ExecutorError::Container(container::ContainerError::ImageNotFound { .. }) => {
-                FailureKind::ImageNotFound
-            }
+            ExecutorError::Container(container::ContainerError::ImageNotFound { .. })
+            | ExecutorError::Deploy(D::Container(container::ContainerError::ImageNotFound {
+                ..
+            })) => FailureKind::ImageNotFound,
             ExecutorError::Policy(_) => FailureKind::RunnerUnsupported,
             ExecutorError::Artifacts(A::Extract { .. }) => FailureKind::MissingDependency,
             ExecutorError::Artifacts(A::TooLarge { .. }) => FailureKind::ArtifactTooLarge,
             ExecutorError::Build(
                 B::Failed(_) | B::Push { .. } | B::BadTag(_) | B::OutsideWorkspace(_),
-            ) => FailureKind::ScriptFailure,
+            )
+            | ExecutorError::Deploy(D::Unhealthy { .. } | D::BadPort(_) | D::BadService(_)) => {
+                FailureKind::ScriptFailure
+            }
             _ => FailureKind::RunnerSystemFailure,
         };
         Failure::new(kind, self.to_string())

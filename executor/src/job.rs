@@ -13,14 +13,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::cache::{self, CacheStore};
 use crate::container::{self, ContainerSpec, ScriptEnd, StopReason};
+use crate::expand::expand;
 use crate::log::LogSink;
 use crate::outcome::{Failure, FailureKind, JobResult, Outcome};
 use crate::services::{self, ServiceContext};
 use crate::{
-    Executor, ExecutorError, JobRun, artifacts, build, cleanup, policy, script, workspace,
+    Executor, ExecutorError, JobRun, artifacts, build, cleanup, deploy, policy, registry, script,
+    workspace,
 };
+
+mod keep;
 
 /// Where the job's build directory is mounted in its containers.
 const BUILDS_DIR: &str = "/builds";
@@ -116,7 +119,9 @@ impl Runner<'_> {
             return Outcome::failed(failure);
         }
         let mut outcome = self.main_step(log).await;
-        self.after_script(log).await;
+        if self.after_script(log, outcome.result).await == Some(StopReason::Canceled) {
+            outcome = Outcome::failed(canceled());
+        }
         if outcome.result != JobResult::Canceled {
             self.keep(log, &mut outcome).await;
         }
@@ -139,30 +144,40 @@ impl Runner<'_> {
                 job.repo_url
             )));
         }
+        policy::check_supported(&job.spec)?;
         policy::check_docker_access(config.allow_docker_socket, &job.spec.services, &job.env)?;
-        // A job id that ran before on this host (a retry after a crash) starts clean.
-        cleanup::remove_job(docker, &config.instance, job.job_id).await?;
-        services::create_network(docker, &self.network, self.labels()).await?;
-
-        if self.needs_container() {
-            let image = self.image();
+        let image = self.needs_container().then(|| self.image());
+        if let Some(image) = &image {
             log.note(&format!("Using Docker image {image}")).await;
-            container::ensure_image(docker, &image, config.pull_timeout).await?;
         }
-
         let short = job.sha.get(..8).unwrap_or(&job.sha);
         log.section(&format!(
             "Checking out {short} as detached HEAD (ref is {})...",
             job.git_ref
         ))
         .await;
-        let mirror = workspace::mirror_path(&config.work_dir.join("mirrors"), &job.repo_url);
-        {
-            let lock = self.exec.mirror_lock(&mirror);
-            let _held = lock.lock().await;
-            workspace::update_mirror(&mirror, &job.repo_url, &job.sha).await?;
-        }
-        workspace::checkout(&mirror, &self.project_dir(), &job.repo_url, &job.sha).await?;
+        // Docker's side and git's side do not wait for each other.
+        let docker_side = async {
+            // A job id that ran before on this host (a retry after a crash) starts clean.
+            cleanup::remove_job(docker, &config.instance, job.job_id).await?;
+            services::create_network(docker, &self.network, self.labels()).await?;
+            if let Some(image) = &image {
+                let credentials = registry::credentials(image, &job.env);
+                container::ensure_image(docker, image, credentials, config.pull_timeout).await?;
+            }
+            Ok::<(), ExecutorError>(())
+        };
+        let git_side = async {
+            let mirror = workspace::mirror_path(&config.work_dir.join("mirrors"), &job.repo_url);
+            {
+                let lock = self.exec.mirror_lock(&mirror);
+                let _held = lock.lock().await;
+                workspace::update_mirror(&mirror, &job.repo_url, &job.sha).await?;
+            }
+            workspace::checkout(&mirror, &self.project_dir(), &job.repo_url, &job.sha).await?;
+            Ok::<(), ExecutorError>(())
+        };
+        tokio::try_join!(docker_side, git_side)?;
 
         if !job.artifacts_in.is_empty() {
             log.section(&format!(
@@ -181,6 +196,7 @@ impl Runner<'_> {
                 network: &self.network,
                 labels: self.labels(),
                 env: self.env(),
+                vars: &job.env,
                 privileged_dind: config.allow_docker_socket,
                 cpu_limit: config.cpu_limit,
                 memory_limit: config.memory_limit,
@@ -192,7 +208,8 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// The script, then the `build:` when there is one and the script succeeded.
+    /// The script, then the `build:`, then the `deploy:`, each when the job has it and
+    /// what came before succeeded.
     async fn main_step(&self, log: &mut LogSink) -> Outcome {
         let spec = &self.job.spec;
         let commands: Vec<String> = spec
@@ -202,7 +219,10 @@ impl Runner<'_> {
             .cloned()
             .collect();
         let outcome = if commands.is_empty() {
-            Outcome::success()
+            Outcome {
+                exit_code: None,
+                ..Outcome::success()
+            }
         } else {
             log.section("Executing \"step_script\" stage of the job script")
                 .await;
@@ -219,11 +239,56 @@ impl Runner<'_> {
                 Err(error) => Outcome::failed(ExecutorError::from(error).failure()),
             }
         };
-        match &spec.build {
+        let mut outcome = match &spec.build {
             Some(build) if outcome.result == JobResult::Success => {
                 self.build_image(build, log).await
             }
             _ => outcome,
+        };
+        if let Some(deploy) = &spec.deploy
+            && outcome.result == JobResult::Success
+        {
+            let built = std::mem::take(&mut outcome.details);
+            outcome = self.deploy(deploy, log).await;
+            if let serde_json::Value::Object(built) = built {
+                for (key, value) in built {
+                    outcome.detail(&key, value);
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn deploy(&self, spec: &esteira_pipeline::Deploy, log: &mut LogSink) -> Outcome {
+        log.section("Deploying (deploy:)").await;
+        let (exec, job) = (self.exec, self.job);
+        let deployed = tokio::select! {
+            deployed = deploy::deploy(
+                &exec.docker,
+                spec,
+                job.job_id,
+                &job.env,
+                exec.config.pull_timeout,
+                log,
+            ) => deployed.map_err(|error| ExecutorError::from(error).failure()),
+            _ = self.cancel.cancelled() => Err(canceled()),
+            _ = tokio::time::sleep_until(self.deadline) => Err(self.timed_out()),
+        };
+        match deployed {
+            Ok(deployed) => {
+                let mut outcome = Outcome::success();
+                outcome.detail(
+                    "deploy",
+                    serde_json::json!({
+                        "service": deployed.service,
+                        "image": deployed.image,
+                        "container_id": deployed.container_id,
+                        "previous_image": deployed.previous_image,
+                    }),
+                );
+                outcome
+            }
+            Err(failure) => Outcome::failed(failure),
         }
     }
 
@@ -282,142 +347,80 @@ impl Runner<'_> {
         outcome
     }
 
-    /// Runs `after_script` in a fresh container; its failure is only a warning.
-    async fn after_script(&self, log: &mut LogSink) {
+    /// Runs `after_script` in a fresh container, with `CI_JOB_STATUS` telling how the
+    /// job went (as in GitLab); its failure is only a warning. A job canceled before
+    /// runs it in full (bounded by its timeout); a cancel during it stops it, and says so.
+    async fn after_script(&self, log: &mut LogSink, result: JobResult) -> Option<StopReason> {
         let commands = &self.job.spec.after_script;
         if commands.is_empty() {
-            return;
+            return None;
         }
         log.section("Running after_script").await;
-        let container = self.script_container("after", commands);
+        let mut container = self.script_container("after", commands);
+        let status = match result {
+            JobResult::Success => "success",
+            JobResult::Failed => "failed",
+            JobResult::Canceled => "canceled",
+        };
+        container.env.push(format!("CI_JOB_STATUS={status}"));
         let limit = self.exec.config.after_script_timeout;
+        let watch_cancel = !self.cancel.is_cancelled();
         let stop = async {
-            tokio::time::sleep(limit).await;
-            StopReason::TimedOut
+            tokio::select! {
+                _ = tokio::time::sleep(limit) => StopReason::TimedOut,
+                _ = self.cancel.cancelled(), if watch_cancel => StopReason::Canceled,
+            }
         };
         let grace = self.exec.config.stop_grace;
         match container::run_to_end(&self.exec.docker, &container, log, stop, grace).await {
             Ok(ScriptEnd {
-                stopped: Some(_), ..
+                stopped: Some(StopReason::TimedOut),
+                ..
             }) => {
                 log.warning(&format!(
                     "after_script timed out after {}s",
                     limit.as_secs()
                 ))
-                .await
+                .await;
+            }
+            Ok(ScriptEnd {
+                stopped: Some(StopReason::Canceled),
+                ..
+            }) => {
+                log.warning("after_script canceled").await;
+                return Some(StopReason::Canceled);
             }
             Ok(ScriptEnd { exit_code: 0, .. }) => {}
             Ok(end) => {
                 log.warning(&format!("after_script failed: exit code {}", end.exit_code))
-                    .await
+                    .await;
             }
             Err(error) => log.warning(&format!("after_script failed: {error}")).await,
         }
-    }
-
-    fn cache_store(&self) -> CacheStore {
-        CacheStore {
-            root: self.exec.config.work_dir.join("cache").join(&self.project),
-        }
-    }
-
-    /// Restores each cache whose policy pulls. A cache that cannot be restored is a
-    /// warning, as in GitLab.
-    async fn restore_caches(&self, log: &mut LogSink) {
-        let store = self.cache_store();
-        let dir = self.project_dir();
-        for spec in self.job.spec.cache.iter().filter(|spec| cache::pulls(spec)) {
-            let key = cache::key(spec, &dir, &self.job.env).await;
-            log.section(&format!("Restoring cache {key}")).await;
-            match store.restore(spec, &key, &dir, &self.job.env).await {
-                Ok(Some(used)) => log.note(&format!("Restored cache {used}")).await,
-                Ok(None) => log.note(&format!("No cache for key {key}")).await,
-                Err(error) => {
-                    log.warning(&format!("cannot restore cache {key}: {error}"))
-                        .await
-                }
-            }
-        }
-    }
-
-    /// After the job: caches saved, artifacts collected, reports read, per their `when`.
-    async fn keep(&self, log: &mut LogSink, outcome: &mut Outcome) {
-        let succeeded = outcome.result == JobResult::Success;
-        let dir = self.project_dir();
-        let vars = &self.job.env;
-        let store = self.cache_store();
-        let mut saved = Vec::new();
-        for spec in &self.job.spec.cache {
-            if !cache::pushes(spec) || !artifacts::wanted(&spec.when, succeeded) {
-                continue;
-            }
-            let key = cache::key(spec, &dir, vars).await;
-            log.section(&format!("Saving cache {key}")).await;
-            match store.save(spec, &key, &dir, vars).await {
-                Ok(0) => log.warning(&format!("cache {key}: no files to save")).await,
-                Ok(files) => {
-                    log.note(&format!("Saved {files} files in cache {key}"))
-                        .await;
-                    saved.push(serde_json::Value::from(key));
-                }
-                Err(error) => {
-                    log.warning(&format!("cannot save cache {key}: {error}"))
-                        .await
-                }
-            }
-        }
-        if !saved.is_empty() {
-            outcome.detail("cache_saved", saved.into());
-        }
-
-        let Some(spec) = &self.job.spec.artifacts else {
-            return;
-        };
-        if let Some(junit) = artifacts::junit_summary(spec, &dir, vars).await {
-            outcome.detail("junit", junit);
-        }
-        if !artifacts::wanted(&spec.when, succeeded) || spec.paths.is_empty() && !spec.untracked {
-            return;
-        }
-        log.section("Uploading artifacts...").await;
-        let out = self
-            .exec
-            .config
-            .work_dir
-            .join("artifacts")
-            .join(format!("{}.tar.gz", self.prefix));
-        let limit = self.exec.config.max_artifacts_size;
-        match artifacts::collect(spec, &dir, vars, out, limit).await {
-            Ok(Some((path, size, files))) => {
-                log.note(&format!("Collected {files} files ({size} bytes)"))
-                    .await;
-                outcome.artifacts = Some(path);
-            }
-            Ok(None) => log.warning("no files matched the artifacts paths").await,
-            Err(error) => {
-                let failure = ExecutorError::from(error).failure();
-                if succeeded {
-                    *outcome = Outcome::failed(failure);
-                } else {
-                    log.warning(&failure.message).await;
-                }
-            }
-        }
+        None
     }
 
     /// Removes every Docker object of the job and its build directory. A failure to do so
     /// is logged; the job's result stands.
     async fn clean_up(&self, log: &mut LogSink) {
         let (docker, instance) = (&self.exec.docker, &self.exec.config.instance);
-        if let Err(error) = cleanup::remove_job(docker, instance, self.job.job_id).await {
+        let build_root = &self.build_root;
+        let (docker_side, disk_side) = tokio::join!(
+            cleanup::remove_job(docker, instance, self.job.job_id),
+            async {
+                match tokio::fs::remove_dir_all(build_root).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+                    _ => Ok(()),
+                }
+            }
+        );
+        if let Err(error) = docker_side {
             log.warning(&format!("cleanup failed: {error}")).await;
         }
-        if self.build_root.exists()
-            && let Err(error) = tokio::fs::remove_dir_all(&self.build_root).await
-        {
+        if let Err(error) = disk_side {
             log.warning(&format!(
                 "cannot remove the build directory {}: {error}",
-                self.build_root.display()
+                build_root.display()
             ))
             .await;
         }
@@ -440,9 +443,10 @@ impl Runner<'_> {
         container::job_labels(&self.exec.config.instance, self.job.job_id)
     }
 
+    /// The job's image, variables expanded, or the default one.
     fn image(&self) -> String {
         match &self.job.spec.image {
-            Some(image) if !image.name.is_empty() => image.name.clone(),
+            Some(image) if !image.name.is_empty() => expand(&image.name, &self.job.env),
             _ => self.exec.config.default_image.clone(),
         }
     }

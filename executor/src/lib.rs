@@ -4,15 +4,21 @@
 //! - [`Executor`] (this file): the configuration, the job handed in ([`JobRun`]) and the
 //!   three entry points the agent calls: [`Executor::connect`], [`Executor::run`] and
 //!   [`Executor::remove_leftovers`].
-//! - `job`: one run from start to end, step by step (the only place that orders steps).
+//! - `job` (and `job/keep`): one run from start to end, step by step; the only place that
+//!   orders steps. `docs/executor.md` tells the steps in prose.
+//! - `policy`: what the agent's admin allows (the Docker socket).
 //! - `workspace`: the cached bare mirror per repository and the checkout of one commit.
-//! - `script`: the shell script generated from `before_script`/`script`/`after_script`.
 //! - `container`: images (present or pulled) and the life of one script container.
+//! - `script`: the shell script generated from `before_script`/`script`/`after_script`.
 //! - `services`: the job's network and its service containers.
 //! - `mask`, `log`: the log stream, masked, with esteira's own lines in it.
-//! - `artifacts`, `cache`, `build`: what a job keeps, shares and builds.
+//! - `archive`, `artifacts`, `junit`, `cache`: files a job takes in, keeps and shares.
+//! - `build`, `dockerignore`: the `build:` extension (build, tag, push).
+//! - `deploy`: the `deploy:` extension (roll a service on the host, roll back).
+//! - `registry`: `CI_REGISTRY` credentials, for pushes and pulls.
+//! - `expand`: `$VARIABLE` references in the values the executor reads itself.
 //! - `cleanup`: removal of every Docker object a job created, now or after a crash.
-//! - `outcome`: how a job ended ([`Outcome`], [`Failure`], [`FailureKind`]).
+//! - `outcome`, `error`: how a job ended, and why ([`Outcome`], [`Failure`]).
 
 mod archive;
 mod artifacts;
@@ -20,6 +26,7 @@ mod build;
 mod cache;
 mod cleanup;
 mod container;
+mod deploy;
 mod dockerignore;
 mod error;
 mod expand;
@@ -29,6 +36,7 @@ mod log;
 mod mask;
 mod outcome;
 mod policy;
+mod registry;
 mod script;
 mod services;
 mod workspace;
@@ -43,9 +51,18 @@ use bytes::Bytes;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
+pub use archive::ArchiveError;
+pub use artifacts::ArtifactsError;
+pub use build::BuildError;
+pub use cleanup::CleanupError;
+pub use container::ContainerError;
+pub use deploy::{DEPLOY_JOB_LABEL, DEPLOY_SERVICE_LABEL, DeployError};
+pub use dockerignore::ContextError;
 pub use error::ExecutorError;
 pub use mask::Masker;
 pub use outcome::{Failure, FailureKind, JobResult, Outcome};
+pub use policy::PolicyError;
+pub use workspace::WorkspaceError;
 
 /// The label every Docker object of a job carries, with the job id as value.
 pub const JOB_LABEL: &str = "esteira.job";

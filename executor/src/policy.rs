@@ -1,10 +1,14 @@
-//! What an agent's admin allows jobs: without `allow_docker_socket`, a job that asks for a
-//! Docker daemon (a `docker:dind` service, `DOCKER_HOST`) is refused before anything runs.
+//! What this executor runs at all: without `allow_docker_socket`, a job that asks for a
+//! Docker daemon (a `docker:dind` service, `DOCKER_HOST`) is refused before anything runs,
+//! and so is a job with nothing to run.
 
-use esteira_pipeline::Service;
+use esteira_pipeline::{PlannedJob, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The job has nothing this executor can run.
+    #[error("{0}")]
+    Unsupported(String),
     /// The job wants a Docker daemon and this agent gives none.
     #[error(
         "{what} needs the Docker daemon, which this agent does not give jobs \
@@ -34,6 +38,16 @@ pub(crate) fn check_docker_access(
         return Err(PolicyError::DockerRefused {
             what: "variable DOCKER_HOST".to_string(),
         });
+    }
+    Ok(())
+}
+
+/// Refuses jobs with nothing to run: neither a script, nor `build:`, nor `deploy:`.
+pub(crate) fn check_supported(spec: &PlannedJob) -> Result<(), PolicyError> {
+    if spec.script.is_empty() && spec.build.is_none() && spec.deploy.is_none() {
+        return Err(PolicyError::Unsupported(
+            "the job has neither a script nor a build: nor a deploy: to run".to_string(),
+        ));
     }
     Ok(())
 }
@@ -70,5 +84,16 @@ mod tests {
         let env = vec![("DOCKER_HOST".to_string(), "tcp://docker:2375".to_string())];
         assert!(check_docker_access(false, &[], &env).is_err());
         assert!(check_docker_access(false, &[service("redis")], &[]).is_ok());
+    }
+
+    #[test]
+    fn refuses_jobs_with_nothing_to_run() {
+        let mut spec = PlannedJob::default();
+        assert!(check_supported(&spec).is_err());
+        spec.build = Some(Default::default());
+        assert!(check_supported(&spec).is_ok());
+        spec.build = None;
+        spec.deploy = Some(Default::default());
+        assert!(check_supported(&spec).is_ok());
     }
 }

@@ -1,9 +1,12 @@
 //! The shell script a job's container runs: each command echoed GitLab-style (a green
 //! `$ command` line) before it runs, `set -e` so the first failing command ends it.
+//!
+//! Standard error goes into standard output: Docker copies the two streams separately and
+//! may deliver them out of order, while one stream keeps the order the job wrote in.
 
 /// The script for these commands, for a POSIX `sh`.
 pub(crate) fn render(commands: &[String]) -> String {
-    let mut script = String::from("set -e\n");
+    let mut script = String::from("exec 2>&1\nset -e\n");
     for command in commands {
         let shown = echo_text(command);
         script.push_str("printf '%s\\n' ");
@@ -38,7 +41,7 @@ mod tests {
         let script = render(&["echo hi".to_string(), "exit 3".to_string()]);
         assert_eq!(
             script,
-            "set -e\nprintf '%s\\n' '\x1b[32;1m$ echo hi\x1b[0;m'\necho hi\n\
+            "exec 2>&1\nset -e\nprintf '%s\\n' '\x1b[32;1m$ echo hi\x1b[0;m'\necho hi\n\
              printf '%s\\n' '\x1b[32;1m$ exit 3\x1b[0;m'\nexit 3\n"
         );
     }

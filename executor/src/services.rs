@@ -15,7 +15,9 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::container::{self, ContainerError, ContainerSpec};
+use crate::expand::expand;
 use crate::log::LogSink;
+use crate::registry;
 
 /// Creates the job's own bridge network.
 pub(crate) async fn create_network(
@@ -66,6 +68,8 @@ pub(crate) struct ServiceContext<'a> {
     pub labels: HashMap<String, String>,
     /// The job's variables as `KEY=value`; a service's own come after them.
     pub env: Vec<String>,
+    /// The job's variables, for registry credentials.
+    pub vars: &'a [(String, String)],
     pub privileged_dind: bool,
     pub cpu_limit: Option<f64>,
     pub memory_limit: Option<u64>,
@@ -82,11 +86,12 @@ pub(crate) async fn start(
 ) -> Result<(), ContainerError> {
     let mut started = Vec::new();
     for (index, service) in services.iter().enumerate() {
-        log.note(&format!("Starting service {}...", service.name))
-            .await;
-        container::ensure_image(ctx.docker, &service.name, ctx.pull_timeout).await?;
+        let image = expand(&service.name, ctx.vars);
+        log.note(&format!("Starting service {image}...")).await;
+        let credentials = registry::credentials(&image, ctx.vars);
+        container::ensure_image(ctx.docker, &image, credentials, ctx.pull_timeout).await?;
         let mut aliases = service.aliases.clone();
-        for alias in default_aliases(&service.name) {
+        for alias in default_aliases(&image) {
             if !aliases.contains(&alias) {
                 aliases.push(alias);
             }
@@ -105,13 +110,13 @@ pub(crate) async fn start(
         let spec = ContainerSpec {
             name: format!("{}-svc-{index}", ctx.prefix),
             labels: ctx.labels.clone(),
-            image: service.name.clone(),
+            image: image.clone(),
             entrypoint: service.entrypoint.clone(),
             cmd: service.command.clone(),
             env,
             network: Some(ctx.network.to_string()),
             aliases,
-            privileged: ctx.privileged_dind && crate::policy::is_dind(&service.name),
+            privileged: ctx.privileged_dind && crate::policy::is_dind(&image),
             cpu_limit: ctx.cpu_limit,
             memory_limit: ctx.memory_limit,
             ..Default::default()
@@ -121,10 +126,10 @@ pub(crate) async fn start(
             .start_container(&id, None)
             .await
             .map_err(|source| ContainerError::Docker {
-                action: format!("cannot start service {}", service.name),
+                action: format!("cannot start service {image}"),
                 source,
             })?;
-        started.push((service.name.as_str(), id));
+        started.push((image, id));
     }
     let deadline = Instant::now() + ctx.wait;
     for (name, id) in &started {

@@ -9,12 +9,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{CreateImageOptions, RemoveImageOptions};
+use bollard::query_parameters::RemoveImageOptions;
 use common::*;
 use esteira_executor::JobResult;
 use esteira_pipeline::Build;
-use futures::StreamExt;
 
 const USER: &str = "ci-user";
 const PASSWORD: &str = "Registry-Pa55word";
@@ -135,7 +133,7 @@ async fn builds_pushes_with_a_password_and_reports_the_digest() {
     assert!(digest.starts_with("sha256:"), "{digest}");
     assert_eq!(outcome.details["images"].as_array().map(Vec::len), Some(2));
 
-    // Gone locally, then pulled back by digest with the password.
+    // Gone locally: the next job has to pull it.
     let docker = Docker::connect_with_local_defaults().expect("docker");
     for tag in [format!("{image}:{short}"), format!("{image}:latest")] {
         docker
@@ -150,24 +148,27 @@ async fn builds_pushes_with_a_password_and_reports_the_digest() {
             .await
             .expect("local tag removed");
     }
+    // A later job runs in the image, pulled by digest with the registry's credentials.
     let by_digest = format!("{image}@{digest}");
-    let credentials = DockerCredentials {
-        username: Some(USER.to_string()),
-        password: Some(PASSWORD.to_string()),
-        serveraddress: Some(registry.address.clone()),
-        ..Default::default()
-    };
-    let mut pull = docker.create_image(
-        Some(CreateImageOptions {
-            from_image: Some(by_digest.clone()),
-            ..Default::default()
-        }),
-        None,
-        Some(credentials),
+    assert!(
+        docker.inspect_image(&by_digest).await.is_err(),
+        "not local any more"
     );
-    while let Some(step) = pull.next().await {
-        step.expect("pulled back by digest");
-    }
+    let mut later = common::spec(&["cat /version"]);
+    later.image = Some(esteira_pipeline::Image {
+        name: by_digest.clone(),
+        entrypoint: None,
+    });
+    let mut job = h.job(&repo, 403, later);
+    job.env.extend([
+        ("CI_REGISTRY".to_string(), registry.address.clone()),
+        ("CI_REGISTRY_USER".to_string(), USER.to_string()),
+        ("CI_REGISTRY_PASSWORD".to_string(), PASSWORD.to_string()),
+    ]);
+    let (outcome, log) = h.run(job).await;
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(outcome.result, JobResult::Success, "{text}");
+    assert!(text.contains(&format!("\n{short}\n")), "{text}");
     docker
         .inspect_image(&by_digest)
         .await

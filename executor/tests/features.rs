@@ -40,7 +40,8 @@ async fn a_job_reaches_its_service_by_alias_and_default_alias() {
     httpd_image().await;
     let repo = Repo::new(&[("a", b"a")]);
     let h = Harness::new("services").await;
-    let mut web = service(HTTPD);
+    // Image names may hold variables.
+    let mut web = service("${SERVICE_IMAGE}");
     web.aliases = vec!["web".to_string()];
     web.variables = vec![Variable {
         key: "GREETING".to_string(),
@@ -52,7 +53,16 @@ async fn a_job_reaches_its_service_by_alias_and_default_alias() {
         "wget -qO- http://esteira-test-exec-httpd:8080/",
     ]);
     spec.services = vec![web];
-    let (outcome, log) = h.run(h.job(&repo, 301, spec)).await;
+    spec.image = Some(esteira_pipeline::Image {
+        name: "$JOB_IMAGE".to_string(),
+        entrypoint: None,
+    });
+    let mut job = h.job(&repo, 301, spec);
+    job.env.extend([
+        ("SERVICE_IMAGE".to_string(), HTTPD.to_string()),
+        ("JOB_IMAGE".to_string(), IMAGE.to_string()),
+    ]);
+    let (outcome, log) = h.run(job).await;
     let text = String::from_utf8_lossy(&log);
     assert_eq!(outcome.result, JobResult::Success, "{text}");
     assert_eq!(
@@ -307,4 +317,36 @@ async fn leftovers_of_jobs_not_running_are_removed() {
     assert_eq!(leftovers(&h.instance).await.len(), 3);
     assert_eq!(h.executor.remove_leftovers(&[]).await.expect("removed"), 3);
     h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn the_docker_socket_is_mounted_only_when_allowed() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let denied = Harness::new("no-socket").await;
+    let (outcome, log) = denied
+        .run(denied.job(&repo, 311, spec(&["test ! -e /var/run/docker.sock"])))
+        .await;
+    assert_eq!(
+        outcome.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    denied.assert_nothing_left().await;
+
+    let allowed = Harness::with("socket", |config| config.allow_docker_socket = true).await;
+    let mut job = allowed.job(&repo, 312, spec(&["test -S /var/run/docker.sock"]));
+    job.env.push((
+        "DOCKER_HOST".to_string(),
+        "unix:///var/run/docker.sock".to_string(),
+    ));
+    let (outcome, log) = allowed.run(job).await;
+    assert_eq!(
+        outcome.result,
+        JobResult::Success,
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    allowed.assert_nothing_left().await;
 }

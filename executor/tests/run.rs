@@ -55,7 +55,10 @@ async fn a_failing_command_stops_the_script_and_reports_its_exit_code() {
     let repo = Repo::new(&[("a", b"a")]);
     let h = Harness::new("fail").await;
     let mut spec = spec(&["echo one", "sh -c 'exit 3'", "echo never"]);
-    spec.after_script = vec!["echo cleaning up".to_string(), "false".to_string()];
+    spec.after_script = vec![
+        "echo \"cleaning up after $CI_JOB_STATUS\"".to_string(),
+        "false".to_string(),
+    ];
     let (outcome, log) = h.run(h.job(&repo, 102, spec)).await;
     let text = String::from_utf8_lossy(&log);
 
@@ -65,7 +68,11 @@ async fn a_failing_command_stops_the_script_and_reports_its_exit_code() {
     assert_eq!(failure.kind, FailureKind::ScriptFailure);
     assert_eq!(failure.message, "exit code 3");
     assert!(!text.contains("$ echo never"), "{text}");
-    assert!(text.contains("cleaning up\n"), "{text}");
+    assert!(text.contains("\ncleaning up after failed\n"), "{text}");
+    assert!(
+        text.contains("WARNING: after_script failed: exit code 1"),
+        "{text}"
+    );
     assert!(text.contains("ERROR: Job failed: exit code 3"), "{text}");
     h.assert_nothing_left().await;
 }
@@ -220,5 +227,41 @@ async fn two_jobs_of_one_repository_with_one_cache_key_run_at_once() {
         "{}",
         String::from_utf8_lossy(&log)
     );
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn the_images_entrypoint_wraps_the_script_unless_overridden() {
+    let _slot = slot().await;
+    build_test_image(
+        "esteira-test/exec-entrypoint:latest",
+        "FROM esteira-test/busybox:latest\n\
+         ENTRYPOINT [\"sh\", \"-c\", \"echo wrapped-by-entrypoint; exec \\\"$@\\\"\", \"--\"]\n",
+        &[],
+    )
+    .await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("entrypoint").await;
+    let with_image = |entrypoint: Option<Vec<String>>| {
+        let mut spec = spec(&["echo script-ran"]);
+        spec.image = Some(esteira_pipeline::Image {
+            name: "esteira-test/exec-entrypoint:latest".to_string(),
+            entrypoint,
+        });
+        spec
+    };
+    let (outcome, log) = h.run(h.job(&repo, 111, with_image(None))).await;
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(outcome.result, JobResult::Success, "{text}");
+    assert!(text.contains("wrapped-by-entrypoint\n"), "{text}");
+    assert!(text.contains("\nscript-ran\n"), "{text}");
+
+    let (outcome, log) = h
+        .run(h.job(&repo, 112, with_image(Some(vec![String::new()]))))
+        .await;
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(outcome.result, JobResult::Success, "{text}");
+    assert!(!text.contains("wrapped-by-entrypoint"), "{text}");
+    assert!(text.contains("\nscript-ran\n"), "{text}");
     h.assert_nothing_left().await;
 }

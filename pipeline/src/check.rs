@@ -126,10 +126,13 @@ impl<'a> Checker<'a> {
 
 /// The known name closest to `key` by edit distance, when close enough to be a typo.
 pub fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let allowed = |candidate: &str| (candidate.len() / 3).max(1);
     known
         .iter()
+        // The length difference bounds the distance from below: skip hopeless candidates.
+        .filter(|candidate| key.len().abs_diff(candidate.len()) <= allowed(candidate))
         .map(|candidate| (edit_distance(key, candidate), *candidate))
-        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+        .filter(|(distance, candidate)| *distance <= allowed(candidate))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }

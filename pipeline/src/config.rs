@@ -219,10 +219,19 @@ impl Loader<'_> {
         };
         let target = match self.env {
             Some((_, scope)) => scope.expand(&target),
+            // Without an event, a path made of variables cannot be known.
+            None if target.contains('$') => return Vec::new(),
             None => target,
         };
         let target = target.trim_start_matches('/').to_owned();
         if !target.contains('*') {
+            if !(target.ends_with(".yml") || target.ends_with(".yaml")) {
+                self.diagnostics.push(entry.pos.error(
+                    None,
+                    format!("include:local '{target}' must be a .yml or .yaml file"),
+                ));
+                return Vec::new();
+            }
             return vec![target];
         }
         let matcher = match GlobBuilder::new(&target).literal_separator(true).build() {

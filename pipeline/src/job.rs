@@ -9,7 +9,10 @@ use crate::check::Checker;
 use crate::error::Diagnostic;
 use crate::expr;
 use crate::graph_keys::{NeedSpec, Parallel, read_needs, read_parallel};
-use crate::job_keys::*;
+use crate::job_keys::{
+    read_allow_failure, read_artifacts, read_build, read_caches, read_deploy, read_environment,
+    read_image, read_retry, read_services, read_start_in, read_timeout, read_when,
+};
 use crate::plan::{AllowFailure, PlannedJob, Variable, When};
 use crate::rules::{RefFilter, Rule, read_ref_filter, read_rules};
 use crate::vars::{read_variables, set_variable};
@@ -135,7 +138,7 @@ pub fn read_job(
     global_variables: &[Variable],
     stages: &[String],
     diagnostics: &mut Vec<Diagnostic>,
-) -> Option<JobSpec> {
+) -> JobSpec {
     let check = &mut Checker::new(Some(name), diagnostics);
     for entry in &job.entries {
         if let Some(reason) = unsupported(&entry.key) {
@@ -264,6 +267,10 @@ pub fn read_job(
     if let Some(node) = job.get("start_in") {
         planned.start_in_secs = read_start_in(check, node);
     }
+    let has_rules = job.contains_key("rules");
+    if planned.start_in_secs.is_some() && when != Some(When::Delayed) && !has_rules {
+        check.error(pos, "start_in is only for when: delayed");
+    }
     if when == Some(When::Delayed) && planned.start_in_secs.is_none() {
         check.error(pos, "when: delayed needs start_in");
     }
@@ -280,7 +287,7 @@ pub fn read_job(
     planned.dependencies = job
         .get("dependencies")
         .and_then(|n| check.strings(n, "dependencies"));
-    Some(JobSpec {
+    JobSpec {
         name: name.to_owned(),
         pos: pos.clone(),
         template: planned,
@@ -292,7 +299,7 @@ pub fn read_job(
         dependencies_pos: job.get("dependencies").map(|n| n.pos.clone()),
         own_variables,
         inherited_variables,
-    })
+    }
 }
 
 /// The global variables a job inherits, then its own (later wins).
@@ -361,14 +368,12 @@ fn inherit_filter(names: Option<Vec<String>>) -> impl Fn(&str) -> bool + use<> {
     }
 }
 
-/// `coverage: /regex/` — kept without its slashes.
+/// `coverage: /regex/flags` — kept without its slashes, flags inline.
 fn read_coverage(check: &mut Checker<'_>, node: &Node) -> Option<String> {
     let text = check.string(node, "coverage")?;
     match expr::compile_pattern(&text) {
-        Ok(_) => text
-            .strip_prefix('/')
-            .and_then(|t| t.rsplit_once('/'))
-            .map(|(p, _)| p.to_owned()),
+        // Flags become inline (`/total: (\d+)/i` is `(?i)total: (\d+)`).
+        Ok(pattern) => Some(pattern.regex.as_str().to_owned()),
         Err(message) => {
             check.error(&node.pos, format!("coverage must be a /regex/: {message}"));
             None

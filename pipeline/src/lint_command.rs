@@ -140,6 +140,10 @@ pub fn event_context(options: &LintOptions) -> Result<EventContext, String> {
         };
         variables.insert(key.to_owned(), value.to_owned());
     }
+    // GitLab always defines the default branch; offline we assume `main` unless told.
+    variables
+        .entry("CI_DEFAULT_BRANCH".to_owned())
+        .or_insert_with(|| "main".to_owned());
     Ok(EventContext {
         git_ref,
         sha: "0000000000000000000000000000000000000000".into(),

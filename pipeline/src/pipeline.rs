@@ -67,7 +67,7 @@ pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeli
         }
         match &entry.value.value {
             Value::Map(job) => {
-                if let Some(spec) = read_job(
+                jobs.push(read_job(
                     key,
                     &entry.key_pos,
                     job,
@@ -75,9 +75,7 @@ pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeli
                     &variables,
                     &stages,
                     diagnostics,
-                ) {
-                    jobs.push(spec);
-                }
+                ));
             }
             _ => {
                 let mut check = Checker::new(None, diagnostics);
@@ -229,7 +227,10 @@ fn check_references(pipeline: &Pipeline, diagnostics: &mut Vec<Diagnostic>) {
             Condition::OnlyExcept { .. } => Vec::new(),
         };
         for need in job.needs.iter().flatten().chain(rule_needs) {
-            match stage_of.get(need.job.as_str()) {
+            match stage_of
+                .get(need.job.as_str())
+                .or_else(|| stage_of.get(parallel_base(&need.job)))
+            {
                 None => diagnostics.push(need.pos.error(
                     Some(&job.name),
                     format!("needs '{}', which is not a job of this pipeline", need.job),
@@ -253,6 +254,13 @@ fn check_references(pipeline: &Pipeline, diagnostics: &mut Vec<Diagnostic>) {
                         Some(&job.name),
                         format!("dependencies lists '{dependency}', which does not run in an earlier stage"),
                     )),
+                    // "dependencies" with "needs": each dependency must also be needed.
+                    Some(_) if job.needs.as_ref().is_some_and(|needs| !needs.iter().any(|n| n.job == *dependency)) => {
+                        diagnostics.push(pos.error(
+                            Some(&job.name),
+                            format!("dependencies lists '{dependency}', which must also be in needs"),
+                        ))
+                    }
                     Some(_) => {}
                 }
             }
@@ -276,4 +284,25 @@ fn check_references(pipeline: &Pipeline, diagnostics: &mut Vec<Diagnostic>) {
             format!("needs form a cycle: {}", cycle.join(" -> ")),
         ));
     }
+}
+
+/// The job a parallel instance's name comes from: `job 2/3` and `job: [a, b]` are `job`.
+pub fn parallel_base(name: &str) -> &str {
+    if let Some((base, _)) = name.rsplit_once(": [").filter(|_| name.ends_with(']')) {
+        return base;
+    }
+    match name.rsplit_once(' ') {
+        Some((base, index))
+            if index
+                .split_once('/')
+                .is_some_and(|(i, n)| is_number(i) && is_number(n)) =>
+        {
+            base
+        }
+        _ => name,
+    }
+}
+
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }

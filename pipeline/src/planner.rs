@@ -33,6 +33,7 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
             }
         }
     }
+    let default_only = pipeline.workflow.is_none();
     let mut selected: Vec<(usize, usize, Evaluated<'_>)> = Vec::new();
     for (spec_index, spec) in pipeline.jobs.iter().enumerate() {
         let variables = job_variables(
@@ -40,7 +41,7 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
             spec.inherited_variables.as_deref(),
             &spec.own_variables,
         );
-        if let Some(evaluated) = evaluate_job(spec, variables, env, base) {
+        if let Some(evaluated) = evaluate_job(spec, variables, default_only, env, base) {
             let stage = pipeline
                 .stages
                 .iter()
@@ -94,6 +95,7 @@ type Linked<'s> = (usize, Option<&'s [NeedSpec]>, PlannedJob);
 fn evaluate_job<'s>(
     spec: &'s JobSpec,
     mut variables: Vec<Variable>,
+    default_only: bool,
     env: &Env<'_>,
     base: &Scope,
 ) -> Option<Evaluated<'s>> {
@@ -127,7 +129,7 @@ fn evaluate_job<'s>(
             )
         }
         Condition::OnlyExcept { only, except } => {
-            if !only_except_allows(only.as_ref(), except.as_ref(), env, &scope) {
+            if !only_except_allows(only.as_ref(), except.as_ref(), default_only, env, &scope) {
                 return None;
             }
             let when = spec.when.unwrap_or_default();
@@ -276,7 +278,12 @@ fn link_needs(
                         .map(|c| matrix_name(&need.job, c))
                         .filter(|n| present.contains(n))
                         .collect(),
-                    None => copies.get(need.job.as_str()).cloned().unwrap_or_default(),
+                    // A parallel instance may be named on its own (`job 2/3`, `job: [a]`).
+                    None => match copies.get(need.job.as_str()) {
+                        Some(names) => names.clone(),
+                        None if present.contains(&need.job) => vec![need.job.clone()],
+                        None => Vec::new(),
+                    },
                 };
                 if targets.is_empty() && !need.optional {
                     diagnostics.push(need.pos.error(

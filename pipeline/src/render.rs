@@ -28,6 +28,17 @@ pub fn render_plan_text(plan: &Plan) -> String {
             if let Some(image) = &job.image {
                 facts.push(format!("image: {}", image.name));
             }
+            if let Some(build) = &job.build {
+                let verb = if build.push {
+                    "build and push"
+                } else {
+                    "build"
+                };
+                facts.push(format!("{verb}: {}", build.tags.join(", ")));
+            }
+            if let Some(deploy) = &job.deploy {
+                facts.push(format!("deploy: {} as {}", deploy.image, deploy.service));
+            }
             if let Some(environment) = &job.environment {
                 facts.push(format!("environment: {}", environment.name));
             }

@@ -129,8 +129,18 @@ fn read_paths(check: &mut Checker<'_>, node: &Node, what: &str) -> Option<Vec<St
     let paths = match node.as_map() {
         Some(map) => {
             for entry in &map.entries {
-                if !["paths", "compare_to", "project", "ref"].contains(&entry.key.as_str()) {
-                    check.unknown_key(&entry.key_pos, &entry.key, &["paths", "compare_to"], what);
+                match entry.key.as_str() {
+                    "paths" | "compare_to" => {}
+                    "project" | "ref" => check.error(
+                        &entry.key_pos,
+                        format!(
+                            "{what}:{} (files of another project) is not supported by esteira",
+                            entry.key
+                        ),
+                    ),
+                    other => {
+                        check.unknown_key(&entry.key_pos, other, &["paths", "compare_to"], what)
+                    }
                 }
             }
             match map.get("paths") {
@@ -336,19 +346,22 @@ fn ref_matches(entry: &str, ctx: &EventContext) -> bool {
     }
 }
 
-/// Whether `only`/`except` let the job run.
+/// Whether `only`/`except` let the job run. Without `only`, GitLab applies
+/// `only: [branches, tags]` — unless the pipeline has `workflow:rules`, which drop that
+/// default (GitLab's `Entry::Processable`, "workflow:rules" in the reference).
 pub fn only_except_allows(
     only: Option<&RefFilter>,
     except: Option<&RefFilter>,
+    default_only: bool,
     env: &Env<'_>,
     scope: &Scope,
 ) -> bool {
-    let default_only = RefFilter {
+    let branches_and_tags = RefFilter {
         refs: Some(vec!["branches".into(), "tags".into()]),
         ..RefFilter::default()
     };
-    let only = only.unwrap_or(&default_only);
-    only.matches(env, scope) && !except.is_some_and(|e| e.matches(env, scope))
+    let only = only.or(default_only.then_some(&branches_and_tags));
+    only.is_none_or(|o| o.matches(env, scope)) && !except.is_some_and(|e| e.matches(env, scope))
 }
 
 #[cfg(test)]

@@ -27,16 +27,13 @@ pub fn read_variables(check: &mut Checker<'_>, node: &Node) -> Vec<Variable> {
     };
     let mut variables = Vec::new();
     for entry in &map.entries {
-        if entry.key.is_empty()
-            || !entry
-                .key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        // Docker passes any name without '=' or blanks into the job's environment.
+        let invalid = |c: char| c == '=' || c.is_whitespace() || c == '\0';
+        if entry.key.is_empty() || entry.key.contains(invalid) {
             check.error(
                 &entry.key_pos,
                 format!(
-                    "'{}' is not a valid variable name (letters, digits and _)",
+                    "'{}' is not a valid variable name (no '=' or blanks)",
                     entry.key
                 ),
             );

@@ -117,7 +117,7 @@ fn alias_bomb_is_refused_quickly() {
         let previous = format!("*a{}", level - 1);
         text.push_str(&format!(
             "a{level}: &a{level} [{}]\n",
-            vec![previous.as_str(); 10].join(", ")
+            [previous.as_str(); 10].join(", ")
         ));
     }
     text.push_str("job:\n  script: *a9\n");

@@ -457,6 +457,14 @@ fn retry_timeout_and_friends() {
         "j:\n  script: [x]\n  retry: 3\n",
         "retry:max must be 0, 1 or 2",
     );
+    let flagged = plan(
+        "j:\n  script: [x]\n  coverage: '/total: (\\d+)/i'\n",
+        &branch("main"),
+    );
+    assert_eq!(
+        flagged.jobs[0].coverage.as_deref(),
+        Some(r"(?i)total: (\d+)")
+    );
 }
 
 // "environment": name and url expanded; the tier guessed from the name when not set.
@@ -591,4 +599,64 @@ fn only_pre_and_post_jobs_do_not_run() {
     let yaml = "p:\n  stage: .pre\n  script: [x]\nt:\n  script: [x]\n  only: [main]\n";
     assert!(plan(yaml, &branch("dev")).jobs.is_empty());
     assert_eq!(names(&plan(yaml, &branch("main"))), ["p", "t"]);
+}
+
+// "workflow:rules": with workflow rules, jobs without only/except lose the default
+// `only: [branches, tags]`, so they also run in merge request pipelines.
+#[test]
+fn workflow_rules_drop_the_default_only() {
+    let mut mr = branch("feature");
+    mr.source = PipelineSource::MergeRequestEvent;
+    let without = "j:\n  script: [x]\n";
+    assert!(plan(without, &mr).jobs.is_empty());
+    let with = "workflow:\n  rules:\n    - when: always\nj:\n  script: [x]\n";
+    assert_eq!(names(&plan(with, &mr)), ["j"]);
+}
+
+// "needs:parallel:matrix" selects matrix instances; an instance may also be named directly.
+#[test]
+fn needs_on_parallel_instances() {
+    let yaml = "stages: [a, b]\nm:\n  stage: a\n  script: [x]\n  parallel:\n    matrix:\n      - ARCH: [amd64, arm64]\n\
+                p:\n  stage: a\n  script: [x]\n  parallel: 2\n\
+                one:\n  stage: b\n  script: [x]\n  needs:\n    - job: m\n      parallel:\n        matrix:\n          - ARCH: arm64\n\
+                two:\n  stage: b\n  script: [x]\n  needs: ['p 2/2', 'm: [amd64]']\n";
+    let p = plan(yaml, &branch("main"));
+    let needed = |name: &str| {
+        job(&p, name)
+            .needs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.job.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(needed("one"), ["m: [arm64]"]);
+    assert_eq!(needed("two"), ["p 2/2", "m: [amd64]"]);
+}
+
+// "include:local": the file must be YAML.
+#[test]
+fn include_local_must_be_yaml() {
+    assert_error(
+        "include: scripts/build.sh\n",
+        "must be a .yml or .yaml file",
+    );
+}
+
+// "dependencies": earlier-stage jobs only; with "needs", a dependency must also be needed.
+#[test]
+fn dependencies() {
+    let yaml = "b:\n  stage: build\n  script: [x]\nc:\n  stage: build\n  script: [x]\nt:\n  script: [x]\n  dependencies: [b]\n";
+    assert_eq!(
+        job(&plan(yaml, &branch("main")), "t").dependencies,
+        Some(vec!["b".to_string()])
+    );
+    assert_error(
+        "a:\n  script: [x]\n  dependencies: [b]\nb:\n  stage: deploy\n  script: [x]\n",
+        "does not run in an earlier stage",
+    );
+    assert_error(
+        "b:\n  stage: build\n  script: [x]\nc:\n  stage: build\n  script: [x]\nt:\n  script: [x]\n  needs: [c]\n  dependencies: [b]\n",
+        "must also be in needs",
+    );
 }

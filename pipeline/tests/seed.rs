@@ -103,3 +103,22 @@ fn master_adds_release_and_production() {
         Some("production")
     );
 }
+
+/// The plans as `esteira lint --plan` shows them, kept in `tests/snapshots/seed.*.txt`
+/// (written when missing, or with `ESTEIRA_UPDATE_SNAPSHOTS=1`).
+#[test]
+fn plans_as_shown_match_snapshots() {
+    for branch in ["feature/x", "devel", "master"] {
+        let shown = esteira_pipeline::render_plan_text(&plan_for(branch));
+        let name = format!("seed.{}.txt", branch.replace('/', "-"));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(expected) if std::env::var_os("ESTEIRA_UPDATE_SNAPSHOTS").is_none() => {
+                assert_eq!(shown, expected, "{} differs", path.display())
+            }
+            _ => std::fs::write(&path, &shown).expect("the snapshot directory is writable"),
+        }
+    }
+}

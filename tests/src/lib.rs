@@ -21,19 +21,22 @@ pub const IMAGE: &str = "esteira-test/busybox:latest";
 /// coordinators of concurrent tests.
 pub fn docker_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A built binary of the workspace.
+/// A built binary of the workspace, next to the running executable (a bench binary) or
+/// one directory up (a test in `deps/`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins`", path.display());
-    path
+    let candidates = exe.ancestors().skip(1).take(2).map(|dir| dir.join(name));
+    let found = candidates.clone().find(|path| path.exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "{name} is not built next to {}: run `cargo build --workspace --bins`",
+            exe.display()
+        )
+    })
 }
 
 /// Makes sure the test image exists (building it as CI does).
@@ -41,7 +44,10 @@ pub fn ensure_image() {
     static READY: std::sync::Once = std::sync::Once::new();
     READY.call_once(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/images.sh");
-        let status = Command::new("bash").arg(script).status().expect("run .ci/images.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .status()
+            .expect("run .ci/images.sh");
         assert!(status.success(), ".ci/images.sh failed");
     });
 }
@@ -60,7 +66,10 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut condition: impl FnMut() 
         if let Some(value) = condition() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -109,12 +118,98 @@ pub struct Coordinator {
     pub lease_timeout_secs: u64,
     pub admin_token: String,
     pub registration_token: String,
+    /// Serve both ports over TLS with this certificate.
+    pub tls: Option<Tls>,
     process: Process,
     log: PathBuf,
 }
 
+/// A test CA and a certificate for 127.0.0.1 signed by it, made with `openssl`.
+#[derive(Clone)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Tls {
+    pub fn generate(dir: &Path) -> Tls {
+        std::fs::create_dir_all(dir).expect("tls dir");
+        let run = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=esteira test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("san file");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        Tls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        }
+    }
+}
+
 impl Coordinator {
     pub fn start(root: &Path, lease_timeout_secs: u64) -> Coordinator {
+        Coordinator::start_with_tls(root, lease_timeout_secs, None)
+    }
+
+    pub fn start_with_tls(root: &Path, lease_timeout_secs: u64, tls: Option<Tls>) -> Coordinator {
         let mut coordinator = Coordinator {
             data_dir: root.join("coordinator"),
             http_port: free_port(),
@@ -122,6 +217,7 @@ impl Coordinator {
             lease_timeout_secs,
             admin_token: "test-admin-token".to_string(),
             registration_token: "test-registration-token".to_string(),
+            tls,
             process: Process(None),
             log: root.join("coordinator.log"),
         };
@@ -136,7 +232,15 @@ impl Coordinator {
             .append(true)
             .open(&self.log)
             .expect("coordinator log file");
-        let child = Command::new(binary("esteira-coordinator"))
+        let mut command = Command::new(binary("esteira-coordinator"));
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-cert")
+                .arg(&tls.cert)
+                .arg("--tls-key")
+                .arg(&tls.key);
+        }
+        let child = command
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--http", &format!("127.0.0.1:{}", self.http_port)])
@@ -159,12 +263,16 @@ impl Coordinator {
         self.process.kill();
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.http_port)
     }
 
     pub fn grpc_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.grpc_port)
     }
 
     /// The coordinator's own log so far (for assertion messages).
@@ -174,7 +282,11 @@ impl Coordinator {
 
     /// Runs `esteira ARGS` against this coordinator with the admin token.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(binary("esteira"))
+        let mut command = Command::new(binary("esteira"));
+        if let Some(tls) = &self.tls {
+            command.arg("--ca-cert").arg(&tls.ca);
+        }
+        command
             .args(["--server", &self.url(), "--token", &self.admin_token])
             .args(args)
             .output()
@@ -205,7 +317,9 @@ impl Coordinator {
 
     /// Adds a project and runs a pipeline on `git_ref`; returns the pipeline id.
     pub fn run_pipeline(&self, project: &str, git_ref: &str) -> String {
-        self.cli_ok(&["pipeline", "run", project, "--ref", git_ref]).trim().to_string()
+        self.cli_ok(&["pipeline", "run", project, "--ref", git_ref])
+            .trim()
+            .to_string()
     }
 
     /// The job of a pipeline named `name` (its latest attempt).
@@ -218,12 +332,22 @@ impl Coordinator {
 
     pub fn job_log(&self, id: &Value) -> Vec<u8> {
         let output = self.cli(&["job", "log", &id.to_string()]);
-        assert!(output.status.success(), "job log failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "job log failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         output.stdout
     }
 
     pub fn start_agent(&self, root: &Path, name: &str, labels: &str, concurrency: u32) -> Agent {
-        Agent::start(self, root.join(format!("agent-{name}")), name, labels, concurrency)
+        Agent::start(
+            self,
+            root.join(format!("agent-{name}")),
+            name,
+            labels,
+            concurrency,
+        )
     }
 }
 
@@ -242,7 +366,11 @@ impl Agent {
     ) -> Agent {
         std::fs::create_dir_all(&work_dir).expect("agent work dir");
         let log = std::fs::File::create(work_dir.with_extension("log")).expect("agent log");
-        let child = Command::new(binary("esteira-agent"))
+        let mut command = Command::new(binary("esteira-agent"));
+        if let Some(tls) = &coordinator.tls {
+            command.arg("--ca-cert").arg(&tls.ca);
+        }
+        let child = command
             .args(["--coordinator", &coordinator.grpc_url()])
             .args(["--registration-token", &coordinator.registration_token])
             .args(["--name", name, "--labels", labels])
@@ -254,7 +382,9 @@ impl Agent {
             .stderr(log)
             .spawn()
             .expect("start esteira-agent");
-        Agent { process: Process(Some(child)) }
+        Agent {
+            process: Process(Some(child)),
+        }
     }
 }
 
@@ -280,7 +410,11 @@ impl GitRepo {
             .args(args)
             .output()
             .expect("run git");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 

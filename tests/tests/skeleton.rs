@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use esteira_tests::{docker_lock, ensure_image, leftover_docker_objects, wait_until, Coordinator, GitRepo, IMAGE};
+use esteira_tests::{
+    Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, leftover_docker_objects, wait_until,
+};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -28,15 +30,21 @@ fn status(job: &Value) -> &str {
 }
 
 fn assert_no_leftovers() {
-    let left = wait_until("job containers and networks to be removed", Duration::from_secs(30), || {
-        let left = leftover_docker_objects();
-        left.is_empty().then_some(left)
-    });
+    let left = wait_until(
+        "job containers and networks to be removed",
+        Duration::from_secs(30),
+        || {
+            let left = leftover_docker_objects();
+            left.is_empty().then_some(left)
+        },
+    );
     assert!(left.is_empty());
 }
 
 fn position(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 #[test]
@@ -53,18 +61,34 @@ fn three_stages_run_in_order_to_success() {
          ship:\n  stage: deploy\n  script: [echo shipping]\n  only: [main]\n\
          never-here:\n  stage: deploy\n  script: [echo no]\n  except: [main]\n"
     );
-    let sha = repo.commit(&[(".gitlab-ci.yml", &pipeline_file), ("README.md", "hi\n")], "first");
+    let sha = repo.commit(
+        &[(".gitlab-ci.yml", &pipeline_file), ("README.md", "hi\n")],
+        "first",
+    );
     let coordinator = Coordinator::start(root.path(), 10);
     let _agent = coordinator.start_agent(root.path(), "a", "docker", 2);
     add_project(&coordinator, "demo", &repo);
     let id = coordinator.run_pipeline("demo", "main");
 
     let (succeeded, pipeline) = wait_pipeline(&coordinator, &id);
-    assert!(succeeded, "pipeline failed: {pipeline:#}\n{}", coordinator.log());
+    assert!(
+        succeeded,
+        "pipeline failed: {pipeline:#}\n{}",
+        coordinator.log()
+    );
     assert_eq!(pipeline["status"], "success");
     assert_eq!(pipeline["sha"], sha.as_str());
-    let names: Vec<&str> = pipeline["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["compile", "lint", "unit", "ship"], "except: [main] excludes never-here");
+    let names: Vec<&str> = pipeline["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["compile", "lint", "unit", "ship"],
+        "except: [main] excludes never-here"
+    );
     let time = |name: &str, field: &str| coordinator.job(&pipeline, name)[field].as_i64().unwrap();
     for (earlier, later) in [("compile", "unit"), ("lint", "unit"), ("unit", "ship")] {
         assert!(
@@ -74,8 +98,14 @@ fn three_stages_run_in_order_to_success() {
     }
     let log = coordinator.job_log(&coordinator.job(&pipeline, "compile")["id"]);
     let log = String::from_utf8_lossy(&log);
-    assert!(log.contains(&format!("hello from compile at {}", &sha[..8])), "{log}");
-    assert!(log.contains("$ echo \"$GREETING from $CI_JOB_NAME at $CI_COMMIT_SHORT_SHA\""), "{log}");
+    assert!(
+        log.contains(&format!("hello from compile at {}", &sha[..8])),
+        "{log}"
+    );
+    assert!(
+        log.contains("$ echo \"$GREETING from $CI_JOB_NAME at $CI_COMMIT_SHORT_SHA\""),
+        "{log}"
+    );
     let lint_log = coordinator.job_log(&coordinator.job(&pipeline, "lint")["id"]);
     let lint_log = String::from_utf8_lossy(&lint_log);
     assert!(lint_log.find("preparing").unwrap() < lint_log.find("linting").unwrap());
@@ -125,13 +155,32 @@ fn large_binary_log_is_stored_byte_for_byte() {
     assert!(succeeded, "{pipeline:#}");
     let log = coordinator.job_log(&coordinator.job(&pipeline, "noisy")["id"]);
     let at = position(&log, &data).expect("the 8 MiB output stands in the log unchanged");
-    assert_eq!(log[..at].iter().filter(|&&b| b == 0xff).count(), 0, "nothing of the data before it");
+    assert_eq!(
+        log[..at].iter().filter(|&&b| b == 0xff).count(),
+        0,
+        "nothing of the data before it"
+    );
     let after = &log[at + data.len()..];
     let tail = position(after, b"no newline at the end").expect("the second command's output");
-    assert_eq!(position(&log[at + 1..], &data[..4096]), None, "the data appears once");
-    assert!(position(&after[..tail], b"$ printf").is_some(), "the second command is echoed");
-    let follow = coordinator.cli(&["job", "log", "--follow", &coordinator.job(&pipeline, "noisy")["id"].to_string()]);
-    assert_eq!(follow.stdout, log, "a finished job's followed log is the same bytes");
+    assert_eq!(
+        position(&log[at + 1..], &data[..4096]),
+        None,
+        "the data appears once"
+    );
+    assert!(
+        position(&after[..tail], b"$ printf").is_some(),
+        "the second command is echoed"
+    );
+    let follow = coordinator.cli(&[
+        "job",
+        "log",
+        "--follow",
+        &coordinator.job(&pipeline, "noisy")["id"].to_string(),
+    ]);
+    assert_eq!(
+        follow.stdout, log,
+        "a finished job's followed log is the same bytes"
+    );
     assert_no_leftovers();
 }
 
@@ -159,7 +208,10 @@ fn a_failing_job_fails_the_pipeline_and_skips_later_stages() {
     assert_eq!(status(release), "skipped");
     assert!(release["started_at"].is_null(), "a skipped job never ran");
     let log = String::from_utf8_lossy(&coordinator.job_log(&broken["id"])).into_owned();
-    assert!(log.contains("$ exit 3"), "the failing command is shown: {log}");
+    assert!(
+        log.contains("$ exit 3"),
+        "the failing command is shown: {log}"
+    );
     assert!(log.contains("exit code 3"), "the exit code is shown: {log}");
     assert!(!log.contains("never printed"));
     assert_no_leftovers();
@@ -184,14 +236,20 @@ fn a_killed_agent_loses_its_job_and_another_agent_runs_the_retry() {
         let pipeline = coordinator.pipeline(&id);
         let job = coordinator.job(&pipeline, "flaky").clone();
         let log = coordinator.job_log(&job["id"]);
-        String::from_utf8_lossy(&log).contains("on first").then_some(job["id"].clone())
+        String::from_utf8_lossy(&log)
+            .contains("on first")
+            .then_some(job["id"].clone())
     });
     first.process.kill();
     let killed_at = std::time::Instant::now();
     let _second = coordinator.start_agent(root.path(), "second", "", 1);
     let lost = wait_until("the job to be lost", LONG, || {
         let pipeline = coordinator.pipeline(&id);
-        let job = pipeline["jobs"].as_array()?.iter().find(|j| j["id"] == job_id)?.clone();
+        let job = pipeline["jobs"]
+            .as_array()?
+            .iter()
+            .find(|j| j["id"] == job_id)?
+            .clone();
         (job["status"] == "lost").then_some(job)
     });
     assert!(
@@ -199,12 +257,21 @@ fn a_killed_agent_loses_its_job_and_another_agent_runs_the_retry() {
         "lost after {:?}",
         killed_at.elapsed()
     );
-    assert!(lost["failure_message"].as_str().unwrap().contains("lease expired"), "{lost}");
+    assert!(
+        lost["failure_message"]
+            .as_str()
+            .unwrap()
+            .contains("lease expired"),
+        "{lost}"
+    );
     let (succeeded, pipeline) = wait_pipeline(&coordinator, &id);
     assert!(succeeded, "{pipeline:#}");
     let retry = coordinator.job(&pipeline, "flaky");
     assert_eq!(retry["attempt"], 2);
-    assert_ne!(retry["agent_id"], lost["agent_id"], "the retry ran on the second agent");
+    assert_ne!(
+        retry["agent_id"], lost["agent_id"],
+        "the retry ran on the second agent"
+    );
     let log = String::from_utf8_lossy(&coordinator.job_log(&retry["id"])).into_owned();
     assert!(log.contains("on second"), "{log}");
     // The first agent's leftover container goes when that agent comes back.
@@ -230,7 +297,9 @@ fn a_killed_coordinator_resumes_the_pipeline_without_losing_or_repeating_anythin
         let pipeline = coordinator.pipeline(&id);
         let job = coordinator.job(&pipeline, "slow").clone();
         let log = coordinator.job_log(&job["id"]);
-        String::from_utf8_lossy(&log).contains("line 5\n").then_some(job["id"].clone())
+        String::from_utf8_lossy(&log)
+            .contains("line 5\n")
+            .then_some(job["id"].clone())
     });
     coordinator.kill();
     coordinator.restart();
@@ -240,9 +309,15 @@ fn a_killed_coordinator_resumes_the_pipeline_without_losing_or_repeating_anythin
     assert_eq!(jobs.len(), 2, "no job ran twice: {pipeline:#}");
     assert_eq!(coordinator.job(&pipeline, "slow")["id"], job_id);
     let log = String::from_utf8_lossy(&coordinator.job_log(&job_id)).into_owned();
-    let lines: Vec<&str> = log.lines().filter(|line| line.starts_with("line ")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.starts_with("line "))
+        .collect();
     let expected: Vec<String> = (1..=60).map(|i| format!("line {i}")).collect();
-    assert_eq!(lines, expected, "the log is complete, in order, nothing doubled");
+    assert_eq!(
+        lines, expected,
+        "the log is complete, in order, nothing doubled"
+    );
     assert_no_leftovers();
 }
 
@@ -251,11 +326,17 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let (root, _guard) = setup();
     let repo = GitRepo::init(root.path().join("repo"));
     repo.commit(
-        &[(".gitlab-ci.yml", "job:\n  image: esteira-test/no-such-image:1\n  script: [echo hi]\n")],
+        &[(
+            ".gitlab-ci.yml",
+            "job:\n  image: esteira-test/no-such-image:1\n  script: [echo hi]\n",
+        )],
         "missing image",
     );
     repo.git(&["checkout", "--quiet", "-b", "broken-yaml"]);
-    repo.commit(&[(".gitlab-ci.yml", "job:\n  script: [echo hi\n  stage: [\n")], "bad yaml");
+    repo.commit(
+        &[(".gitlab-ci.yml", "job:\n  script: [echo hi\n  stage: [\n")],
+        "bad yaml",
+    );
     let coordinator = Coordinator::start(root.path(), 10);
     add_project(&coordinator, "bad", &repo);
 
@@ -264,24 +345,44 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("project 'nope' does not exist"));
     let no_ref = coordinator.cli(&["pipeline", "run", "bad", "--ref", "no-such-branch"]);
     assert!(!no_ref.status.success());
-    assert!(String::from_utf8_lossy(&no_ref.stderr).contains("ref 'no-such-branch' does not exist"));
+    assert!(
+        String::from_utf8_lossy(&no_ref.stderr).contains("ref 'no-such-branch' does not exist")
+    );
     let unparsable = coordinator.cli(&["pipeline", "run", "bad", "--ref", "broken-yaml"]);
     assert!(!unparsable.status.success());
     let message = String::from_utf8_lossy(&unparsable.stderr);
-    assert!(message.contains(".gitlab-ci.yml:"), "the error names the file and line: {message}");
+    assert!(
+        message.contains(".gitlab-ci.yml:"),
+        "the error names the file and line: {message}"
+    );
     let listed = coordinator.cli_json(&["pipeline", "list"]);
-    assert_eq!(listed.as_array().map(Vec::len), Some(0), "no pipeline was stored");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(0),
+        "no pipeline was stored"
+    );
 
     // A wrong registration token: refused, nothing stored.
     let refused = std::process::Command::new(esteira_tests::binary("esteira-agent"))
-        .args(["--coordinator", &coordinator.grpc_url(), "--registration-token", "wrong"])
+        .args([
+            "--coordinator",
+            &coordinator.grpc_url(),
+            "--registration-token",
+            "wrong",
+        ])
         .args(["--name", "intruder", "--work-dir"])
         .arg(root.path().join("intruder"))
         .output()
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("wrong registration token"));
-    assert_eq!(coordinator.cli_json(&["agent", "list"]).as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        coordinator
+            .cli_json(&["agent", "list"])
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
 
     // An image that does not exist: the job fails naming it.
     let _agent = coordinator.start_agent(root.path(), "a", "", 1);
@@ -291,6 +392,9 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let job = coordinator.job(&pipeline, "job");
     assert_eq!(status(job), "failed");
     let reason = job["failure_message"].as_str().unwrap_or_default();
-    assert!(reason.contains("esteira-test/no-such-image:1"), "reason: {reason}");
+    assert!(
+        reason.contains("esteira-test/no-such-image:1"),
+        "reason: {reason}"
+    );
     assert_no_leftovers();
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::model::{now_ms, AgentId};
+use crate::model::{AgentId, now_ms};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Agent {
@@ -18,6 +18,8 @@ pub struct Agent {
     pub paused: bool,
     pub registered_at: i64,
     pub last_contact_at: Option<i64>,
+    #[serde(skip)]
+    pub removed_at: Option<i64>,
 }
 
 impl Agent {
@@ -48,16 +50,20 @@ impl Store {
     }
 
     pub async fn agent_by_token_hash(&self, hash: &str) -> Result<Option<Agent>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM agents WHERE token_hash = ?")
-            .bind(hash)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM agents WHERE token_hash = ? AND removed_at IS NULL")
+                .bind(hash)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM agents ORDER BY id")
-            .fetch_all(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM agents WHERE removed_at IS NULL ORDER BY id")
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     /// Records a session's announced labels, capacity and version, and the contact time.
@@ -80,6 +86,27 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Pauses or resumes an agent; false when there is no such agent.
+    pub async fn set_agent_paused(&self, id: AgentId, paused: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE agents SET paused = ? WHERE id = ? AND removed_at IS NULL")
+            .bind(paused)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes an agent's credential; false when there is no such agent.
+    pub async fn remove_agent(&self, id: AgentId) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE agents SET removed_at = ? WHERE id = ? AND removed_at IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn touch_agent(&self, id: AgentId) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::model::{now_ms, AgentId, JobId, JobStatus, PipelineId};
+use crate::model::{AgentId, JobId, JobStatus, PipelineId, now_ms};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
@@ -56,10 +56,12 @@ impl Store {
 
     /// Every attempt of every job of a pipeline, in creation order.
     pub async fn pipeline_jobs(&self, pipeline: PipelineId) -> Result<Vec<Job>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM jobs WHERE pipeline_id = ? ORDER BY id")
-            .bind(pipeline)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE pipeline_id = ? ORDER BY id")
+                .bind(pipeline)
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     /// Moves a job from one of `from` to `to`; false when it was in none of them.
@@ -98,9 +100,11 @@ impl Store {
 
     /// Running jobs, with the agents holding them.
     pub async fn running_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM jobs WHERE status = 'running'")
-            .fetch_all(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE status = 'running'")
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     /// Leases a pending job to an agent; returns the new epoch, `None` if no longer pending.

@@ -46,7 +46,10 @@ impl Store {
         let end = offset + data.len() as u64;
         if offset > size || end <= size {
             // A gap (the agent must resend from `size`) or nothing new.
-            return Ok(Some(Appended { acknowledged: size, grew: false }));
+            return Ok(Some(Appended {
+                acknowledged: size,
+                grew: false,
+            }));
         }
         let fresh = &data[usize::try_from(size - offset).unwrap_or(0)..];
         let mut now_truncated = truncated;
@@ -79,7 +82,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(Appended { acknowledged: end, grew: true }))
+        Ok(Some(Appended {
+            acknowledged: end,
+            grew: true,
+        }))
     }
 
     /// The stored log from chunk offset `from` on, at most about `max` bytes; returns the
@@ -101,7 +107,9 @@ impl Store {
         let mut next = from;
         while let Some((offset, data)) = rows.try_next().await? {
             let offset = u64::try_from(offset).unwrap_or(0);
-            let skip = usize::try_from(next.saturating_sub(offset)).unwrap_or(0).min(data.len());
+            let skip = usize::try_from(next.saturating_sub(offset))
+                .unwrap_or(0)
+                .min(data.len());
             out.extend_from_slice(&data[skip..]);
             next = offset + data.len() as u64;
             if out.len() >= max {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::model::{now_ms, PipelineId, PipelineStatus, ProjectId};
+use crate::model::{PipelineId, PipelineStatus, ProjectId, now_ms};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Pipeline {

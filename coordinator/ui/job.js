@@ -1,0 +1,190 @@
+// job.js — the job page: the header with the job's actions, the live log (a Terminal.View
+// fed by /api/v1/jobs/{id}/log/events, which resumes from the last offset after a
+// dropped connection), and the sidebar of facts: timing, agent, image, failure reason,
+// attempts, artifacts and test summary. The job's status follows its pipeline's stream.
+"use strict";
+
+(() => {
+  const { api, h, badge, jobLook, duration, elapsed, when, shortSha } = esteira;
+
+  function decodeBase64(text) {
+    if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+
+  function size(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1 << 20) return `${(bytes / 1024).toFixed(1)} KiB`;
+    return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+  }
+
+  function fact(label, value) {
+    return value === null || value === undefined || value === "" ? null : h("div", null, h("dt", null, label), h("dd", null, value));
+  }
+
+  esteira.pages.job = (main, params) => {
+    const id = Number(params[0]);
+    document.title = `Job #${id} · esteira`;
+    const header = h("div.job-header", null, h("h1", null, `Job #${id}`));
+    const banner = h("div.banners");
+    const logRoot = h("section.log-panel", { "aria-label": "Log" });
+    const aside = h("aside.job-aside", { "aria-label": "Job details" }, h("p.loading", null, "Loading…"));
+    main.append(header, banner, h("div.job-layout", null, logRoot, aside));
+
+    let job = null;
+    let spec = {};
+    let details = null;
+    let pipelineView = null;
+    let agents = new Map();
+    let sources = [];
+    let view = null;
+    let closed = false;
+
+    api.get("/api/v1/agents").then((list) => { agents = new Map((list || []).map((a) => [a.id, a])); render(); }).catch(() => {});
+
+    api.get(`/api/v1/jobs/${id}`).then((found) => {
+      if (closed) return;
+      job = found;
+      spec = found.spec || {};
+      details = found.details || null;
+      render();
+      startLog();
+      sources.push(esteira.live(`/api/v1/pipelines/${job.pipeline_id}/events`, {
+        pipeline: (data) => {
+          pipelineView = JSON.parse(data);
+          const fresh = pipelineView.jobs.find((j) => j.id === id);
+          if (fresh) {
+            const finishedNow = fresh.finished_at && !job.finished_at;
+            job = { ...job, ...fresh };
+            if (finishedNow) api.get(`/api/v1/jobs/${id}`).then((again) => { details = again.details || null; job = { ...job, ...again }; render(); }).catch(() => {});
+          }
+          render();
+        },
+      }));
+    }).catch((error) => {
+      if (closed) return;
+      aside.replaceChildren();
+      logRoot.replaceChildren(error.status === 404
+        ? h("div.empty-state", null, h("h2", null, `Job #${id} does not exist`), h("p", null, h("a", { href: "/pipelines" }, "Back to the pipelines")))
+        : esteira.errorBox(error));
+    });
+
+    function startLog() {
+      const finished = ["success", "failed", "canceled", "skipped", "lost"].includes(job.status);
+      const raw = h("a.btn.btn-small", { href: `/api/v1/jobs/${id}/log`, download: `job-${id}.log`, title: "Download the raw log" }, "Raw log");
+      view = new Terminal.View(logRoot, { follow: !finished, extra: raw });
+      if (job.status === "created" || job.status === "pending" || job.status === "manual") view.status.textContent = "Waiting for the job to start…";
+      const started = performance.now();
+      const source = esteira.live(`/api/v1/jobs/${id}/log/events?offset=0`, {
+        log: (data) => {
+          view.write(decodeBase64(data));
+          view.checkPendingAnchor();
+          if (view.status.textContent.startsWith("Waiting")) view.status.textContent = "";
+        },
+        end: (data) => {
+          const info = JSON.parse(data);
+          source.close();
+          view.finish(view.model.count ? "" : "This job printed nothing.");
+          main.dataset.logLoadedMs = String(Math.round(performance.now() - started));
+          logRoot.dataset.endStatus = info.status;
+        },
+      }, (state) => {
+        if (state === "reconnecting" && !view.done) view.status.textContent = "Connection lost; resuming where the log left off…";
+        else if (state === "live" && view.status.textContent.startsWith("Connection lost")) view.status.textContent = "";
+      });
+      sources.push(source);
+    }
+
+    function render() {
+      if (!job) return;
+      const look = jobLook(job);
+      document.title = `${job.name} (#${job.id}) · esteira`;
+      const action = esteira.jobAction(job);
+      header.replaceChildren(
+        h("nav.breadcrumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "/pipelines" }, "Pipelines"), " / ",
+          pipelineView && h("a", { href: `/projects/${encodeURIComponent(pipelineView.project)}` }, pipelineView.project), pipelineView && " / ",
+          h("a", { href: `/pipelines/${job.pipeline_id}` }, `Pipeline #${job.pipeline_id}`), " / ", h("span", { "aria-current": "page" }, job.name)),
+        h("div.title-row", { dataset: { jobStatus: job.status } }, badge(look, "badge-large"), h("h1", null, job.name, " ", h("span.muted", null, `#${job.id}`)),
+          h("div.title-actions", null, action && h(`button.btn${action === "cancel" ? ".btn-danger" : ".btn-primary"}`, {
+            type: "button", "data-action": action,
+            onclick: async (event) => {
+              event.currentTarget.disabled = true;
+              const done = await esteira.runJobAction(action, job);
+              if (done && action === "retry") esteira.navigate(`/jobs/${done.id}`);
+              else render();
+            },
+          }, esteira.ACTION_WORDS[action] === "Run" ? "Run job" : `${esteira.ACTION_WORDS[action]} job`))));
+
+      const attempts = pipelineView ? pipelineView.jobs.filter((j) => j.name === job.name) : [];
+      const newer = attempts.find((j) => j.attempt > job.attempt && !j.retried);
+      const bannerItems = [];
+      if (newer) bannerItems.push(h("div.alert.alert-info", null, "This job was retried. ", h("a", { href: `/jobs/${newer.id}` }, `See attempt ${newer.attempt} (#${newer.id})`), "."));
+      if (job.failure_message && ["failed", "lost", "canceled"].includes(job.status)) {
+        bannerItems.push(h("div.alert.alert-error", { role: "alert" }, h("strong", null, job.status === "canceled" ? "Canceled: " : "Failure: "), job.failure_message,
+          job.exit_code !== null && job.exit_code !== undefined ? ` (exit code ${job.exit_code})` : ""));
+      } else if (job.status === "failed" && job.exit_code !== null && job.exit_code !== undefined) {
+        bannerItems.push(h("div.alert.alert-error", { role: "alert" }, h("strong", null, "Failure: "), `the script exited with code ${job.exit_code}.`));
+      }
+      if (job.status === "manual") bannerItems.push(h("div.alert.alert-info", null, "This is a manual job: it runs when someone starts it."));
+      if (job.log_truncated) bannerItems.push(h("div.alert.alert-warning", null, "The log exceeded the coordinator's size limit and was truncated."));
+      banner.replaceChildren(...bannerItems);
+
+      const agent = job.agent_id ? agents.get(job.agent_id) : null;
+      const wait = job.queued_at && job.started_at ? job.started_at - job.queued_at : null;
+      const image = spec.image && spec.image.name;
+      const env = spec.environment && spec.environment.name;
+      const artifacts = (details && (details.artifacts || details.artifact_files)) || null;
+      const tests = details && (details.tests || details.test_report || details.junit) || null;
+      aside.replaceChildren(...[
+        h("section.side-card", null, h("h2", null, "Details"), h("dl.facts-list", null,
+          fact("Status", badge(look)),
+          fact("Stage", job.stage),
+          fact("Attempt", attempts.length > 1
+            ? h("span", null, String(job.attempt), " of ", String(attempts.length), ": ",
+              attempts.map((a, i) => [i ? ", " : "", a.id === job.id ? h("strong", null, `#${a.id}`) : h("a", { href: `/jobs/${a.id}` }, `#${a.id}`)]))
+            : String(job.attempt)),
+          fact("Agent", agent ? h("span", null, agent.name, " ", h("span.muted", null, `#${agent.id}`)) : (job.agent_id ? `#${job.agent_id}` : null)),
+          fact("Image", image ? h("code", null, image) : null),
+          fact("Tags", spec.tags && spec.tags.length ? h("ul.chips", null, spec.tags.map((t) => h("li.chip", null, t))) : null),
+          fact("Environment", env),
+          fact("Needs", spec.needs ? (spec.needs.length ? spec.needs.map((n) => n.job).join(", ") : "nothing (starts at once)") : null),
+          fact("Allowed to fail", job.allow_failure || (spec.allow_failure && spec.allow_failure !== "no") ? "yes" : null),
+          fact("Exit code", job.exit_code !== null && job.exit_code !== undefined ? String(job.exit_code) : null),
+          fact("Commit", pipelineView ? h("code", { title: pipelineView.sha }, shortSha(pipelineView.sha)) : null),
+          fact("Ref", pipelineView ? pipelineView.git_ref : null))),
+        h("section.side-card", null, h("h2", null, "Timing"), h("dl.facts-list", null,
+          fact("Created", when(job.created_at)),
+          fact("Queued for", wait !== null ? duration(wait) : null),
+          fact("Started", job.started_at ? when(job.started_at) : null),
+          fact("Finished", job.finished_at ? when(job.finished_at) : null),
+          fact("Duration", h("span", { dataset: { started: job.started_at || "", finished: job.finished_at || "" } }, duration(elapsed(job)))),
+          fact("Log", size(job.log_size || 0)))),
+        artifacts || (spec.artifacts && spec.artifacts.paths && spec.artifacts.paths.length)
+          ? h("section.side-card", null, h("h2", null, "Artifacts"),
+            Array.isArray(artifacts) && artifacts.length
+              ? h("ul.plain-list", null, artifacts.map((a) => h("li", null, typeof a === "string" ? a : (a.name || a.path || JSON.stringify(a)))))
+              : h("p.muted", null, "Paths: ", (spec.artifacts.paths || []).join(", ")))
+          : null,
+        tests ? h("section.side-card", null, h("h2", null, "Tests"), h("p", null,
+          typeof tests === "object" ? ["total", "passed", "failed", "skipped"].filter((k) => tests[k] !== undefined).map((k) => `${tests[k]} ${k}`).join(" · ") : String(tests)))
+          : null].filter(Boolean));
+      main.dataset.loaded = "true";
+    }
+
+    const ticker = setInterval(() => {
+      for (const span of main.querySelectorAll("span[data-started]")) {
+        if (span.dataset.started && !span.dataset.finished) span.textContent = duration(Date.now() - Number(span.dataset.started));
+      }
+    }, 1000);
+
+    return () => {
+      closed = true;
+      clearInterval(ticker);
+      for (const source of sources) source.close();
+      if (view) view.destroy();
+    };
+  };
+})();

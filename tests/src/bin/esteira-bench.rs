@@ -1,0 +1,135 @@
+//! `esteira-bench`: the walking skeleton's figures, measured on real processes and Docker.
+//!
+//! - `pickup [JOBS] [AGENTS]`: a pipeline of JOBS one-job stages (default 200) with AGENTS
+//!   idle agents (default 4); for each job, the time from becoming runnable (queued) to
+//!   the agent confirming its start. Prints p50, p99 and max.
+//! - `overhead [RUNS]`: wall time of a one-job pipeline (`esteira pipeline run` to
+//!   `esteira pipeline wait` returning) against `docker run --rm` of the same image and
+//!   command, RUNS times each (default 20). Prints the medians and their ratio.
+//!
+//! Build with `cargo build --release --workspace --bins` and run
+//! `target/release/esteira-bench pickup` / `overhead`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use esteira_tests::{Coordinator, GitRepo, IMAGE, ensure_image, wait_until};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |index: usize, default: usize| {
+        args.get(index)
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(default)
+    };
+    ensure_image();
+    match args.first().map(String::as_str) {
+        Some("pickup") => pickup(number(1, 200), number(2, 4)),
+        Some("overhead") => overhead(number(1, 20)),
+        _ => {
+            eprintln!("usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS]");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn pickup(jobs: usize, agents: usize) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    let mut file = format!("image: {IMAGE}\nstages:\n");
+    for index in 0..jobs {
+        file.push_str(&format!("  - s{index}\n"));
+    }
+    for index in 0..jobs {
+        file.push_str(&format!(
+            "job{index}:\n  stage: s{index}\n  script: [\"true\"]\n"
+        ));
+    }
+    repo.commit(&[(".gitlab-ci.yml", &file)], "many stages");
+    let coordinator = Coordinator::start(root.path(), 30);
+    let _agents: Vec<_> = (0..agents)
+        .map(|index| coordinator.start_agent(root.path(), &format!("bench{index}"), "", 1))
+        .collect();
+    wait_until("the agents to connect", Duration::from_secs(60), || {
+        let listed = coordinator.cli_json(&["agent", "list"]);
+        let online = listed
+            .as_array()?
+            .iter()
+            .filter(|a| a["status"] == "idle")
+            .count();
+        (online == agents).then_some(())
+    });
+    coordinator.cli_ok(&["project", "add", "bench", "--repo", &repo.url()]);
+    let id = coordinator.run_pipeline("bench", "main");
+    let waited = coordinator.cli(&["pipeline", "wait", &id]);
+    assert!(waited.status.success(), "the benchmark pipeline failed");
+    let pipeline = coordinator.pipeline(&id);
+    let mut latencies: Vec<f64> = pipeline["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|job| Some((job["started_at"].as_i64()? - job["queued_at"].as_i64()?) as f64))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "pickup latency over {} jobs with {agents} idle agents: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn overhead(runs: usize) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    let command = "echo hello";
+    let file = format!("job:\n  image: {IMAGE}\n  script: [\"{command}\"]\n");
+    repo.commit(&[(".gitlab-ci.yml", &file)], "one job");
+    let coordinator = Coordinator::start(root.path(), 30);
+    let _agent = coordinator.start_agent(root.path(), "bench", "", 1);
+    coordinator.cli_ok(&["project", "add", "bench", "--repo", &repo.url()]);
+    // Warm up both paths once (mirror clone, image cache).
+    let warm = coordinator.run_pipeline("bench", "main");
+    coordinator.cli(&["pipeline", "wait", &warm]);
+    docker_run(command);
+
+    let mut pipelines = Vec::new();
+    let mut dockers = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let id = coordinator.run_pipeline("bench", "main");
+        let waited = coordinator.cli(&["pipeline", "wait", &id]);
+        pipelines.push(start.elapsed());
+        assert!(waited.status.success(), "pipeline {id} failed");
+        let start = Instant::now();
+        docker_run(command);
+        dockers.push(start.elapsed());
+    }
+    let (pipeline, docker) = (median(pipelines), median(dockers));
+    println!(
+        "one-job pipeline: median {:.0} ms; docker run --rm: median {:.0} ms; ratio {:.2}x (over {runs} runs each)",
+        pipeline.as_secs_f64() * 1000.0,
+        docker.as_secs_f64() * 1000.0,
+        pipeline.as_secs_f64() / docker.as_secs_f64()
+    );
+}
+
+fn docker_run(command: &str) {
+    let status = Command::new("docker")
+        .args(["run", "--rm", IMAGE, "sh", "-c", command])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("docker run");
+    assert!(status.success());
+}

@@ -1,0 +1,786 @@
+//! The web UI in a real browser (issue 7): headless Chromium driven over WebDriver by
+//! `chromedriver`, against the real coordinator and agent processes.
+//!
+//! `the_ui_follows_a_pipeline_live_and_acts_on_jobs` opens a running pipeline and sees
+//! its jobs change state without a reload, opens a job and sees log lines arrive live,
+//! retries a failed job (entering the admin token in the page's dialog) and sees the new
+//! attempt, plays a manual job, and keeps screenshots of every page under
+//! `target/ui-screenshots/`.
+//!
+//! `measure_large_pipeline_list_and_log` (ignored; run it by name) fills a store with
+//! 10,000 pipelines and a 20 MiB job log and prints how long the pages take to become
+//! usable in the browser (see docs/ui.md).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use esteira_tests::{
+    Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, free_port, wait_until,
+};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// `chromedriver` on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver (apt-get install chromium chromium-driver)");
+        let address = format!("127.0.0.1:{port}");
+        wait_until("chromedriver to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&address).ok()
+        });
+        Driver { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".to_string(),
+        "--disable-gpu".to_string(),
+        "--disable-dev-shm-usage".to_string(),
+        "--hide-scrollbars".to_string(),
+        format!("--window-size={width},{height}"),
+    ];
+    if std::env::var_os("ESTEIRA_UI_DEVTOOLS").is_some() {
+        args.push("--auto-open-devtools-for-tabs".to_string());
+    }
+    let mut options = json!({ "args": args });
+    if Path::new("/usr/bin/chromium").exists() {
+        options["binary"] = json!("/usr/bin/chromium");
+    }
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".to_string(), options);
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Evaluates `expression` in the page until it is truthy; returns its value.
+async fn wait_js(client: &Client, what: &str, timeout: Duration, expression: &str) -> Value {
+    let deadline = Instant::now() + timeout;
+    let script = format!("try {{ return ({expression}); }} catch (e) {{ return null; }}");
+    loop {
+        let value = client
+            .execute(&script, vec![])
+            .await
+            .expect("execute script");
+        let truthy = match &value {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::String(s) => !s.is_empty(),
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            _ => true,
+        };
+        if truthy {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            let url = client
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let body = client
+                .execute("return document.body.innerText.slice(0, 3000)", vec![])
+                .await
+                .unwrap_or(Value::Null);
+            panic!(
+                "timed out after {timeout:?} waiting for {what} on {url}\npage text:\n{}",
+                body.as_str().unwrap_or("")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn js(client: &Client, script: &str) -> Value {
+    client
+        .execute(script, vec![])
+        .await
+        .expect("execute script")
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("no element {css}: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("cannot click {css}: {error}"));
+}
+
+/// Where screenshots go: `<target dir>/ui-screenshots/`.
+fn screenshot_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("target directory");
+    let dir = target.join("ui-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    let path = screenshot_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("write screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+fn node(job: &str) -> String {
+    format!("document.querySelector('.job-node[data-job=\"{job}\"]')")
+}
+
+const PIPELINE_FILE: &str = r#"stages: [build, test, deploy]
+image: IMAGE
+slow:
+  stage: build
+  script:
+    - for i in $(seq 1 30); do echo line $i; sleep 0.3; done
+    - printf '\033[33mprogress\033[0m 10%%\r\033[33mprogress\033[0m 100%%\n'
+flaky:
+  stage: build
+  allow_failure: true
+  script:
+    - echo about to fail
+    - exit 3
+unit:
+  stage: test
+  needs: [slow]
+  script: [echo unit tests pass]
+lint:
+  stage: test
+  script: [echo lint is clean]
+ship:
+  stage: deploy
+  when: manual
+  environment: {name: production}
+  script: [echo shipped]
+"#;
+
+/// Runs a test body on a runtime of its own (the docker lock stays outside the future).
+fn run(body: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(body);
+}
+
+#[test]
+fn the_ui_follows_a_pipeline_live_and_acts_on_jobs() {
+    let _guard = docker_lock();
+    run(follow_a_pipeline());
+}
+
+async fn follow_a_pipeline() {
+    ensure_image();
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    repo.commit(
+        &[(".gitlab-ci.yml", &PIPELINE_FILE.replace("IMAGE", IMAGE))],
+        "a pipeline to watch",
+    );
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "builder-1", "docker,linux", 2);
+    coordinator.cli_ok(&["project", "add", "webshop", "--repo", &repo.url()]);
+
+    let driver = Driver::start();
+    let client = browser(&driver, 1280, 900).await;
+    let base = coordinator.url();
+
+    // The list page first, so the browser is warm when the pipeline starts.
+    client
+        .goto(&format!("{base}/pipelines"))
+        .await
+        .expect("open the list");
+    wait_js(
+        &client,
+        "the empty list",
+        LONG,
+        "document.querySelector('main').dataset.loaded",
+    )
+    .await;
+    let id = coordinator.run_pipeline("webshop", "main");
+    wait_js(
+        &client,
+        "the new pipeline in the list, live",
+        LONG,
+        &format!("document.querySelector('tr[data-pipeline=\"{id}\"]')"),
+    )
+    .await;
+    js(&client, "window.__noReload = 'still here'; return true").await;
+
+    // The pipeline page: statuses change without a reload.
+    click(&client, &format!("tr[data-pipeline=\"{id}\"] a.strong")).await;
+    wait_js(
+        &client,
+        "slow running",
+        LONG,
+        &format!("{}.dataset.status === 'running'", node("slow")),
+    )
+    .await;
+    wait_js(
+        &client,
+        "flaky failed",
+        LONG,
+        &format!("{}.dataset.status === 'failed'", node("flaky")),
+    )
+    .await;
+    assert_eq!(
+        js(&client, "return window.__noReload").await,
+        "still here",
+        "the page reloaded"
+    );
+
+    // The job page: log lines arrive while the job runs.
+    click(&client, ".job-node[data-job=\"slow\"] a.job-link").await;
+    let highest = "Math.max(0, ...[...document.querySelectorAll('.log-row .lc')].map(r => (/^line (\\d+)$/.exec(r.textContent) || [0, 0])[1] | 0))";
+    let first = wait_js(
+        &client,
+        "a first log line",
+        LONG,
+        &format!("{highest} || 0"),
+    )
+    .await;
+    let first = first.as_i64().unwrap_or(0);
+    assert!(
+        first < 30,
+        "the job had already printed everything ({first}) when its page showed the log"
+    );
+    wait_js(
+        &client,
+        "line 30 arriving live",
+        LONG,
+        &format!("{highest} === 30"),
+    )
+    .await;
+    wait_js(
+        &client,
+        "the job to finish",
+        LONG,
+        "document.querySelector('.title-row').dataset.jobStatus === 'success'",
+    )
+    .await;
+    wait_js(
+        &client,
+        "the whole log",
+        LONG,
+        "document.querySelector('.log-panel').dataset.complete === 'true'",
+    )
+    .await;
+    let progress = js(&client, "return [...document.querySelectorAll('.log-row .lc')].map(r => r.textContent).filter(t => t.includes('progress') && !t.startsWith('$ '))").await;
+    assert_eq!(
+        progress,
+        json!(["progress 100%"]),
+        "\\r progress is drawn as a terminal does"
+    );
+    let sections = js(
+        &client,
+        "return [...document.querySelectorAll('.log-header .lc')].map(r => r.textContent)",
+    )
+    .await;
+    assert!(
+        sections.as_array().is_some_and(|s| s
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.starts_with("$ printf")))),
+        "each command starts a section: {sections}"
+    );
+    screenshot(&client, "job").await;
+    assert_eq!(
+        js(&client, "return window.__noReload").await,
+        "still here",
+        "the page reloaded"
+    );
+
+    // Retry the failed job: the token dialog asks once, then the new attempt shows.
+    click(&client, ".breadcrumbs a[href^=\"/pipelines/\"]").await;
+    wait_js(&client, "the pipeline page again", LONG, &node("flaky")).await;
+    click(
+        &client,
+        ".job-node[data-job=\"flaky\"] button[data-action=\"retry\"]",
+    )
+    .await;
+    wait_js(
+        &client,
+        "the token dialog",
+        LONG,
+        "document.getElementById('token-dialog').open",
+    )
+    .await;
+    client
+        .find(Locator::Css("#token-input"))
+        .await
+        .expect("token input")
+        .send_keys(&coordinator.admin_token)
+        .await
+        .expect("type the token");
+    click(&client, "#token-save").await;
+    wait_js(
+        &client,
+        "attempt 2 of flaky",
+        LONG,
+        &format!("{}.dataset.attempt === '2'", node("flaky")),
+    )
+    .await;
+    wait_js(
+        &client,
+        "the retried attempt in the table",
+        LONG,
+        "document.querySelector('tr.retried')",
+    )
+    .await;
+    wait_js(
+        &client,
+        "attempt 2 to fail too",
+        LONG,
+        &format!("{}.dataset.status === 'failed'", node("flaky")),
+    )
+    .await;
+
+    // Play the manual job.
+    wait_js(
+        &client,
+        "ship waiting for a person",
+        LONG,
+        &format!("{}.dataset.status === 'manual'", node("ship")),
+    )
+    .await;
+    click(
+        &client,
+        ".job-node[data-job=\"ship\"] button[data-action=\"play\"]",
+    )
+    .await;
+    wait_js(
+        &client,
+        "ship to run and pass",
+        LONG,
+        &format!("{}.dataset.status === 'success'", node("ship")),
+    )
+    .await;
+    wait_js(
+        &client,
+        "the needs edge slow → unit",
+        LONG,
+        "document.querySelector('.needs-edges path[data-from=\"slow\"][data-to=\"unit\"]')",
+    )
+    .await;
+    screenshot(&client, "pipeline").await;
+    assert_eq!(
+        js(&client, "return window.__noReload").await,
+        "still here",
+        "the page reloaded"
+    );
+
+    // The other pages.
+    click(&client, "nav a[data-section=\"agents\"]").await;
+    wait_js(
+        &client,
+        "the agent row",
+        LONG,
+        "document.querySelector('tr[data-agent]')",
+    )
+    .await;
+    let agent_status = js(
+        &client,
+        "return document.querySelector('tr[data-agent]').dataset.status",
+    )
+    .await;
+    assert!(
+        matches!(agent_status.as_str(), Some("idle" | "busy")),
+        "agent status {agent_status}"
+    );
+    click(&client, "tr[data-agent] button[data-action=\"pause\"]").await;
+    wait_js(
+        &client,
+        "the agent paused",
+        LONG,
+        "document.querySelector('tr[data-agent]').dataset.status === 'paused'",
+    )
+    .await;
+    click(&client, "tr[data-agent] button[data-action=\"resume\"]").await;
+    wait_js(
+        &client,
+        "the agent back",
+        LONG,
+        "['idle', 'busy'].includes(document.querySelector('tr[data-agent]').dataset.status)",
+    )
+    .await;
+    screenshot(&client, "agents").await;
+    click(&client, "nav a[data-section=\"environments\"]").await;
+    wait_js(
+        &client,
+        "the environments page",
+        LONG,
+        "document.querySelector('main').dataset.loaded",
+    )
+    .await;
+    screenshot(&client, "environments").await;
+    click(&client, "nav a[data-section=\"pipelines\"]").await;
+    wait_js(
+        &client,
+        "the pipeline list",
+        LONG,
+        &format!("document.querySelector('tr[data-pipeline=\"{id}\"]')"),
+    )
+    .await;
+    screenshot(&client, "pipelines").await;
+    assert_eq!(
+        js(&client, "return window.__noReload").await,
+        "still here",
+        "the page reloaded"
+    );
+
+    assert_eq!(
+        js(&client, "return window.__errors").await,
+        json!([]),
+        "script errors in the pages"
+    );
+
+    // The terminal's layout rules, as the log view applies them.
+    let layout = js(
+        &client,
+        r"const t = (raw) => Terminal.layout(raw, {fg: null, bg: null, b: false, d: false, i: false, u: false, inv: false});
+          return [t('abcdef\rXY').text, t('50%\r\x1b[K100%').text, t('a\tb').text,
+                  t('\x1b[31;1mred\x1b[0m plain').runs.map(([text, s]) => text + ':' + s.fg + ':' + s.b).join('|')]",
+    )
+    .await;
+    assert_eq!(
+        layout,
+        json!([
+            "XYcdef",
+            "100%",
+            "a       b",
+            "red:1:true| plain:null:false"
+        ])
+    );
+
+    // A narrow screen keeps everything readable.
+    client.set_window_size(420, 900).await.expect("resize");
+    client
+        .goto(&format!("{base}/pipelines/{id}"))
+        .await
+        .expect("open the pipeline");
+    wait_js(&client, "the narrow pipeline page", LONG, &node("ship")).await;
+    screenshot(&client, "pipeline-narrow").await;
+
+    // The badge.
+    client
+        .goto(&format!("{base}/badges/webshop/pipeline.svg?ref=main"))
+        .await
+        .expect("badge");
+    let badge = client.source().await.expect("badge source");
+    assert!(
+        badge.contains("pipeline") && badge.contains("passed"),
+        "{badge}"
+    );
+
+    client.close().await.expect("close the browser");
+}
+
+/// Fills a fresh coordinator store with `pipelines` finished pipelines and one job whose
+/// log is `log_bytes` long; returns that job's id.
+async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
+    use esteira_coordinator::model::{JobStatus, PipelineId, PipelineStatus};
+    use esteira_coordinator::store::Store;
+    use esteira_coordinator::store::jobs::JobEnding;
+    use esteira_coordinator::store::pipelines::{NewJob, NewPipeline};
+
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let store = Store::open(&data_dir.join("esteira.db").to_string_lossy())
+        .await
+        .expect("store");
+    let project = store
+        .insert_project("big", "file:///nowhere", ".gitlab-ci.yml")
+        .await
+        .expect("project")
+        .expect("a new project");
+    let spec = json!({"name": "build", "stage": "build", "script": ["make"], "when": "on_success", "allow_failure": "no", "retry": {"max": 0}}).to_string();
+    let statuses = [
+        PipelineStatus::Success,
+        PipelineStatus::Failed,
+        PipelineStatus::Success,
+        PipelineStatus::Canceled,
+    ];
+    for n in 1..=pipelines {
+        let id = PipelineId(n);
+        store
+            .insert_pipeline(&NewPipeline {
+                id,
+                project_id: project.id,
+                git_ref: if n % 3 == 0 {
+                    "devel".into()
+                } else {
+                    "main".into()
+                },
+                ref_kind: "branch",
+                sha: format!("{:040x}", n * 7919),
+                source: "push".into(),
+                stages: vec!["build".into()],
+                variables: vec![],
+                jobs: vec![NewJob {
+                    name: "build".into(),
+                    stage: "build".into(),
+                    stage_index: 0,
+                    spec_json: spec.clone(),
+                }],
+            })
+            .await
+            .expect("pipeline");
+        store
+            .set_pipeline_status(id, statuses[(n % 4) as usize])
+            .await
+            .expect("status");
+    }
+    // The last pipeline's job gets the big log, written as an agent would.
+    let job = store
+        .pipeline_jobs(PipelineId(pipelines))
+        .await
+        .expect("jobs")[0]
+        .clone();
+    store
+        .transition_job(job.id, &[JobStatus::Created], JobStatus::Pending)
+        .await
+        .expect("pending");
+    let agent = store
+        .insert_agent("bench", "bench-hash", &["docker".to_string()], "0.1.0")
+        .await
+        .expect("agent");
+    let epoch = store
+        .lease_job(job.id, agent, i64::MAX)
+        .await
+        .expect("lease")
+        .expect("leased");
+    let mut log = Vec::with_capacity(log_bytes + 200);
+    let mut line = 0u64;
+    while log.len() < log_bytes {
+        line += 1;
+        let text = match line % 50 {
+            0 => format!("\x1b[32;1m$ step {line}\x1b[0;m\n"),
+            7 => format!("\x1b[33mwarning\x1b[0m: something at line {line} could be better\n"),
+            13 => format!("downloading 10%\rdownloading 50%\rdownloading 100% (line {line})\n"),
+            _ => format!(
+                "compiling module_{line:07} with a line long enough to look like real build output\n"
+            ),
+        };
+        log.extend_from_slice(text.as_bytes());
+    }
+    let mut offset = 0u64;
+    for chunk in log.chunks(64 * 1024) {
+        store
+            .append_log(job.id, epoch, offset, chunk, u64::MAX)
+            .await
+            .expect("append")
+            .expect("appended");
+        offset += chunk.len() as u64;
+    }
+    let ending = JobEnding {
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        failure_kind: None,
+        failure_message: None,
+        details_json: None,
+    };
+    assert!(
+        store
+            .finish_job(job.id, epoch, &ending)
+            .await
+            .expect("finish")
+    );
+    store.pool().close().await;
+    job.id.0
+}
+
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn measure_large_pipeline_list_and_log() {
+    let _guard = docker_lock();
+    run(measure());
+}
+
+async fn measure() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let filled = Instant::now();
+    let job = fill_store(&root.path().join("coordinator"), 10_000, 20 << 20).await;
+    eprintln!("store filled in {:.1}s", filled.elapsed().as_secs_f64());
+    let coordinator = Coordinator::start(root.path(), 10);
+    let driver = Driver::start();
+    let client = browser(&driver, 1280, 900).await;
+    let base = coordinator.url();
+    let mut figures = Vec::new();
+
+    for (what, path) in [
+        (
+            "pipeline list, first page (10,000 pipelines)",
+            "/pipelines".to_string(),
+        ),
+        (
+            "pipeline list, filtered by status=canceled",
+            "/pipelines?status=canceled".to_string(),
+        ),
+        (
+            "pipeline list, an old page (?before=200)",
+            "/pipelines?before=200".to_string(),
+        ),
+    ] {
+        client.goto(&format!("{base}{path}")).await.expect("open");
+        let ms = wait_js(
+            &client,
+            what,
+            LONG,
+            "document.querySelector('main').dataset.loaded && performance.now()",
+        )
+        .await;
+        figures.push(format!(
+            "{what}: usable {:.0} ms after navigation",
+            ms.as_f64().unwrap_or(0.0)
+        ));
+    }
+    // "Older" from the first page, inside the app.
+    client
+        .goto(&format!("{base}/pipelines"))
+        .await
+        .expect("open");
+    wait_js(
+        &client,
+        "the list",
+        LONG,
+        "document.querySelector('main').dataset.loaded",
+    )
+    .await;
+    let before = js(&client, "window.__t = performance.now(); document.querySelector('a[data-older]').click(); return true").await;
+    assert_eq!(before, json!(true));
+    let ms = wait_js(&client, "the older page", LONG, "location.search.includes('before=') && document.querySelector('main').dataset.loaded && (performance.now() - window.__t)").await;
+    figures.push(format!(
+        "pipeline list, clicking \"Older\": {:.0} ms",
+        ms.as_f64().unwrap_or(0.0)
+    ));
+
+    client
+        .goto(&format!("{base}/jobs/{job}"))
+        .await
+        .expect("open the job");
+    let first = wait_js(
+        &client,
+        "the first log rows",
+        LONG,
+        "document.querySelectorAll('.log-row').length && performance.now()",
+    )
+    .await;
+    let done = wait_js(
+        &client,
+        "the whole 20 MiB log",
+        LONG,
+        "document.querySelector('.log-panel').dataset.complete === 'true' && performance.now()",
+    )
+    .await;
+    let lines = js(
+        &client,
+        "return Number(document.querySelector('.log-panel').dataset.lines)",
+    )
+    .await;
+    let nodes = js(
+        &client,
+        "return document.querySelector('.log-panel').getElementsByTagName('*').length",
+    )
+    .await;
+    figures.push(format!("20 MiB job log: first rows {:.0} ms, whole log loaded {:.0} ms, {} lines, {} DOM nodes in the log panel", first.as_f64().unwrap_or(0.0), done.as_f64().unwrap_or(0.0), lines, nodes));
+    // Responsiveness once loaded: a search over every line, and a jump to the middle.
+    let search = js(&client, "const v = document.querySelector('.log-search'); const t = performance.now(); v.value = 'module_0123456'; v.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'})); return performance.now() - t").await;
+    wait_js(
+        &client,
+        "the search hit",
+        LONG,
+        "document.querySelector('.log-current')",
+    )
+    .await;
+    figures.push(format!(
+        "20 MiB job log: search over every line {:.0} ms",
+        search.as_f64().unwrap_or(0.0)
+    ));
+    let jump = js(&client, "const t = performance.now(); location.hash = '#L150000'; return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now() - t))))").await;
+    wait_js(&client, "line 150000 in view", LONG, "document.querySelector('.log-target .ln') && document.querySelector('.log-target .ln').textContent === '150000'").await;
+    figures.push(format!(
+        "20 MiB job log: jump to line 150000 painted in {:.0} ms",
+        jump.as_f64().unwrap_or(0.0)
+    ));
+    screenshot(&client, "job-20mib").await;
+
+    let report = figures.join("\n");
+    eprintln!("\n{report}\n");
+    std::fs::write(
+        screenshot_dir().join("measurements.txt"),
+        format!("{report}\n"),
+    )
+    .expect("write figures");
+    client.close().await.expect("close the browser");
+}
+
+/// For working on the UI: screenshots of a running coordinator's pages.
+/// `ESTEIRA_UI_URL=http://127.0.0.1:8080 ESTEIRA_UI_PAGES=/pipelines,/agents cargo test -p esteira-tests --test ui -- --ignored screenshots_of`
+#[test]
+#[ignore = "a tool for people working on the UI"]
+fn screenshots_of_a_running_coordinator() {
+    run(screenshots());
+}
+
+async fn screenshots() {
+    let Ok(base) = std::env::var("ESTEIRA_UI_URL") else {
+        return;
+    };
+    let pages = std::env::var("ESTEIRA_UI_PAGES").unwrap_or_else(|_| "/pipelines".into());
+    let width: u32 = std::env::var("ESTEIRA_UI_WIDTH")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1280);
+    let driver = Driver::start();
+    let client = browser(&driver, width, 900).await;
+    for page in pages.split(',') {
+        client.goto(&format!("{base}{page}")).await.expect("open");
+        wait_js(
+            &client,
+            page,
+            LONG,
+            "document.querySelector('main').dataset.loaded",
+        )
+        .await;
+        let logs = js(&client, "return (window.__errors || []).join('\\n')").await;
+        if logs.as_str().is_some_and(|s| !s.is_empty()) {
+            eprintln!("{page}: {logs}");
+        }
+        let name = page.trim_matches('/').replace(['/', '?', '=', '&'], "_");
+        screenshot(
+            &client,
+            &format!("dev-{}", if name.is_empty() { "root" } else { &name }),
+        )
+        .await;
+    }
+    client.close().await.expect("close the browser");
+}
