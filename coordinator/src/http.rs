@@ -53,6 +53,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/agents/{id}", delete(remove_agent))
         .route("/api/v1/agents/{id}/{action}", post(pause_or_resume_agent))
         .merge(crate::ui::router())
+        .merge(crate::webhooks::router())
         .with_state(state)
 }
 

@@ -12,6 +12,7 @@
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
 //! - [`ui`]: the web UI, embedded.
+//! - [`webhooks`]: Git events from forges.
 
 pub mod config;
 pub mod events;
@@ -25,6 +26,7 @@ pub mod tokens;
 pub mod trigger;
 pub mod ui;
 pub mod variables;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;

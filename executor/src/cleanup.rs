@@ -165,6 +165,7 @@ pub(crate) async fn remove_stale_builds(builds: &Path, running: &[i64]) {
 /// before it cleaned up itself (the agent gave the job up): the removal then runs on a
 /// task of its own.
 pub(crate) struct DropGuard {
+    creations: container::Creations,
     docker: Docker,
     instance: String,
     job_id: i64,
@@ -173,8 +174,15 @@ pub(crate) struct DropGuard {
 }
 
 impl DropGuard {
-    pub(crate) fn new(docker: Docker, instance: &str, job_id: i64, build_root: PathBuf) -> Self {
+    pub(crate) fn new(
+        creations: container::Creations,
+        docker: Docker,
+        instance: &str,
+        job_id: i64,
+        build_root: PathBuf,
+    ) -> Self {
         DropGuard {
+            creations,
             docker,
             instance: instance.to_string(),
             job_id,
@@ -199,7 +207,9 @@ impl Drop for DropGuard {
         };
         let (docker, instance) = (self.docker.clone(), std::mem::take(&mut self.instance));
         let (job_id, build_root) = (self.job_id, std::mem::take(&mut self.build_root));
+        let creations = self.creations.clone();
         runtime.spawn(async move {
+            creations.settled().await;
             if let Err(error) = remove_job(&docker, &instance, job_id).await {
                 tracing::warn!(job_id, %error, "cannot clean up an abandoned job");
             }

@@ -1,5 +1,6 @@
-//! Images and script containers: an image present locally or pulled, and the life of
-//! one container that runs a script (create, attach, start, stream, stop, exit code).
+//! Images and script containers: an image present locally or pulled, the life of one
+//! container that runs a script (create, attach, start, stream, stop, exit code), and the
+//! tracking of every request that creates a job's Docker object.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +15,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::log::LogSink;
 use crate::{INSTANCE_LABEL, JOB_LABEL, MANAGED_LABEL};
@@ -30,6 +32,35 @@ pub enum ContainerError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A creation request could not finish (the runtime is shutting down).
+    #[error("a Docker request was aborted")]
+    Aborted,
+}
+
+/// The requests that create a job's Docker objects. Each runs on a task of its own, so
+/// it finishes even when the job's future is dropped halfway (a cancel during the
+/// preparation, an agent giving the job up); the cleanup waits for them all, then finds
+/// every object they made.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Creations(TaskTracker);
+
+impl Creations {
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        request: impl Future<Output = Result<T, ContainerError>> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        match self.0.spawn(request).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(ContainerError::Aborted),
+        }
+    }
+
+    /// Waits until every creation request has finished.
+    pub(crate) async fn settled(&self) {
+        self.0.close();
+        self.0.wait().await;
+    }
 }
 
 impl ContainerError {
@@ -158,6 +189,7 @@ impl ContainerSpec {
 
 /// Creates (without starting) a container; returns its id.
 pub(crate) async fn create(
+    creations: &Creations,
     docker: &Docker,
     spec: &ContainerSpec,
 ) -> Result<String, ContainerError> {
@@ -165,14 +197,15 @@ pub(crate) async fn create(
         name: Some(spec.name.clone()),
         ..Default::default()
     };
-    let created = docker
-        .create_container(Some(options), spec.body())
+    let (docker, body, name) = (docker.clone(), spec.body(), spec.name.clone());
+    creations
+        .run(async move {
+            let created = docker.create_container(Some(options), body).await.map_err(
+                ContainerError::docker(format!("cannot create container {name}")),
+            )?;
+            Ok(created.id)
+        })
         .await
-        .map_err(ContainerError::docker(format!(
-            "cannot create container {}",
-            spec.name
-        )))?;
-    Ok(created.id)
 }
 
 /// Removes a container and its anonymous volumes, whatever its state. A container that
@@ -213,13 +246,14 @@ pub(crate) struct ScriptEnd {
 /// Runs a container to its end, its output into `log`. When `stop` completes first, the
 /// container gets SIGTERM, then SIGKILL after `grace`. The container is removed after.
 pub(crate) async fn run_to_end(
+    creations: &Creations,
     docker: &Docker,
     spec: &ContainerSpec,
     log: &mut LogSink,
     stop: impl Future<Output = StopReason>,
     grace: Duration,
 ) -> Result<ScriptEnd, ContainerError> {
-    let id = create(docker, spec).await?;
+    let id = create(creations, docker, spec).await?;
     let result = attach_and_run(docker, &id, log, stop, grace).await;
     let removed = remove(docker, &id).await;
     let end = result?;

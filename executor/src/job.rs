@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::container::{self, ContainerSpec, ScriptEnd, StopReason};
+use crate::container::{self, ContainerSpec, Creations, ScriptEnd, StopReason};
 use crate::expand::expand;
 use crate::log::LogSink;
 use crate::outcome::{Failure, FailureKind, JobResult, Outcome};
@@ -61,8 +61,10 @@ pub(crate) async fn run(
         timeout,
         job: &job,
         cancel: &cancel,
+        creations: Creations::default(),
     };
     let guard = cleanup::DropGuard::new(
+        runner.creations.clone(),
         exec.docker.clone(),
         &exec.config.instance,
         job.job_id,
@@ -106,6 +108,8 @@ struct Runner<'a> {
     network: String,
     deadline: Instant,
     timeout: Duration,
+    /// Every request creating one of the job's Docker objects, awaited before cleanup.
+    creations: Creations,
 }
 
 impl Runner<'_> {
@@ -160,7 +164,7 @@ impl Runner<'_> {
         let docker_side = async {
             // A job id that ran before on this host (a retry after a crash) starts clean.
             cleanup::remove_job(docker, &config.instance, job.job_id).await?;
-            services::create_network(docker, &self.network, self.labels()).await?;
+            services::create_network(&self.creations, docker, &self.network, self.labels()).await?;
             if let Some(image) = &image {
                 let credentials = registry::credentials(image, &job.env);
                 container::ensure_image(docker, image, credentials, config.pull_timeout).await?;
@@ -192,6 +196,7 @@ impl Runner<'_> {
         if !job.spec.services.is_empty() {
             let ctx = ServiceContext {
                 docker,
+                creations: &self.creations,
                 prefix: &self.prefix,
                 network: &self.network,
                 labels: self.labels(),
@@ -234,7 +239,16 @@ impl Runner<'_> {
                 }
             };
             let grace = self.exec.config.stop_grace;
-            match container::run_to_end(&self.exec.docker, &container, log, stop, grace).await {
+            match container::run_to_end(
+                &self.creations,
+                &self.exec.docker,
+                &container,
+                log,
+                stop,
+                grace,
+            )
+            .await
+            {
                 Ok(end) => self.script_outcome(end),
                 Err(error) => Outcome::failed(ExecutorError::from(error).failure()),
             }
@@ -372,7 +386,16 @@ impl Runner<'_> {
             }
         };
         let grace = self.exec.config.stop_grace;
-        match container::run_to_end(&self.exec.docker, &container, log, stop, grace).await {
+        match container::run_to_end(
+            &self.creations,
+            &self.exec.docker,
+            &container,
+            log,
+            stop,
+            grace,
+        )
+        .await
+        {
             Ok(ScriptEnd {
                 stopped: Some(StopReason::TimedOut),
                 ..
@@ -403,6 +426,7 @@ impl Runner<'_> {
     /// Removes every Docker object of the job and its build directory. A failure to do so
     /// is logged; the job's result stands.
     async fn clean_up(&self, log: &mut LogSink) {
+        self.creations.settled().await;
         let (docker, instance) = (&self.exec.docker, &self.exec.config.instance);
         let build_root = &self.build_root;
         let (docker_side, disk_side) = tokio::join!(

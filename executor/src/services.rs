@@ -14,13 +14,14 @@ use esteira_pipeline::Service;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use crate::container::{self, ContainerError, ContainerSpec};
+use crate::container::{self, ContainerError, ContainerSpec, Creations};
 use crate::expand::expand;
 use crate::log::LogSink;
 use crate::registry;
 
 /// Creates the job's own bridge network.
 pub(crate) async fn create_network(
+    creations: &Creations,
     docker: &Docker,
     name: &str,
     labels: HashMap<String, String>,
@@ -31,14 +32,19 @@ pub(crate) async fn create_network(
         labels: Some(labels),
         ..Default::default()
     };
-    docker
-        .create_network(request)
+    let (docker, name) = (docker.clone(), name.to_string());
+    creations
+        .run(async move {
+            docker
+                .create_network(request)
+                .await
+                .map_err(|source| ContainerError::Docker {
+                    action: format!("cannot create network {name}"),
+                    source,
+                })?;
+            Ok(())
+        })
         .await
-        .map_err(|source| ContainerError::Docker {
-            action: format!("cannot create network {name}"),
-            source,
-        })?;
-    Ok(())
 }
 
 /// GitLab's default aliases of a service image: the name without tag or digest, with
@@ -62,6 +68,7 @@ pub(crate) fn default_aliases(image: &str) -> Vec<String> {
 /// What the job's services share with the job's own container.
 pub(crate) struct ServiceContext<'a> {
     pub docker: &'a Docker,
+    pub creations: &'a Creations,
     /// Names start with this (`esteira-<instance>-<job>`).
     pub prefix: &'a str,
     pub network: &'a str,
@@ -121,7 +128,7 @@ pub(crate) async fn start(
             memory_limit: ctx.memory_limit,
             ..Default::default()
         };
-        let id = container::create(ctx.docker, &spec).await?;
+        let id = container::create(ctx.creations, ctx.docker, &spec).await?;
         ctx.docker
             .start_container(&id, None)
             .await

@@ -771,6 +771,12 @@ async fn screenshots() {
             "document.querySelector('main').dataset.loaded",
         )
         .await;
+        if let Ok(expression) = std::env::var("ESTEIRA_UI_EVAL") {
+            eprintln!(
+                "{page}: {}",
+                js(&client, &format!("return {expression}")).await
+            );
+        }
         let logs = js(&client, "return (window.__errors || []).join('\\n')").await;
         if logs.as_str().is_some_and(|s| !s.is_empty()) {
             eprintln!("{page}: {logs}");

@@ -49,6 +49,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/terminal.js"),
     ),
     (
+        "logview.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/logview.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../ui/favicon.svg"),
