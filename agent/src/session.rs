@@ -89,7 +89,7 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
     let sessions = sessions(
         &config,
         client,
-        executor,
+        executor.clone(),
         running.clone(),
         heartbeat_secs,
         stop.clone(),
@@ -103,6 +103,7 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     heartbeats.abort();
+    executor.wait_for_cleanups().await;
     Ok(())
 }
 

@@ -62,11 +62,23 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send_json(Method::PUT, path, body).await
+    }
+
+    async fn send_json(&self, method: Method, path: &str, body: &Value) -> anyhow::Result<Value> {
         Ok(self
-            .send(self.request(Method::POST, path).json(body))
+            .send(self.request(method, path).json(body))
             .await?
             .json()
             .await?)
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(self.request(Method::DELETE, path)).await?.json().await?)
     }
 
     /// Copies a raw response body to `out` as it arrives.

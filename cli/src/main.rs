@@ -3,6 +3,7 @@
 
 mod api;
 mod lint;
+mod variables;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,9 @@ enum RemoteCommand {
     /// Agents.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Project variables (secrets included).
+    #[command(subcommand)]
+    Variable(variables::VariableCommand),
 }
 
 #[derive(Subcommand)]
@@ -158,6 +162,7 @@ async fn main() -> ExitCode {
         RemoteCommand::Pipeline(command) => pipeline(&api, command).await,
         RemoteCommand::Job(command) => job(&api, command).await,
         RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
+        RemoteCommand::Variable(command) => variables::run(&api, command).await,
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,7 @@ use crate::scheduler::SchedulerError;
 use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::pipelines::{Pipeline, PipelineFilter};
+use crate::store::projects::{Project, ProjectSettings};
 use crate::tokens;
 use crate::trigger::{Pipelines, Trigger, TriggerError, start_pipeline};
 
@@ -38,7 +39,13 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/projects", get(list_projects).post(add_project))
-        .route("/api/v1/projects/{name}", get(show_project))
+        .route(
+            "/api/v1/projects/{name}",
+            get(show_project)
+                .put(edit_project)
+                .patch(edit_project)
+                .delete(remove_project),
+        )
         .route("/api/v1/projects/{name}/pipelines", post(run_pipeline))
         .route("/api/v1/pipelines", get(list_pipelines))
         .route("/api/v1/pipelines/{id}", get(show_pipeline))
@@ -54,6 +61,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/agents/{id}/{action}", post(pause_or_resume_agent))
         .merge(crate::ui::router())
         .merge(crate::webhooks::router())
+        .merge(crate::project_variables::router())
         .with_state(state)
 }
 
@@ -116,9 +124,9 @@ impl From<TriggerError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
-fn require_admin(state: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
+pub fn require_admin(state: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -161,8 +169,8 @@ async fn metrics(State(state): State<HttpState>) -> ApiResult<String> {
 struct NewProject {
     name: String,
     repo_url: String,
-    #[serde(default)]
-    pipeline_file: Option<String>,
+    #[serde(flatten)]
+    settings: ProjectSettings,
 }
 
 fn valid_project_name(name: &str) -> bool {
@@ -172,6 +180,29 @@ fn valid_project_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.')
+}
+
+/// Refuses settings that cannot work, before anything is stored.
+fn check_settings(settings: &ProjectSettings) -> ApiResult<()> {
+    let bad = |message: &str| Err(ApiError::BadRequest(message.to_string()));
+    if settings.repo_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        return bad("a project needs a repository URL");
+    }
+    if settings.pipeline_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        return bad("the pipeline file cannot be empty");
+    }
+    if settings.default_branch.as_deref().is_some_and(|b| b.trim().is_empty()) {
+        return bad("the default branch cannot be empty");
+    }
+    if settings.poll_interval_secs.is_some_and(|s| s < 0) {
+        return bad("the poll interval is a number of seconds, 0 to turn polling off");
+    }
+    if let Some(url) = settings.forge_api_url.as_deref().filter(|u| !u.is_empty()) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return bad("the forge API URL must start with http:// or https://");
+        }
+    }
+    Ok(())
 }
 
 async fn add_project(
@@ -191,35 +222,86 @@ async fn add_project(
             "a project needs a repository URL".into(),
         ));
     }
-    let file = new.pipeline_file.as_deref().unwrap_or(".gitlab-ci.yml");
-    let project = state
-        .pipelines
-        .scheduler
-        .store()
+    check_settings(&new.settings)?;
+    let file = new
+        .settings
+        .pipeline_file
+        .as_deref()
+        .unwrap_or(".gitlab-ci.yml");
+    let store = state.pipelines.scheduler.store();
+    let project = store
         .insert_project(&new.name, &new.repo_url, file)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("project '{}' already exists", new.name)))?;
-    Ok((StatusCode::CREATED, Json(json!(project))))
+    let project = store
+        .update_project(project.id, &new.settings)
+        .await?
+        .ok_or_else(|| ApiError::Internal("the new project vanished".into()))?;
+    Ok((StatusCode::CREATED, Json(project.view())))
 }
 
 async fn list_projects(State(state): State<HttpState>) -> ApiResult<Json<serde_json::Value>> {
+    let projects = state.pipelines.scheduler.store().projects().await?;
     Ok(Json(json!(
-        state.pipelines.scheduler.store().projects().await?
+        projects.iter().map(Project::view).collect::<Vec<_>>()
     )))
+}
+
+async fn find_project(state: &HttpState, name: &str) -> ApiResult<Project> {
+    state
+        .pipelines
+        .scheduler
+        .store()
+        .project_by_name(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project '{name}' does not exist")))
 }
 
 async fn show_project(
     State(state): State<HttpState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(find_project(&state, &name).await?.view()))
+}
+
+/// `PUT`/`PATCH /api/v1/projects/{name}`: changes the settings given, keeps the others.
+async fn edit_project(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(settings): Json<ProjectSettings>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    check_settings(&settings)?;
+    let project = find_project(&state, &name).await?;
     let project = state
         .pipelines
         .scheduler
         .store()
-        .project_by_name(&name)
+        .update_project(project.id, &settings)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project '{name}' does not exist")))?;
-    Ok(Json(json!(project)))
+    Ok(Json(project.view()))
+}
+
+/// `DELETE /api/v1/projects/{name}`: the project stops taking events; its pipelines stay.
+async fn remove_project(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    let project = find_project(&state, &name).await?;
+    if !state
+        .pipelines
+        .scheduler
+        .store()
+        .remove_project(project.id)
+        .await?
+    {
+        return Err(ApiError::NotFound(format!("project '{name}' does not exist")));
+    }
+    Ok(Json(json!({ "name": name, "removed": true })))
 }
 
 #[derive(Deserialize)]
@@ -245,6 +327,7 @@ async fn run_pipeline(
         sha: run.sha,
         variables: run.variables,
         source: PipelineSource::Api,
+        ..Trigger::default()
     };
     let p = &state.pipelines;
     let id = start_pipeline(&p.scheduler, &p.mirrors, trigger).await?;
@@ -283,6 +366,8 @@ struct PipelineView {
     #[serde(flatten)]
     pipeline: Pipeline,
     stages: Vec<String>,
+    /// The mean of the latest job attempts' coverage figures, as GitLab shows it.
+    coverage: Option<f64>,
     jobs: Vec<Job>,
 }
 
@@ -294,9 +379,12 @@ async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineV
         .ok_or_else(|| ApiError::NotFound(format!("pipeline {id} does not exist")))?;
     let stages = serde_json::from_str(&pipeline.stages_json).map_err(StoreError::from)?;
     let jobs = store.pipeline_jobs(id).await?;
+    let figures: Vec<f64> = jobs.iter().filter(|job| !job.retried).filter_map(|job| job.coverage).collect();
+    let coverage = (!figures.is_empty()).then(|| figures.iter().sum::<f64>() / figures.len() as f64);
     Ok(PipelineView {
         pipeline,
         stages,
+        coverage,
         jobs,
     })
 }

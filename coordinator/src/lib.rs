@@ -4,23 +4,32 @@
 //! # Layout
 //! - [`config`]: flags and environment, into a plain [`Config`].
 //! - [`model`]: ids and statuses; the job state machine is documented there.
+//! - [`coverage`]: coverage figures read from job logs.
 //! - [`store`]: SQLite through sqlx, one file per concern.
 //! - [`scheduler`]: every decision about jobs, under one lock.
 //! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
 //! - [`grpc`]: the agents' service. [`http`]: REST API, health, metrics.
+//!   [`project_variables`]: the project variables' endpoints.
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
+//! - [`secrets`]: encryption at rest of stored secrets.
 //! - [`ui`]: the web UI, embedded.
-//! - [`webhooks`]: Git events from forges.
+//! - [`webhooks`]: Git events from forges. [`poll`]: the same for projects without
+//!   webhooks. [`statuses`]: commit statuses back to the forge.
 
 pub mod config;
+pub mod coverage;
 pub mod events;
 pub mod git;
 pub mod grpc;
 pub mod http;
 pub mod model;
+pub mod poll;
+pub mod project_variables;
 pub mod scheduler;
+pub mod statuses;
+pub mod secrets;
 pub mod store;
 pub mod tokens;
 pub mod trigger;
@@ -44,6 +53,7 @@ use crate::git::Mirrors;
 use crate::grpc::AgentApi;
 use crate::http::HttpState;
 use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::trigger::Pipelines;
 
@@ -96,8 +106,10 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_address}"));
+    let secrets = SecretBox::load_or_create(&config.data_dir.join("secret-key"))?;
     let scheduler = Scheduler::new(
         store,
+        secrets,
         Events::new(),
         SchedulerConfig {
             lease_timeout: config.lease_timeout,
@@ -137,11 +149,14 @@ pub async fn run(
                 let _ = grpc_stop.recv().await;
             },
         );
+    statuses::spawn(scheduler.clone(), statuses::Retry::default());
+    let pipelines = Pipelines {
+        scheduler,
+        mirrors: Arc::new(Mirrors::new(config.data_dir.join("repos"))),
+    };
+    poll::spawn(pipelines.clone());
     let state = HttpState {
-        pipelines: Pipelines {
-            scheduler,
-            mirrors: Arc::new(Mirrors::new(config.data_dir.join("repos"))),
-        },
+        pipelines,
         admin_token: Arc::new(admin_token),
     };
     let app = http::router(state);

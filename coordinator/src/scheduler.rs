@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tracing::{info, warn};
 
 use crate::events::{Event, Events};
+use crate::secrets::SecretBox;
 use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, now_ms};
 use crate::store::jobs::{Job, JobEnding};
 use crate::store::pipelines::{NewPipeline, Pipeline};
@@ -66,6 +67,7 @@ struct Sessions {
 
 pub struct Scheduler {
     store: Store,
+    secrets: SecretBox,
     events: Events,
     config: SchedulerConfig,
     sessions: Mutex<Sessions>,
@@ -75,9 +77,15 @@ pub struct Scheduler {
 type Decision<'a> = MutexGuard<'a, Sessions>;
 
 impl Scheduler {
-    pub fn new(store: Store, events: Events, config: SchedulerConfig) -> Arc<Scheduler> {
+    pub fn new(
+        store: Store,
+        secrets: SecretBox,
+        events: Events,
+        config: SchedulerConfig,
+    ) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             store,
+            secrets,
             events,
             config,
             sessions: Mutex::new(Sessions::default()),
@@ -86,6 +94,10 @@ impl Scheduler {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
     }
 
     pub fn events(&self) -> &Events {
@@ -295,19 +307,32 @@ impl Scheduler {
                 format!("{}/jobs/{}", self.config.server_url, job.id),
             ),
         ]);
-        variables.extend(
-            spec.variables
-                .iter()
-                .map(|v| (v.key.clone(), v.value.clone())),
-        );
+        variables.extend(spec.variables.iter().map(|v| (v.key.clone(), v.value.clone())));
+        let protected_ref = self
+            .store
+            .protected_refs(project.id)
+            .await?
+            .iter()
+            .any(|pattern| ref_matches(pattern, &pipeline.git_ref));
+        let mut masked_keys = Vec::new();
+        for sealed in self.store.sealed_variables(project.id).await? {
+            if sealed.protected && !protected_ref {
+                continue;
+            }
+            let value = self
+                .secrets
+                .open(&sealed.nonce, &sealed.ciphertext)
+                .map_err(|error| SchedulerError::InvalidState(error.to_string()))?;
+            if sealed.masked {
+                masked_keys.push(sealed.key.clone());
+            }
+            variables.push((sealed.key, String::from_utf8_lossy(&value).into_owned()));
+        }
         let given: Vec<(String, String)> =
             serde_json::from_str(&pipeline.variables_json).map_err(StoreError::from)?;
         variables.extend(given);
         Ok(JobAssignment {
-            lease: Some(Lease {
-                job_id: job.id.0,
-                epoch,
-            }),
+            lease: Some(Lease { job_id: job.id.0, epoch }),
             pipeline_id: pipeline.id.0,
             project: project.name.clone(),
             repo_url: project.repo_url.clone(),
@@ -317,9 +342,9 @@ impl Scheduler {
             variables: expand_all(variables)
                 .into_iter()
                 .map(|(key, value)| esteira_proto::v1::Variable {
+                    masked: masked_keys.contains(&key),
                     key,
                     value,
-                    masked: false,
                 })
                 .collect(),
             heartbeat_interval_secs: heartbeat_interval(self.config.lease_timeout),
@@ -519,7 +544,21 @@ impl Scheduler {
             return Err(SchedulerError::Fenced(id));
         }
         info!(job_id = %id, agent_id = %agent, status = %ending.status, "job finished");
+        self.record_coverage(&job).await?;
         self.after_finish(&mut decision, &job, &ending).await
+    }
+
+    /// Applies the job's `coverage` regex to its log and keeps the figure found.
+    async fn record_coverage(&self, job: &Job) -> Result<(), SchedulerError> {
+        let Some(pattern) = spec_of(job)?.coverage else {
+            return Ok(());
+        };
+        let limit = usize::try_from(self.config.log_limit).unwrap_or(usize::MAX);
+        let (log, _) = self.store.read_log(job.id, 0, limit).await?;
+        if let Some(figure) = crate::coverage::find(&pattern, &log) {
+            self.store.set_job_coverage(job.id, figure).await?;
+        }
+        Ok(())
     }
 
     /// A finished job may be retried; either way its pipeline moves on.
@@ -701,6 +740,58 @@ impl Scheduler {
         self.advance(&mut decision, job.pipeline_id).await?;
         self.dispatch(&mut decision).await?;
         Ok(retry)
+    }
+
+    /// GitLab's auto-cancel of redundant pipelines: `newer` was created on `branch`, so
+    /// the unfinished `interruptible: true` jobs of the project's older pipelines on that
+    /// branch are canceled (running ones through their agent); their other jobs go on.
+    pub async fn cancel_interruptible(
+        &self,
+        project: crate::model::ProjectId,
+        branch: &str,
+        newer: PipelineId,
+    ) -> Result<Vec<JobId>, SchedulerError> {
+        let mut decision = self.decide().await;
+        let mut canceled = Vec::new();
+        for id in self.store.unfinished_pipelines().await? {
+            if id >= newer {
+                continue;
+            }
+            let Some(older) = self.store.pipeline(id).await? else {
+                continue;
+            };
+            if older.project_id != project || older.ref_kind != "branch" || older.git_ref != branch
+            {
+                continue;
+            }
+            let mut touched = false;
+            for job in latest_attempts(self.store.pipeline_jobs(id).await?) {
+                if job.status.is_finished() || !spec_of(&job)?.interruptible {
+                    continue;
+                }
+                self.cancel(&mut decision, &job).await?;
+                canceled.push(job.id);
+                touched = true;
+            }
+            if touched {
+                info!(pipeline_id = %id, newer = %newer, "interruptible jobs canceled by a newer pipeline");
+                self.advance(&mut decision, id).await?;
+            }
+        }
+        self.dispatch(&mut decision).await?;
+        Ok(canceled)
+    }
+}
+
+/// Whether a protected-ref pattern (`main`, `release/*`) covers `git_ref`.
+fn ref_matches(pattern: &str, git_ref: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == git_ref,
+        Some((prefix, suffix)) => {
+            git_ref.len() >= prefix.len() + suffix.len()
+                && git_ref.starts_with(prefix)
+                && git_ref.ends_with(suffix)
+        }
     }
 }
 

@@ -44,13 +44,18 @@ pub fn load_or_create(given: Option<String>, file: &Path) -> std::io::Result<(St
         }
     }
     let token = generate();
+    write_private(file, &token)?;
+    Ok((token, true))
+}
+
+/// Writes `text` and a newline to `file`, readable by its owner only.
+pub fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut out = options.open(file)?;
-    writeln!(out, "{token}")?;
-    Ok((token, true))
+    writeln!(out, "{text}")
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! at that commit, plan it for the event, and hand the plan to the scheduler. Nothing is
 //! stored unless every step succeeds.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use esteira_pipeline::{Diagnostic, EventContext, PipelineSource, RefKind};
@@ -10,17 +12,36 @@ use crate::git::{self, CommitFiles, GitError, Mirrors};
 use crate::model::PipelineId;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::pipelines::{NewJob, NewPipeline};
+use crate::store::projects::Project;
+use tracing::{info, warn};
 use crate::variables::{PipelineFacts, predefined, source_name};
 
-/// A request for a pipeline.
-#[derive(Debug, Clone)]
+/// A request for a pipeline: from the API or CLI (a ref, maybe a commit and variables),
+/// or from a Git event, which also says what the ref was before, what changed and the
+/// event's own variables (`CI_MERGE_REQUEST_*`...).
+#[derive(Debug, Clone, Default)]
 pub struct Trigger {
     pub project: String,
     pub git_ref: String,
     pub sha: Option<String>,
+    /// Variables given with the pipeline (highest precedence).
     pub variables: Vec<(String, String)>,
     pub source: PipelineSource,
+    /// The commit the ref pointed at before a push (`CI_COMMIT_BEFORE_SHA`).
+    pub before_sha: Option<String>,
+    /// The revision the changed files are diffed from (`BASE...sha` in the mirror): the
+    /// `before` commit of a push, the target branch of a merge request.
+    pub diff_base: Option<String>,
+    /// Changed files as the event lists them, used when the diff cannot be made.
+    pub changed_files: Option<Vec<String>>,
+    /// Variables the event defines, with the predefined ones' precedence.
+    pub event_variables: Vec<(String, String)>,
+    /// The delivery (or poll) that asked, for the logs.
+    pub delivery: Option<String>,
 }
+
+/// The commit GitLab names when there is no `before`.
+pub const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
@@ -56,12 +77,25 @@ pub async fn start_pipeline(
         .await
         .map_err(SchedulerError::from)?
         .ok_or_else(|| TriggerError::UnknownProject(trigger.project.clone()))?;
-    let mirror = mirrors.fetch(&project.name, &project.repo_url).await?;
-    let (git_ref, sha) = git::resolve(&mirror, &trigger.git_ref, trigger.sha.as_deref()).await?;
+    let (mirror, git_ref, sha) = fetch_and_resolve(mirrors, &project, &trigger).await?;
+    let facts = commit_facts(&mirror, &sha, &trigger).await?;
     let server_url = scheduler.config().server_url.clone();
+    let CommitFacts {
+        variables: commit_variables,
+        changed_files,
+    } = facts;
+    // The event's variables travel with the pipeline (jobs see them), before the given
+    // ones so that those win.
+    let mut stored_variables = commit_variables;
+    stored_variables.extend(trigger.event_variables.iter().cloned());
+    stored_variables.extend(trigger.variables.iter().cloned());
+    let project_id = project.id;
+    let source = trigger.source;
+    let delivery = trigger.delivery.clone();
+    let resolved_ref = git_ref.clone();
     let created = scheduler
         .create_pipeline(move |id| {
-            let facts = PipelineFacts {
+            let pipeline_facts = PipelineFacts {
                 pipeline_id: id.0,
                 project: &project.name,
                 git_ref: &git_ref,
@@ -69,13 +103,16 @@ pub async fn start_pipeline(
                 source: trigger.source,
                 server_url: &server_url,
             };
-            let mut variables = predefined(&facts);
-            variables.extend(trigger.variables.iter().cloned());
+            let mut variables = predefined(&pipeline_facts);
+            if trigger.source == PipelineSource::MergeRequestEvent {
+                variables.retain(|(key, _)| key != "CI_COMMIT_BRANCH");
+            }
+            variables.extend(stored_variables.iter().cloned());
             let context = EventContext {
                 git_ref: git_ref.clone(),
                 sha: sha.clone(),
                 source: trigger.source,
-                changed_files: None,
+                changed_files: changed_files.clone(),
                 variables: variables.into_iter().collect(),
                 project_path: project.name.clone(),
             };
@@ -114,12 +151,118 @@ pub async fn start_pipeline(
                 sha,
                 source: source_name(trigger.source),
                 stages: plan.stages,
-                variables: trigger.variables,
+                variables: stored_variables,
                 jobs,
             })
         })
         .await??;
+    info!(pipeline_id = %created, delivery = delivery.as_deref().unwrap_or("-"), "pipeline started");
+    if let (RefKind::Branch(branch), PipelineSource::Push | PipelineSource::MergeRequestEvent) =
+        (&resolved_ref, source)
+    {
+        // GitLab's auto-cancel of redundant pipelines; a failure here never undoes the
+        // new pipeline.
+        if let Err(error) = scheduler
+            .cancel_interruptible(project_id, branch, created)
+            .await
+        {
+            warn!(pipeline_id = %created, %error, "auto-cancel of older pipelines failed");
+        }
+    }
     Ok(created)
+}
+
+/// Brings the mirror up to date (unless it already holds the event's commit and ref) and
+/// resolves the ref and commit in it.
+async fn fetch_and_resolve(
+    mirrors: &Mirrors,
+    project: &Project,
+    trigger: &Trigger,
+) -> Result<(PathBuf, RefKind, String), TriggerError> {
+    let mirror = mirrors.path(&project.name);
+    if trigger.sha.is_some() && mirror.join("HEAD").exists() {
+        if let Ok((git_ref, sha)) =
+            git::resolve(&mirror, &trigger.git_ref, trigger.sha.as_deref()).await
+        {
+            return Ok((mirror, git_ref, sha));
+        }
+    }
+    let mirror = mirrors.fetch(&project.name, &project.fetch_url()).await?;
+    let (git_ref, sha) = git::resolve(&mirror, &trigger.git_ref, trigger.sha.as_deref()).await?;
+    Ok((mirror, git_ref, sha))
+}
+
+/// What the mirror tells about the commit: its message, author and time, and the files
+/// changed since the trigger's diff base.
+struct CommitFacts {
+    variables: Vec<(String, String)>,
+    changed_files: Option<Vec<String>>,
+}
+
+async fn commit_facts(
+    mirror: &Path,
+    sha: &str,
+    trigger: &Trigger,
+) -> Result<CommitFacts, TriggerError> {
+    let mirror = mirror.to_path_buf();
+    let sha = sha.to_string();
+    let before = trigger.before_sha.clone();
+    let base = trigger
+        .diff_base
+        .clone()
+        .filter(|base| base.as_str() != NO_COMMIT);
+    let listed = trigger.changed_files.clone();
+    let facts = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| -> Option<Vec<u8>> {
+            let output = Command::new("git")
+                .arg("-C")
+                .arg(&mirror)
+                .args(args)
+                .output()
+                .ok()?;
+            output.status.success().then_some(output.stdout)
+        };
+        let mut variables = Vec::new();
+        if let Some(out) = run(&["log", "-1", "--format=%an <%ae>%x00%aI%x00%B", &sha]) {
+            let text = String::from_utf8_lossy(&out);
+            let mut parts = text.splitn(3, '\0');
+            let author = parts.next().unwrap_or_default().to_string();
+            let timestamp = parts.next().unwrap_or_default().to_string();
+            let message = parts.next().unwrap_or_default().trim_end().to_string();
+            let title = message.lines().next().unwrap_or_default().to_string();
+            let description = message
+                .split_once('\n')
+                .map(|(_, rest)| rest.trim_start_matches('\n').to_string())
+                .unwrap_or_default();
+            variables.extend([
+                ("CI_COMMIT_MESSAGE".to_string(), message),
+                ("CI_COMMIT_TITLE".to_string(), title),
+                ("CI_COMMIT_DESCRIPTION".to_string(), description),
+                ("CI_COMMIT_AUTHOR".to_string(), author),
+                ("CI_COMMIT_TIMESTAMP".to_string(), timestamp),
+            ]);
+        }
+        variables.push((
+            "CI_COMMIT_BEFORE_SHA".to_string(),
+            before.unwrap_or_else(|| NO_COMMIT.to_string()),
+        ));
+        let diffed = base.and_then(|base| {
+            let range = format!("{base}...{sha}");
+            run(&["diff", "--name-only", "-z", &range]).map(|out| {
+                out.split(|byte| *byte == 0)
+                    .filter(|name| !name.is_empty())
+                    .map(|name| String::from_utf8_lossy(name).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        });
+        CommitFacts {
+            variables,
+            changed_files: diffed.or(listed),
+        }
+    })
+    .await
+    .map_err(GitError::from)?;
+    Ok(facts)
 }
 
 /// Shared handles the HTTP side needs to start pipelines.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use tokio_util::task::TaskTracker;
 use bollard::Docker;
 use bollard::query_parameters::{
     ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveVolumeOptions,
@@ -161,20 +162,21 @@ pub(crate) async fn remove_stale_builds(builds: &Path, running: &[i64]) {
     }
 }
 
-/// Removes a job's Docker objects and build directory if the job's future is dropped
-/// before it cleaned up itself (the agent gave the job up): the removal then runs on a
-/// task of its own.
+/// Removes a job's Docker objects and build directory when dropped: at the end of the
+/// job, or when the agent gives the job up midway. The removal runs on a task of its
+/// own, tracked so that the agent can wait for it before exiting.
 pub(crate) struct DropGuard {
+    tracker: TaskTracker,
     creations: container::Creations,
     docker: Docker,
     instance: String,
     job_id: i64,
     build_root: PathBuf,
-    armed: bool,
 }
 
 impl DropGuard {
     pub(crate) fn new(
+        tracker: TaskTracker,
         creations: container::Creations,
         docker: Docker,
         instance: &str,
@@ -182,38 +184,40 @@ impl DropGuard {
         build_root: PathBuf,
     ) -> Self {
         DropGuard {
+            tracker,
             creations,
             docker,
             instance: instance.to_string(),
             job_id,
             build_root,
-            armed: true,
         }
     }
 
-    /// The job cleaned up by itself.
-    pub(crate) fn disarm(mut self) {
-        self.armed = false;
-    }
 }
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let (docker, instance) = (self.docker.clone(), std::mem::take(&mut self.instance));
         let (job_id, build_root) = (self.job_id, std::mem::take(&mut self.build_root));
         let creations = self.creations.clone();
-        runtime.spawn(async move {
-            creations.settled().await;
-            if let Err(error) = remove_job(&docker, &instance, job_id).await {
-                tracing::warn!(job_id, %error, "cannot clean up an abandoned job");
-            }
-            let _ = tokio::fs::remove_dir_all(&build_root).await;
-        });
+        self.tracker.spawn_on(
+            async move {
+                creations.settled().await;
+                if let Err(error) = remove_job(&docker, &instance, job_id).await {
+                    tracing::warn!(job_id, %error, "cannot remove the job's Docker objects");
+                }
+                match tokio::fs::remove_dir_all(&build_root).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        let path = build_root.display();
+                        tracing::warn!(job_id, %error, "cannot remove the build directory {path}");
+                    }
+                    _ => {}
+                }
+            },
+            &runtime,
+        );
     }
 }

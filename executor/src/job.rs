@@ -63,7 +63,10 @@ pub(crate) async fn run(
         cancel: &cancel,
         creations: Creations::default(),
     };
-    let guard = cleanup::DropGuard::new(
+    // Removes everything the job created once it is dropped: after the outcome below is
+    // returned, or when the agent abandons the job midway.
+    let _cleanup = cleanup::DropGuard::new(
+        exec.cleanups.clone(),
         runner.creations.clone(),
         exec.docker.clone(),
         &exec.config.instance,
@@ -72,8 +75,6 @@ pub(crate) async fn run(
     );
     let span = tracing::info_span!("job", job_id = job.job_id);
     let outcome = runner.execute(&mut log).instrument(span).await;
-    runner.clean_up(&mut log).await;
-    guard.disarm();
     match &outcome.failure {
         None => log.success("Job succeeded").await,
         Some(failure) => log.error(&format!("Job failed: {}", failure.message)).await,
@@ -425,31 +426,6 @@ impl Runner<'_> {
 
     /// Removes every Docker object of the job and its build directory. A failure to do so
     /// is logged; the job's result stands.
-    async fn clean_up(&self, log: &mut LogSink) {
-        self.creations.settled().await;
-        let (docker, instance) = (&self.exec.docker, &self.exec.config.instance);
-        let build_root = &self.build_root;
-        let (docker_side, disk_side) = tokio::join!(
-            cleanup::remove_job(docker, instance, self.job.job_id),
-            async {
-                match tokio::fs::remove_dir_all(build_root).await {
-                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
-                    _ => Ok(()),
-                }
-            }
-        );
-        if let Err(error) = docker_side {
-            log.warning(&format!("cleanup failed: {error}")).await;
-        }
-        if let Err(error) = disk_side {
-            log.warning(&format!(
-                "cannot remove the build directory {}: {error}",
-                build_root.display()
-            ))
-            .await;
-        }
-    }
-
     fn timed_out(&self) -> Failure {
         Failure::new(
             FailureKind::StuckOrTimeoutFailure,

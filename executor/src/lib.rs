@@ -150,6 +150,8 @@ pub struct Executor {
     config: ExecutorConfig,
     /// One lock per mirror: two jobs of one repository never fetch into it at once.
     mirror_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// Removals of finished jobs' objects, which go on after `run` has returned.
+    cleanups: tokio_util::task::TaskTracker,
 }
 
 impl Executor {
@@ -175,6 +177,7 @@ impl Executor {
             docker,
             config,
             mirror_locks: Mutex::new(HashMap::new()),
+            cleanups: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -186,8 +189,19 @@ impl Executor {
     /// Runs the job to its end. Every byte the job prints goes to `log` in order
     /// (chunks of any size), masked. `cancel` cancelled => SIGTERM, grace period,
     /// SIGKILL, then `after_script`, outcome `Canceled`.
+    ///
+    /// It returns as soon as the outcome is known and the log complete, so that the job
+    /// can be reported at once; removing its containers, network and build directory goes
+    /// on in the background ([`Executor::wait_for_cleanups`]).
     pub async fn run(&self, job: JobRun, log: Sender<Bytes>, cancel: CancellationToken) -> Outcome {
         job::run(self, job, log, cancel).await
+    }
+
+    /// Waits until every finished job's objects are removed (before the agent exits).
+    pub async fn wait_for_cleanups(&self) {
+        self.cleanups.close();
+        self.cleanups.wait().await;
+        self.cleanups.reopen();
     }
 
     /// Removes containers, networks and volumes of this instance carrying esteira's job

@@ -34,6 +34,7 @@ pub struct Job {
     pub queued_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub coverage: Option<f64>,
 }
 
 /// How a running job ended, as its agent (or the lease expiry) reports it.
@@ -215,6 +216,15 @@ impl Store {
         .bind(epoch)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    pub async fn set_job_coverage(&self, id: JobId, coverage: f64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET coverage = ? WHERE id = ?")
+            .bind(coverage)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -1,17 +1,157 @@
-//! Projects: a name and the repository its pipelines come from.
+//! Projects: a name, the repository its pipelines come from, and how it meets its forge
+//! (webhook secret, API for commit statuses, polling). Secrets are stored here and never
+//! serialized: [`Project::view`] is what the API shows.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{Store, StoreError};
 use crate::model::{ProjectId, now_ms};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// The forges esteira takes events from and reports statuses to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forge {
+    Gitlab,
+    Github,
+    Gitea,
+    Forgejo,
+    Generic,
+}
+
+impl Forge {
+    pub fn parse(text: &str) -> Option<Forge> {
+        Some(match text {
+            "gitlab" => Forge::Gitlab,
+            "github" => Forge::Github,
+            "gitea" => Forge::Gitea,
+            "forgejo" => Forge::Forgejo,
+            "generic" => Forge::Generic,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forge::Gitlab => "gitlab",
+            Forge::Github => "github",
+            Forge::Gitea => "gitea",
+            Forge::Forgejo => "forgejo",
+            Forge::Generic => "generic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Project {
     pub id: ProjectId,
     pub name: String,
     pub repo_url: String,
     pub pipeline_file: String,
     pub created_at: i64,
+    pub forge: String,
+    pub webhook_secret: Option<String>,
+    pub forge_token: Option<String>,
+    pub repo_token: Option<String>,
+    pub default_branch: String,
+    pub forge_api_url: Option<String>,
+    pub forge_project: Option<String>,
+    pub poll_interval_secs: Option<i64>,
+    pub protected_branches_json: String,
+    pub removed_at: Option<i64>,
+}
+
+impl Project {
+    pub fn forge(&self) -> Forge {
+        Forge::parse(&self.forge).unwrap_or(Forge::Generic)
+    }
+
+    pub fn protected_branches(&self) -> Vec<String> {
+        serde_json::from_str(&self.protected_branches_json).unwrap_or_default()
+    }
+
+    /// The URL git fetches from: the repository URL with the HTTPS token, if any, as
+    /// its credentials.
+    pub fn fetch_url(&self) -> String {
+        match (&self.repo_token, self.repo_url.split_once("://")) {
+            (Some(token), Some((scheme, rest)))
+                if scheme.starts_with("http") && !rest.contains('@') =>
+            {
+                format!("{scheme}://oauth2:{token}@{rest}")
+            }
+            _ => self.repo_url.clone(),
+        }
+    }
+
+    /// The project's path on its forge: as configured, else the repository URL's path
+    /// without `.git` (`group/project` on GitLab, `owner/repo` elsewhere).
+    pub fn forge_path(&self) -> String {
+        if let Some(path) = self.forge_project.as_deref().filter(|p| !p.is_empty()) {
+            return path.to_string();
+        }
+        let url = self.repo_url.trim_end_matches('/');
+        let url = url.strip_suffix(".git").unwrap_or(url);
+        let path = match url.split_once("://") {
+            Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
+            // scp-like `git@host:owner/repo`
+            None => url.split_once(':').map_or(url, |(_, path)| path),
+        };
+        path.trim_start_matches('/').to_string()
+    }
+
+    /// What the API shows: every field, secrets as whether they are set.
+    pub fn view(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "repo_url": redact_userinfo(&self.repo_url),
+            "pipeline_file": self.pipeline_file,
+            "created_at": self.created_at,
+            "forge": self.forge,
+            "default_branch": self.default_branch,
+            "forge_api_url": self.forge_api_url,
+            "forge_project": self.forge_path(),
+            "poll_interval_secs": self.poll_interval_secs,
+            "protected_branches": self.protected_branches(),
+            "webhook_secret": self.webhook_secret.as_ref().map(|_| "***"),
+            "forge_token": self.forge_token.as_ref().map(|_| "***"),
+            "repo_token": self.repo_token.as_ref().map(|_| "***"),
+            "webhook_path": format!("/hooks/{}/{}", self.forge, self.name),
+        })
+    }
+}
+
+/// `https://user:secret@host/x` shown as `https://***@host/x`.
+pub fn redact_userinfo(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..host_end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+/// Every setting of a project besides its name; `None` leaves a field as it is on edit.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProjectSettings {
+    pub repo_url: Option<String>,
+    pub pipeline_file: Option<String>,
+    pub forge: Option<Forge>,
+    /// An empty string clears the secret.
+    pub webhook_secret: Option<String>,
+    pub forge_token: Option<String>,
+    pub repo_token: Option<String>,
+    pub default_branch: Option<String>,
+    pub forge_api_url: Option<String>,
+    pub forge_project: Option<String>,
+    /// 0 turns polling off.
+    pub poll_interval_secs: Option<i64>,
+    pub protected_branches: Option<Vec<String>>,
+}
+
+fn empty_is_none(value: Option<&String>) -> Option<Option<&str>> {
+    value.map(|text| Some(text.as_str()).filter(|t| !t.is_empty()))
 }
 
 impl Store {
@@ -35,11 +175,84 @@ impl Store {
         Ok(row)
     }
 
+    /// Changes the settings given in `settings`; `None` when the project does not exist.
+    pub async fn update_project(
+        &self,
+        id: ProjectId,
+        settings: &ProjectSettings,
+    ) -> Result<Option<Project>, StoreError> {
+        let protected = settings
+            .protected_branches
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        let poll = settings.poll_interval_secs.map(|s| (s > 0).then_some(s));
+        let optional = |value: Option<Option<&str>>| (value.is_some(), value.flatten());
+        let (secret_set, secret) = optional(empty_is_none(settings.webhook_secret.as_ref()));
+        let (token_set, token) = optional(empty_is_none(settings.forge_token.as_ref()));
+        let (repo_token_set, repo_token) = optional(empty_is_none(settings.repo_token.as_ref()));
+        let (api_set, api) = optional(empty_is_none(settings.forge_api_url.as_ref()));
+        let (path_set, path) = optional(empty_is_none(settings.forge_project.as_ref()));
+        let row = sqlx::query_as::<_, Project>(
+            "UPDATE projects SET
+                repo_url = coalesce(?, repo_url),
+                pipeline_file = coalesce(?, pipeline_file),
+                forge = coalesce(?, forge),
+                default_branch = coalesce(?, default_branch),
+                protected_branches_json = coalesce(?, protected_branches_json),
+                webhook_secret = CASE WHEN ? THEN ? ELSE webhook_secret END,
+                forge_token = CASE WHEN ? THEN ? ELSE forge_token END,
+                repo_token = CASE WHEN ? THEN ? ELSE repo_token END,
+                forge_api_url = CASE WHEN ? THEN ? ELSE forge_api_url END,
+                forge_project = CASE WHEN ? THEN ? ELSE forge_project END,
+                poll_interval_secs = CASE WHEN ? THEN ? ELSE poll_interval_secs END
+             WHERE id = ? AND removed_at IS NULL RETURNING *",
+        )
+        .bind(settings.repo_url.as_deref())
+        .bind(settings.pipeline_file.as_deref())
+        .bind(settings.forge.map(Forge::as_str))
+        .bind(settings.default_branch.as_deref())
+        .bind(protected)
+        .bind(secret_set)
+        .bind(secret)
+        .bind(token_set)
+        .bind(token)
+        .bind(repo_token_set)
+        .bind(repo_token)
+        .bind(api_set)
+        .bind(api)
+        .bind(path_set)
+        .bind(path)
+        .bind(poll.is_some())
+        .bind(poll.flatten())
+        .bind(id.0)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row)
+    }
+
+    /// Removes a project: its row stays for its pipelines, under a name that frees the
+    /// old one. False when there was no such project.
+    pub async fn remove_project(&self, id: ProjectId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE projects SET removed_at = ?, name = name || '~removed~' || id,
+                    poll_interval_secs = NULL
+             WHERE id = ? AND removed_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn project_by_name(&self, name: &str) -> Result<Option<Project>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM projects WHERE name = ?")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM projects WHERE name = ? AND removed_at IS NULL")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     pub async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
@@ -50,8 +263,19 @@ impl Store {
     }
 
     pub async fn projects(&self) -> Result<Vec<Project>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM projects ORDER BY name")
-            .fetch_all(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT * FROM projects WHERE removed_at IS NULL ORDER BY name")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Projects with polling turned on.
+    pub async fn polled_projects(&self) -> Result<Vec<Project>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM projects WHERE removed_at IS NULL AND poll_interval_secs > 0",
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 }

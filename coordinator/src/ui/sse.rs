@@ -376,7 +376,12 @@ mod tests {
         };
         let state = HttpState {
             pipelines: Pipelines {
-                scheduler: Scheduler::new(store, Events::new(), config),
+                scheduler: Scheduler::new(
+                    store,
+                    crate::secrets::SecretBox::load_or_create(&dir.join("secret-key")).unwrap(),
+                    Events::new(),
+                    config,
+                ),
                 mirrors: Arc::new(Mirrors::new(dir.join("repos"))),
             },
             admin_token: Arc::new("t".into()),

@@ -148,8 +148,10 @@ impl Harness {
         (outcome, log)
     }
 
-    /// Asserts that Docker holds no container, network or volume of this instance.
+    /// Asserts that Docker holds no container, network or volume of this instance once
+    /// the finished jobs' cleanups are done.
     pub async fn assert_nothing_left(&self) {
+        self.executor.wait_for_cleanups().await;
         assert_eq!(leftovers(&self.instance).await, Vec::<String>::new());
     }
 

@@ -1,0 +1,135 @@
+//! Polling, for projects without webhooks (`--poll SECONDS`): fetch the mirror, compare
+//! its branches and tags with those of the last poll (kept in the store, so a restart
+//! does not start everything again) and hand each update to the webhook path
+//! ([`webhooks::process`]) as the push it is. A project's first poll starts one pipeline,
+//! for its default branch, and remembers every ref.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use crate::model::ProjectId;
+use crate::store::projects::Project;
+use crate::trigger::Pipelines;
+use crate::webhooks::{self, Parsed};
+
+/// How often the poller looks for projects that are due.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Polls every polled project at its interval, until the process ends.
+pub fn spawn(pipelines: Pipelines) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last: HashMap<ProjectId, Instant> = HashMap::new();
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let projects = match pipelines.scheduler.store().polled_projects().await {
+                Ok(projects) => projects,
+                Err(error) => {
+                    warn!(%error, "listing polled projects failed");
+                    continue;
+                }
+            };
+            for project in projects {
+                let every = Duration::from_secs(
+                    u64::try_from(project.poll_interval_secs.unwrap_or(60)).unwrap_or(60),
+                );
+                if last.get(&project.id).is_some_and(|at| at.elapsed() < every) {
+                    continue;
+                }
+                last.insert(project.id, Instant::now());
+                if let Err(error) = poll_once(&pipelines, &project).await {
+                    warn!(project = %project.name, %error, "poll failed");
+                }
+            }
+        }
+    })
+}
+
+/// One poll of one project; answers how many pipelines it started.
+pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Result<usize> {
+    let store = pipelines.scheduler.store();
+    let mirror = pipelines
+        .mirrors
+        .fetch(&project.name, &project.fetch_url())
+        .await?;
+    let now = list_refs(&mirror).await?;
+    let known: HashMap<String, String> = store.polled_refs(project.id).await?.into_iter().collect();
+    let first = known.is_empty();
+    let default_ref = format!("refs/heads/{}", project.default_branch);
+    let mut remembered: Vec<(String, String)> = Vec::new();
+    let mut started = 0;
+    for (name, sha) in &now {
+        let before = known.get(name);
+        let wanted = if first {
+            *name == default_ref
+        } else {
+            before != Some(sha)
+        };
+        if !wanted {
+            remembered.push((name.clone(), sha.clone()));
+            continue;
+        }
+        let parsed @ Parsed::Event(_) =
+            webhooks::event::push("poll", name, sha, before.map(String::as_str), None)
+        else {
+            remembered.push((name.clone(), sha.clone()));
+            continue;
+        };
+        let outcome = webhooks::process(pipelines, project, "poll", None, parsed).await;
+        debug!(project = %project.name, git_ref = %name, outcome = outcome.outcome, "polled update");
+        if outcome.status >= 500 {
+            // Try again at the next poll.
+            if let Some(before) = before {
+                remembered.push((name.clone(), before.clone()));
+            }
+            continue;
+        }
+        if outcome.outcome == "created" {
+            started += 1;
+        }
+        remembered.push((name.clone(), sha.clone()));
+    }
+    store.set_polled_refs(project.id, &remembered).await?;
+    if started > 0 {
+        info!(project = %project.name, pipelines = started, "poll started pipelines");
+    }
+    Ok(started)
+}
+
+/// Branches and tags of the mirror with the commit each points at (tags peeled).
+async fn list_refs(mirror: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mirror = mirror.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&mirror)
+            .args([
+                "for-each-ref",
+                "--format=%(refname) %(objectname) %(*objectname)",
+                "refs/heads",
+                "refs/tags",
+            ])
+            .output()
+    })
+    .await??;
+    if !output.status.success() {
+        anyhow::bail!(
+            "git for-each-ref failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let name = fields.next()?;
+            let object = fields.next()?;
+            let peeled = fields.next().filter(|p| !p.is_empty());
+            Some((name.to_string(), peeled.unwrap_or(object).to_string()))
+        })
+        .collect())
+}

@@ -1,0 +1,162 @@
+//! Deliveries: each Git event esteira acted on (a webhook delivery that passed its
+//! signature check, or a ref update seen by polling), claimed before anything else so that
+//! a redelivery, or a second delivery of the same event, starts no second pipeline.
+//! Also the refs a polled project had at its last poll.
+
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::model::{PipelineId, ProjectId, now_ms};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub forge: String,
+    pub delivery_id: Option<String>,
+    pub event_key: Option<String>,
+    pub event: String,
+    pub outcome: String,
+    pub pipeline_id: Option<PipelineId>,
+    pub message: Option<String>,
+    pub received_at: i64,
+}
+
+/// A delivery about to be claimed.
+pub struct NewDelivery<'a> {
+    pub project_id: ProjectId,
+    pub forge: &'a str,
+    pub delivery_id: Option<&'a str>,
+    pub event_key: Option<&'a str>,
+    pub event: &'a str,
+    pub outcome: &'a str,
+    pub message: Option<&'a str>,
+}
+
+/// What claiming a delivery found.
+pub enum Claim {
+    /// The delivery is new: its row.
+    New(Delivery),
+    /// The same delivery, or the same event, was seen before: the earlier row.
+    Seen(Delivery),
+}
+
+impl Store {
+    /// Records a delivery unless its delivery id or event key is already known.
+    pub async fn claim_delivery(&self, new: &NewDelivery<'_>) -> Result<Claim, StoreError> {
+        let inserted = sqlx::query_as::<_, Delivery>(
+            "INSERT INTO deliveries
+                (project_id, forge, delivery_id, event_key, event, outcome, message, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING RETURNING *",
+        )
+        .bind(new.project_id.0)
+        .bind(new.forge)
+        .bind(new.delivery_id)
+        .bind(new.event_key)
+        .bind(new.event)
+        .bind(new.outcome)
+        .bind(new.message)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(row) = inserted {
+            return Ok(Claim::New(row));
+        }
+        let earlier = sqlx::query_as::<_, Delivery>(
+            "SELECT * FROM deliveries WHERE project_id = ?
+               AND ((delivery_id IS NOT NULL AND delivery_id = ?)
+                 OR (event_key IS NOT NULL AND event_key = ?))
+             ORDER BY id LIMIT 1",
+        )
+        .bind(new.project_id.0)
+        .bind(new.delivery_id)
+        .bind(new.event_key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Claim::Seen(earlier))
+    }
+
+    /// Records how a claimed delivery ended.
+    pub async fn finish_delivery(
+        &self,
+        id: i64,
+        outcome: &str,
+        pipeline: Option<PipelineId>,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET outcome = ?, pipeline_id = ?, message = ? WHERE id = ?")
+            .bind(outcome)
+            .bind(pipeline.map(|p| p.0))
+            .bind(message)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a claim whose processing failed for a passing reason, so that the forge's
+    /// retry of the delivery is processed again.
+    pub async fn release_delivery(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM deliveries WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delivery(&self, id: i64) -> Result<Option<Delivery>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM deliveries WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// The project's latest deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        project: ProjectId,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM deliveries WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(project.0)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The refs (`refs/heads/x`, `refs/tags/y`) and commits seen at the last poll.
+    pub async fn polled_refs(&self, project: ProjectId) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT name, sha FROM polled_refs WHERE project_id = ? ORDER BY name")
+                .bind(project.0)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Replaces the refs seen at the last poll.
+    pub async fn set_polled_refs(
+        &self,
+        project: ProjectId,
+        refs: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM polled_refs WHERE project_id = ?")
+            .bind(project.0)
+            .execute(&mut *tx)
+            .await?;
+        for (name, sha) in refs {
+            sqlx::query("INSERT INTO polled_refs (project_id, name, sha) VALUES (?, ?, ?)")
+                .bind(project.0)
+                .bind(name)
+                .bind(sha)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
