@@ -57,7 +57,7 @@ fn three_stages_run_in_order_to_success() {
          variables:\n  GREETING: hello\n\
          compile:\n  stage: build\n  script:\n    - echo \"$GREETING from $CI_JOB_NAME at $CI_COMMIT_SHORT_SHA\"\n    - ls README.md\n\
          lint:\n  stage: build\n  before_script: [echo preparing]\n  script: [echo linting]\n\
-         unit:\n  stage: test\n  script: [echo testing]\n\
+         unit:\n  stage: test\n  coverage: '/TOTAL.+ ([0-9]{{1,3}}%)/'\n  script: [echo testing, echo 'TOTAL 120 30 75%']\n\
          ship:\n  stage: deploy\n  script: [echo shipping]\n  only: [main]\n\
          never-here:\n  stage: deploy\n  script: [echo no]\n  except: [main]\n"
     );
@@ -96,6 +96,8 @@ fn three_stages_run_in_order_to_success() {
             "{later} started before {earlier} finished"
         );
     }
+    assert_eq!(coordinator.job(&pipeline, "unit")["coverage"], 75.0, "read from the log");
+    assert_eq!(pipeline["coverage"], 75.0, "the mean of the jobs that report one");
     let log = coordinator.job_log(&coordinator.job(&pipeline, "compile")["id"]);
     let log = String::from_utf8_lossy(&log);
     assert!(
