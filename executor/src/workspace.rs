@@ -75,6 +75,9 @@ pub(crate) async fn update_mirror(
                 source,
             })?;
         git(mirror, &["init", "--quiet", "--bare"]).await?;
+    } else if has_commit(mirror, sha).await {
+        // A commit never changes: the mirror already has everything the job needs.
+        return Ok(());
     }
     git(
         mirror,
