@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::artifacts;
 use crate::client::Client;
 use crate::log_shipper::{self, is_fenced};
 
@@ -51,28 +52,15 @@ pub async fn run(
     info!(job_id = lease.job_id, "job started");
     let (log, log_out) = mpsc::channel(256);
     let shipper = tokio::spawn(log_shipper::ship(client.clone(), lease, log_out));
-    let outcome = match serde_json::from_str::<PlannedJob>(&assignment.spec_json) {
-        Ok(spec) => {
-            let run = JobRun {
-                job_id: lease.job_id,
-                project: assignment.project,
-                repo_url: assignment.repo_url,
-                sha: assignment.sha,
-                git_ref: assignment.git_ref,
-                spec,
-                masked: assignment
-                    .variables
-                    .iter()
-                    .filter(|v| v.masked)
-                    .map(|v| v.value.clone())
-                    .collect(),
-                env: runner
-                    .iter()
-                    .cloned()
-                    .chain(assignment.variables.into_iter().map(|v| (v.key, v.value)))
-                    .collect(),
-                artifacts_in: Vec::new(),
-            };
+    // The agent's own notes after the executor is done (artifact upload) use this end.
+    let notes = log.clone();
+    let incoming = executor
+        .config()
+        .work_dir
+        .join("incoming")
+        .join(lease.job_id.to_string());
+    let outcome = match prepare(&client, lease, assignment, runner, &incoming).await {
+        Ok(run) => {
             let cancel = job.cancel.clone();
             let abandon = job.abandon.clone();
             tokio::select! {
@@ -80,22 +68,19 @@ pub async fn run(
                 () = abandon.cancelled() => None,
             }
         }
-        Err(error) => {
-            let message = format!("esteira: the job's specification is invalid: {error}\n");
-            let _ = log.send(message.clone().into()).await;
-            drop(log);
-            Some(Outcome {
-                result: ExecutorResult::Failed,
-                exit_code: None,
-                failure: Some(Failure {
-                    kind: FailureKind::RunnerSystemFailure,
-                    message: message.trim_end().to_string(),
-                }),
-                artifacts: None,
-                details: serde_json::Value::Null,
-            })
+        Err(message) => {
+            let _ = log
+                .send(format!("\x1b[31;1mERROR: {message}\x1b[0;m\n").into())
+                .await;
+            Some(system_failure(message))
         }
     };
+    let _ = tokio::fs::remove_dir_all(&incoming).await;
+    let outcome = match outcome {
+        Some(outcome) => Some(store_artifacts(&client, lease, outcome, &notes).await),
+        None => None,
+    };
+    drop(notes);
     let Some(outcome) = outcome else {
         job.cancel.cancel();
         shipper.abort();
@@ -117,6 +102,93 @@ pub async fn run(
         }
     };
     complete(client, lease, &outcome, log_size, &job.abandon).await;
+}
+
+/// The job as the executor takes it, with the artifacts of the jobs it depends on
+/// downloaded into `incoming`; or why it cannot run.
+async fn prepare(
+    client: &Client,
+    lease: Lease,
+    assignment: JobAssignment,
+    runner: &[(String, String)],
+    incoming: &std::path::Path,
+) -> Result<JobRun, String> {
+    let spec = serde_json::from_str::<PlannedJob>(&assignment.spec_json)
+        .map_err(|error| format!("the job's specification is invalid: {error}"))?;
+    let artifacts_in = artifacts::download_all(client, lease, &assignment.artifact_jobs, incoming)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(JobRun {
+        job_id: lease.job_id,
+        project: assignment.project,
+        repo_url: assignment.repo_url,
+        sha: assignment.sha,
+        git_ref: assignment.git_ref,
+        spec,
+        masked: assignment
+            .variables
+            .iter()
+            .filter(|v| v.masked)
+            .map(|v| v.value.clone())
+            .collect(),
+        env: runner
+            .iter()
+            .cloned()
+            .chain(assignment.variables.into_iter().map(|v| (v.key, v.value)))
+            .collect(),
+        artifacts_in,
+    })
+}
+
+fn system_failure(message: String) -> Outcome {
+    Outcome {
+        result: ExecutorResult::Failed,
+        exit_code: None,
+        failure: Some(Failure {
+            kind: FailureKind::RunnerSystemFailure,
+            message,
+        }),
+        artifacts: None,
+        details: serde_json::Value::Null,
+    }
+}
+
+/// Uploads the job's artifacts archive, if it made one; a refused or failed upload fails
+/// the job with the reason.
+async fn store_artifacts(
+    client: &Client,
+    lease: Lease,
+    outcome: Outcome,
+    notes: &mpsc::Sender<bytes::Bytes>,
+) -> Outcome {
+    let Some(archive) = outcome.artifacts.clone() else {
+        return outcome;
+    };
+    let uploaded = artifacts::upload(client, lease, &archive).await;
+    let _ = tokio::fs::remove_file(&archive).await;
+    match uploaded {
+        Ok(size) => {
+            let _ = notes
+                .send(format!("Uploaded artifacts: {size} bytes\n").into())
+                .await;
+            outcome
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let _ = notes
+                .send(format!("\x1b[31;1mERROR: {message}\x1b[0;m\n").into())
+                .await;
+            let kind = match error {
+                artifacts::TransferError::Refused(_) => FailureKind::ArtifactTooLarge,
+                _ => FailureKind::RunnerSystemFailure,
+            };
+            Outcome {
+                result: ExecutorResult::Failed,
+                failure: Some(Failure { kind, message }),
+                ..outcome
+            }
+        }
+    }
 }
 
 /// Reports the outcome until the coordinator accepts it or says the lease is gone.

@@ -8,7 +8,9 @@
 //! - [`client`]: the gRPC channel (TLS when `https`) with the credential on each call.
 //! - [`session`]: registration, the session stream, heartbeats, reconnects, draining.
 //! - [`job`]: one job from assignment to completion. [`log_shipper`]: its log.
+//!   [`artifacts`]: its artifacts, in and out.
 
+pub mod artifacts;
 pub mod client;
 pub mod config;
 pub mod credentials;

@@ -78,7 +78,11 @@ impl Api {
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self.send(self.request(Method::DELETE, path)).await?.json().await?)
+        Ok(self
+            .send(self.request(Method::DELETE, path))
+            .await?
+            .json()
+            .await?)
     }
 
     /// Copies a raw response body to `out` as it arrives.

@@ -61,6 +61,64 @@ enum RemoteCommand {
     Variable(variables::VariableCommand),
 }
 
+/// A project's settings, for `project add` and `project edit`.
+#[derive(clap::Args)]
+struct ProjectSettingsArgs {
+    /// The forge the project lives on (webhooks and commit statuses).
+    #[arg(long, value_parser = ["gitlab", "github", "gitea", "forgejo", "generic"])]
+    forge: Option<String>,
+    /// The secret webhooks are signed with ("" clears it).
+    #[arg(long, env = "ESTEIRA_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// The branch a first poll builds, and the project's main line.
+    #[arg(long)]
+    default_branch: Option<String>,
+    /// The pipeline file in the repository (default `.gitlab-ci.yml`).
+    #[arg(long)]
+    pipeline_file: Option<String>,
+    /// The forge's API base, for commit statuses (https://gitlab.com/api/v4,
+    /// https://api.github.com, https://HOST/api/v1).
+    #[arg(long)]
+    forge_api: Option<String>,
+    /// The token commit statuses are posted with ("" clears it).
+    #[arg(long, env = "ESTEIRA_FORGE_TOKEN", hide_env_values = true)]
+    forge_token: Option<String>,
+    /// The project on the forge (`group/project`, `owner/repo`); default: from --repo.
+    #[arg(long)]
+    forge_project: Option<String>,
+    /// An HTTPS token to fetch the repository with ("" clears it).
+    #[arg(long, env = "ESTEIRA_REPO_TOKEN", hide_env_values = true)]
+    repo_token: Option<String>,
+    /// Fetch the repository every SECONDS and start pipelines for new commits (0: off).
+    #[arg(long, value_name = "SECONDS")]
+    poll: Option<i64>,
+    /// Protected branches, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    protected_branches: Option<Vec<String>>,
+}
+
+impl ProjectSettingsArgs {
+    fn to_json(&self) -> Value {
+        let mut body = serde_json::Map::new();
+        let mut put = |key: &str, value: Value| {
+            if !value.is_null() {
+                body.insert(key.to_string(), value);
+            }
+        };
+        put("forge", json!(self.forge));
+        put("webhook_secret", json!(self.webhook_secret));
+        put("default_branch", json!(self.default_branch));
+        put("pipeline_file", json!(self.pipeline_file));
+        put("forge_api_url", json!(self.forge_api));
+        put("forge_token", json!(self.forge_token));
+        put("forge_project", json!(self.forge_project));
+        put("repo_token", json!(self.repo_token));
+        put("poll_interval_secs", json!(self.poll));
+        put("protected_branches", json!(self.protected_branches));
+        Value::Object(body)
+    }
+}
+
 #[derive(Subcommand)]
 enum ProjectCommand {
     /// Add a project.
@@ -68,15 +126,30 @@ enum ProjectCommand {
         name: String,
         #[arg(long)]
         repo: String,
-        /// The pipeline file in the repository.
-        #[arg(long, default_value = ".gitlab-ci.yml")]
-        pipeline_file: String,
+        #[command(flatten)]
+        settings: ProjectSettingsArgs,
     },
     /// List projects.
     List {
         #[arg(long)]
         json: bool,
     },
+    /// Show a project's settings (secrets as "***").
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change some of a project's settings.
+    Edit {
+        name: String,
+        #[arg(long)]
+        repo: Option<String>,
+        #[command(flatten)]
+        settings: ProjectSettingsArgs,
+    },
+    /// Remove a project (its pipelines stay).
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +198,12 @@ enum JobCommand {
         /// Keep printing as the log grows, until the job ends.
         #[arg(long, short)]
         follow: bool,
+    },
+    /// Download a job's artifacts and extract them into a directory.
+    Artifacts {
+        id: i64,
+        #[arg(long, default_value = ".")]
+        output: std::path::PathBuf,
     },
     /// Cancel a job.
     Cancel { id: i64 },
@@ -217,15 +296,18 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
         ProjectCommand::Add {
             name,
             repo,
-            pipeline_file,
+            settings,
         } => {
-            let body = json!({ "name": name, "repo_url": repo, "pipeline_file": pipeline_file });
+            let mut body = settings.to_json();
+            body["name"] = json!(name);
+            body["repo_url"] = json!(repo);
             let project = api.post("/projects", &body).await?;
             println!(
                 "project {} added ({})",
                 text(&project["name"]),
                 text(&project["repo_url"])
             );
+            println!("webhook: {}", text(&project["webhook_path"]));
             Ok(ExitCode::SUCCESS)
         }
         ProjectCommand::List { json } => {
@@ -240,16 +322,73 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
                         .map(|p| {
                             vec![
                                 text(&p["name"]),
+                                text(&p["forge"]),
                                 text(&p["repo_url"]),
                                 text(&p["pipeline_file"]),
+                                text(&p["poll_interval_secs"]),
                             ]
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            print_table(&["NAME", "REPOSITORY", "PIPELINE FILE"], &rows);
+            print_table(
+                &["NAME", "FORGE", "REPOSITORY", "PIPELINE FILE", "POLL"],
+                &rows,
+            );
             Ok(ExitCode::SUCCESS)
         }
+        ProjectCommand::Show { name, json } => {
+            let project = api.get(&format!("/projects/{name}")).await?;
+            if json {
+                return print_json(&project);
+            }
+            print_project(&project);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectCommand::Edit {
+            name,
+            repo,
+            settings,
+        } => {
+            let mut body = settings.to_json();
+            if let Some(repo) = repo {
+                body["repo_url"] = json!(repo);
+            }
+            let project = api.put(&format!("/projects/{name}"), &body).await?;
+            print_project(&project);
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectCommand::Remove { name } => {
+            api.delete(&format!("/projects/{name}")).await?;
+            println!("project {name} removed");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A project's settings, one per line; the API already shows secrets as "***".
+fn print_project(project: &Value) {
+    let fields = [
+        "name",
+        "repo_url",
+        "pipeline_file",
+        "forge",
+        "default_branch",
+        "forge_api_url",
+        "forge_project",
+        "poll_interval_secs",
+        "protected_branches",
+        "webhook_path",
+        "webhook_secret",
+        "forge_token",
+        "repo_token",
+    ];
+    for field in fields {
+        let value = match &project[field] {
+            Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+            other => text(other),
+        };
+        println!("{field:<20} {value}");
     }
 }
 
@@ -383,6 +522,15 @@ async fn job(api: &Api, command: JobCommand) -> anyhow::Result<ExitCode> {
         JobCommand::Log { id, follow } => {
             let path = format!("/jobs/{id}/log?follow={follow}");
             api.stream_to(&path, &mut std::io::stdout().lock()).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        JobCommand::Artifacts { id, output } => {
+            let mut archive = Vec::new();
+            api.stream_to(&format!("/jobs/{id}/artifacts"), &mut archive)
+                .await?;
+            std::fs::create_dir_all(&output)?;
+            tar::Archive::new(flate2::read::GzDecoder::new(archive.as_slice())).unpack(&output)?;
+            println!("artifacts of job {id} extracted into {}", output.display());
             return Ok(ExitCode::SUCCESS);
         }
         JobCommand::Cancel { id } => ("cancel", id),

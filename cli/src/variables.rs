@@ -37,14 +37,22 @@ pub enum VariableCommand {
 
 pub async fn run(api: &Api, command: VariableCommand) -> anyhow::Result<ExitCode> {
     match command {
-        VariableCommand::Set { project, key, masked, protected, file } => {
+        VariableCommand::Set {
+            project,
+            key,
+            masked,
+            protected,
+            file,
+        } => {
             let mut value = String::new();
             std::io::stdin().read_to_string(&mut value)?;
             if value.ends_with('\n') {
                 value.pop();
             }
-            let body = json!({ "value": value, "masked": masked, "protected": protected, "file": file });
-            api.put(&format!("/projects/{project}/variables/{key}"), &body).await?;
+            let body =
+                json!({ "value": value, "masked": masked, "protected": protected, "file": file });
+            api.put(&format!("/projects/{project}/variables/{key}"), &body)
+                .await?;
             println!("variable {key} set on {project}");
         }
         VariableCommand::List { project, json } => {
@@ -58,11 +66,16 @@ pub async fn run(api: &Api, command: VariableCommand) -> anyhow::Result<ExitCode
                     .into_iter()
                     .filter(|flag| variable[*flag].as_bool() == Some(true))
                     .collect();
-                println!("{}\t{}", variable["key"].as_str().unwrap_or("?"), flags.join(","));
+                println!(
+                    "{}\t{}",
+                    variable["key"].as_str().unwrap_or("?"),
+                    flags.join(",")
+                );
             }
         }
         VariableCommand::Remove { project, key } => {
-            api.delete(&format!("/projects/{project}/variables/{key}")).await?;
+            api.delete(&format!("/projects/{project}/variables/{key}"))
+                .await?;
             println!("variable {key} removed from {project}");
         }
     }

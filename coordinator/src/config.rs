@@ -26,6 +26,9 @@ pub struct Args {
     /// Bytes of log kept per job; the rest is cut with a visible marker.
     #[arg(long, env = "ESTEIRA_LOG_LIMIT", default_value_t = 100 * 1024 * 1024)]
     pub log_limit: u64,
+    /// Bytes of artifacts kept per job; a larger upload fails the job.
+    #[arg(long, env = "ESTEIRA_ARTIFACTS_LIMIT", default_value_t = 1024 * 1024 * 1024)]
+    pub artifacts_limit: u64,
     /// The URL people reach the UI at (for links in variables and statuses).
     #[arg(long, env = "ESTEIRA_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -49,6 +52,7 @@ pub struct Config {
     pub database_url: Option<String>,
     pub lease_timeout: Duration,
     pub log_limit: u64,
+    pub artifacts_limit: u64,
     pub public_url: Option<String>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub insecure_plaintext: bool,
@@ -65,6 +69,7 @@ impl Default for Config {
             database_url: None,
             lease_timeout: Duration::from_secs(30),
             log_limit: 100 * 1024 * 1024,
+            artifacts_limit: 1024 * 1024 * 1024,
             public_url: None,
             tls: None,
             insecure_plaintext: false,
@@ -84,6 +89,7 @@ impl From<Args> for Config {
             database_url: args.database_url,
             lease_timeout: Duration::from_secs(args.lease_timeout.max(1)),
             log_limit: args.log_limit,
+            artifacts_limit: args.artifacts_limit,
             public_url: args.public_url,
             tls: args.tls_cert.zip(args.tls_key),
             insecure_plaintext: args.insecure_plaintext,

@@ -27,7 +27,10 @@ mod tests {
 
     #[test]
     fn decimals_and_no_group_work() {
-        assert_eq!(find(r"Coverage: \d+\.\d+%", b"Coverage: 87.35%\n"), Some(87.35));
+        assert_eq!(
+            find(r"Coverage: \d+\.\d+%", b"Coverage: 87.35%\n"),
+            Some(87.35)
+        );
     }
 
     #[test]

@@ -5,19 +5,23 @@ use std::sync::Arc;
 
 use esteira_proto::v1::agent_service_server::AgentService;
 use esteira_proto::v1::{
-    AppendLogRequest, AppendLogResponse, CompleteJobRequest, CompleteJobResponse, HeartbeatRequest,
-    HeartbeatResponse, JobResult, Lease, OpenSessionRequest, RegisterRequest, RegisterResponse,
-    ServerMessage, StartJobRequest, StartJobResponse,
+    AppendLogRequest, AppendLogResponse, ArtifactChunk, CompleteJobRequest, CompleteJobResponse,
+    DownloadArtifactsRequest, HeartbeatRequest, HeartbeatResponse, JobResult, Lease,
+    OpenSessionRequest, RegisterRequest, RegisterResponse, ServerMessage, StartJobRequest,
+    StartJobResponse, UploadArtifactsResponse,
 };
 use esteira_proto::{AUTHORIZATION, PROTOCOL_VERSION};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::model::{AgentId, JobStatus};
+use crate::artifacts::ArtifactError;
+use crate::model::{AgentId, JobId, JobStatus};
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::StoreError;
+use crate::store::jobs::Job;
 use crate::store::jobs::JobEnding;
 use crate::tokens;
 
@@ -85,6 +89,31 @@ impl From<SchedulerError> for Status {
 }
 
 type SessionStream = UnboundedReceiverStream<Result<ServerMessage, Status>>;
+type ArtifactStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<ArtifactChunk, Status>> + Send>>;
+
+/// Bytes per chunk when streaming an archive to an agent.
+const ARTIFACT_CHUNK: usize = 1 << 20;
+
+impl AgentApi {
+    /// The running job `lease` names, if `agent` holds it under that epoch.
+    async fn leased_job(&self, agent: AgentId, lease: &Lease) -> Result<Job, Status> {
+        let job = self
+            .scheduler
+            .store()
+            .job(JobId(lease.job_id))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("job {} not found", lease.job_id)))?;
+        if job.agent_id != Some(agent)
+            || job.lease_epoch != lease.epoch
+            || job.status != JobStatus::Running
+        {
+            return Err(SchedulerError::Fenced(job.id).into());
+        }
+        Ok(job)
+    }
+}
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
@@ -209,5 +238,77 @@ impl AgentService for AgentApi {
             .complete(agent, &lease, request.log_size, ending)
             .await?;
         Ok(Response::new(CompleteJobResponse {}))
+    }
+
+    async fn upload_artifacts(
+        &self,
+        request: Request<Streaming<ArtifactChunk>>,
+    ) -> Result<Response<UploadArtifactsResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        let mut chunks = request.into_inner();
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an upload needs at least one chunk"))?;
+        let lease = lease_of(first.lease)?;
+        let job = self.leased_job(agent, &lease).await?;
+        let rest = chunks.map(|chunk| chunk.map(|chunk| chunk.data));
+        let all = futures::stream::iter([Ok(first.data)]).chain(rest);
+        let artifacts = &self.scheduler.config().artifacts;
+        let size = artifacts
+            .receive(job.id, Box::pin(all))
+            .await
+            .map_err(|error| match error {
+                ArtifactError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
+                other => Status::internal(other.to_string()),
+            })?;
+        self.leased_job(agent, &lease).await?;
+        self.scheduler
+            .store()
+            .set_artifacts_size(job.id, size)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(UploadArtifactsResponse { size }))
+    }
+
+    type DownloadArtifactsStream = ArtifactStream;
+
+    async fn download_artifacts(
+        &self,
+        request: Request<DownloadArtifactsRequest>,
+    ) -> Result<Response<ArtifactStream>, Status> {
+        let agent = self.agent(&request).await?;
+        let request = request.into_inner();
+        let lease = lease_of(request.lease)?;
+        let job = self.leased_job(agent, &lease).await?;
+        let store = self.scheduler.store();
+        let source = store
+            .job(JobId(request.from_job_id))
+            .await
+            .map_err(store_status)?
+            .filter(|source| source.pipeline_id == job.pipeline_id)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "job {} of this pipeline not found",
+                    request.from_job_id
+                ))
+            })?;
+        let file = self
+            .scheduler
+            .config()
+            .artifacts
+            .open(source.id)
+            .await
+            .map_err(|error| Status::internal(error.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("job {} has no artifacts", source.id)))?;
+        let chunks =
+            tokio_util::io::ReaderStream::with_capacity(file, ARTIFACT_CHUNK).map(|read| {
+                read.map(|data| ArtifactChunk {
+                    lease: None,
+                    data: data.to_vec(),
+                })
+                .map_err(|error| Status::internal(error.to_string()))
+            });
+        Ok(Response::new(Box::pin(chunks)))
     }
 }

@@ -53,6 +53,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/pipelines/{id}/cancel", post(cancel_pipeline))
         .route("/api/v1/jobs/{id}", get(show_job))
         .route("/api/v1/jobs/{id}/log", get(job_log))
+        .route("/api/v1/jobs/{id}/artifacts", get(job_artifacts))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/jobs/{id}/play", post(play_job))
@@ -185,22 +186,34 @@ fn valid_project_name(name: &str) -> bool {
 /// Refuses settings that cannot work, before anything is stored.
 fn check_settings(settings: &ProjectSettings) -> ApiResult<()> {
     let bad = |message: &str| Err(ApiError::BadRequest(message.to_string()));
-    if settings.repo_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+    if settings
+        .repo_url
+        .as_deref()
+        .is_some_and(|u| u.trim().is_empty())
+    {
         return bad("a project needs a repository URL");
     }
-    if settings.pipeline_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+    if settings
+        .pipeline_file
+        .as_deref()
+        .is_some_and(|f| f.trim().is_empty())
+    {
         return bad("the pipeline file cannot be empty");
     }
-    if settings.default_branch.as_deref().is_some_and(|b| b.trim().is_empty()) {
+    if settings
+        .default_branch
+        .as_deref()
+        .is_some_and(|b| b.trim().is_empty())
+    {
         return bad("the default branch cannot be empty");
     }
     if settings.poll_interval_secs.is_some_and(|s| s < 0) {
         return bad("the poll interval is a number of seconds, 0 to turn polling off");
     }
-    if let Some(url) = settings.forge_api_url.as_deref().filter(|u| !u.is_empty()) {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return bad("the forge API URL must start with http:// or https://");
-        }
+    if let Some(url) = settings.forge_api_url.as_deref().filter(|u| !u.is_empty())
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return bad("the forge API URL must start with http:// or https://");
     }
     Ok(())
 }
@@ -299,7 +312,9 @@ async fn remove_project(
         .remove_project(project.id)
         .await?
     {
-        return Err(ApiError::NotFound(format!("project '{name}' does not exist")));
+        return Err(ApiError::NotFound(format!(
+            "project '{name}' does not exist"
+        )));
     }
     Ok(Json(json!({ "name": name, "removed": true })))
 }
@@ -379,8 +394,13 @@ async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineV
         .ok_or_else(|| ApiError::NotFound(format!("pipeline {id} does not exist")))?;
     let stages = serde_json::from_str(&pipeline.stages_json).map_err(StoreError::from)?;
     let jobs = store.pipeline_jobs(id).await?;
-    let figures: Vec<f64> = jobs.iter().filter(|job| !job.retried).filter_map(|job| job.coverage).collect();
-    let coverage = (!figures.is_empty()).then(|| figures.iter().sum::<f64>() / figures.len() as f64);
+    let figures: Vec<f64> = jobs
+        .iter()
+        .filter(|job| !job.retried)
+        .filter_map(|job| job.coverage)
+        .collect();
+    let coverage =
+        (!figures.is_empty()).then(|| figures.iter().sum::<f64>() / figures.len() as f64);
     Ok(PipelineView {
         pipeline,
         stages,
@@ -541,6 +561,30 @@ async fn job_log(
     );
     let body = Body::from_stream(stream);
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+/// The job's artifacts archive (tar.gz), streamed from the data dir.
+async fn job_artifacts(State(state): State<HttpState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    let job = find_job(&state, JobId(id)).await?;
+    let file = state
+        .pipelines
+        .scheduler
+        .config()
+        .artifacts
+        .open(job.id)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} has no artifacts")))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let disposition = format!("attachment; filename=\"job-{id}-artifacts.tar.gz\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn cancel_job(

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment, into a plain [`Config`].
+//! - [`artifacts`]: jobs' artifact archives in the data dir.
 //! - [`model`]: ids and statuses; the job state machine is documented there.
 //! - [`coverage`]: coverage figures read from job logs.
 //! - [`store`]: SQLite through sqlx, one file per concern.
@@ -18,6 +19,7 @@
 //! - [`webhooks`]: Git events from forges. [`poll`]: the same for projects without
 //!   webhooks. [`statuses`]: commit statuses back to the forge.
 
+pub mod artifacts;
 pub mod config;
 pub mod coverage;
 pub mod events;
@@ -28,8 +30,8 @@ pub mod model;
 pub mod poll;
 pub mod project_variables;
 pub mod scheduler;
-pub mod statuses;
 pub mod secrets;
+pub mod statuses;
 pub mod store;
 pub mod tokens;
 pub mod trigger;
@@ -48,6 +50,7 @@ use tracing::{info, warn};
 
 pub use config::Config;
 
+use crate::artifacts::ArtifactStore;
 use crate::events::Events;
 use crate::git::Mirrors;
 use crate::grpc::AgentApi;
@@ -115,6 +118,10 @@ pub async fn run(
             lease_timeout: config.lease_timeout,
             log_limit: config.log_limit,
             server_url: public_url.trim_end_matches('/').to_string(),
+            artifacts: ArtifactStore::new(
+                config.data_dir.join("artifacts"),
+                config.artifacts_limit,
+            ),
         },
     );
     scheduler.recover().await?;

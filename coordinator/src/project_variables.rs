@@ -14,14 +14,17 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{require_admin, ApiError, ApiResult, HttpState};
+use crate::http::{ApiError, ApiResult, HttpState, require_admin};
 use crate::store::projects::Project;
 use crate::store::variables::SealedVariable;
 
 pub fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/v1/projects/{name}/variables", get(list))
-        .route("/api/v1/projects/{name}/variables/{key}", put(set).delete(remove))
+        .route(
+            "/api/v1/projects/{name}/variables/{key}",
+            put(set).delete(remove),
+        )
 }
 
 #[derive(Deserialize)]
@@ -98,7 +101,12 @@ async fn list(
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
     let project = project(&state, &name).await?;
-    let infos = state.pipelines.scheduler.store().variable_infos(project.id).await?;
+    let infos = state
+        .pipelines
+        .scheduler
+        .store()
+        .variable_infos(project.id)
+        .await?;
     Ok(Json(json!(infos)))
 }
 
@@ -109,8 +117,16 @@ async fn remove(
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
     let project = project(&state, &name).await?;
-    if !state.pipelines.scheduler.store().remove_variable(project.id, &key).await? {
-        return Err(ApiError::NotFound(format!("variable {key} does not exist in {name}")));
+    if !state
+        .pipelines
+        .scheduler
+        .store()
+        .remove_variable(project.id, &key)
+        .await?
+    {
+        return Err(ApiError::NotFound(format!(
+            "variable {key} does not exist in {name}"
+        )));
     }
     Ok(Json(json!({ "key": key, "removed": true })))
 }
@@ -120,7 +136,12 @@ mod tests {
     use super::*;
 
     fn value(value: &str, masked: bool) -> NewValue {
-        NewValue { value: value.to_string(), masked, protected: false, file: false }
+        NewValue {
+            value: value.to_string(),
+            masked,
+            protected: false,
+            file: false,
+        }
     }
 
     #[test]
@@ -128,7 +149,11 @@ mod tests {
         assert_eq!(invalid("DEPLOY_TOKEN", &value("x", false)), None);
         assert!(invalid("1ABC", &value("x", false)).is_some());
         assert!(invalid("A-B", &value("x", false)).is_some());
-        assert!(invalid("SHORT", &value("1234567", true)).unwrap().contains("at least 8"));
+        assert!(
+            invalid("SHORT", &value("1234567", true))
+                .unwrap()
+                .contains("at least 8")
+        );
         assert!(invalid("LINES", &value("12345678\nabc", true)).is_some());
         assert_eq!(invalid("GOOD", &value("12345678", true)), None);
     }

@@ -19,9 +19,10 @@ use esteira_proto::v1::{CancelJob, JobAssignment, Lease, ServerMessage, server_m
 use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tracing::{info, warn};
 
+use crate::artifacts::ArtifactStore;
 use crate::events::{Event, Events};
-use crate::secrets::SecretBox;
 use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, now_ms};
+use crate::secrets::SecretBox;
 use crate::store::jobs::{Job, JobEnding};
 use crate::store::pipelines::{NewPipeline, Pipeline};
 use crate::store::{Store, StoreError};
@@ -50,6 +51,8 @@ pub struct SchedulerConfig {
     pub log_limit: u64,
     /// The coordinator's public HTTP address, for links in variables.
     pub server_url: String,
+    /// Where jobs' artifacts are kept.
+    pub artifacts: ArtifactStore,
 }
 
 struct Session {
@@ -307,7 +310,11 @@ impl Scheduler {
                 format!("{}/jobs/{}", self.config.server_url, job.id),
             ),
         ]);
-        variables.extend(spec.variables.iter().map(|v| (v.key.clone(), v.value.clone())));
+        variables.extend(
+            spec.variables
+                .iter()
+                .map(|v| (v.key.clone(), v.value.clone())),
+        );
         let protected_ref = self
             .store
             .protected_refs(project.id)
@@ -331,8 +338,13 @@ impl Scheduler {
         let given: Vec<(String, String)> =
             serde_json::from_str(&pipeline.variables_json).map_err(StoreError::from)?;
         variables.extend(given);
+        let pipeline_jobs = latest_attempts(self.store.pipeline_jobs(pipeline.id).await?);
+        let artifact_jobs = artifact_sources(spec, job, &pipeline_jobs);
         Ok(JobAssignment {
-            lease: Some(Lease { job_id: job.id.0, epoch }),
+            lease: Some(Lease {
+                job_id: job.id.0,
+                epoch,
+            }),
             pipeline_id: pipeline.id.0,
             project: project.name.clone(),
             repo_url: project.repo_url.clone(),
@@ -348,6 +360,7 @@ impl Scheduler {
                 })
                 .collect(),
             heartbeat_interval_secs: heartbeat_interval(self.config.lease_timeout),
+            artifact_jobs,
         })
     }
 
@@ -747,23 +760,25 @@ impl Scheduler {
     /// branch are canceled (running ones through their agent); their other jobs go on.
     pub async fn cancel_interruptible(
         &self,
-        project: crate::model::ProjectId,
+        project: &str,
         branch: &str,
         newer: PipelineId,
     ) -> Result<Vec<JobId>, SchedulerError> {
         let mut decision = self.decide().await;
         let mut canceled = Vec::new();
-        for id in self.store.unfinished_pipelines().await? {
-            if id >= newer {
+        // Older ones were canceled by the pushes in between.
+        let recent = crate::store::pipelines::PipelineFilter {
+            project: Some(project.to_string()),
+            status: None,
+            git_ref: Some(branch.to_string()),
+            before: Some(newer),
+            limit: 50,
+        };
+        for older in self.store.pipelines(&recent).await? {
+            if older.status.is_finished() || older.ref_kind != "branch" {
                 continue;
             }
-            let Some(older) = self.store.pipeline(id).await? else {
-                continue;
-            };
-            if older.project_id != project || older.ref_kind != "branch" || older.git_ref != branch
-            {
-                continue;
-            }
+            let id = older.id;
             let mut touched = false;
             for job in latest_attempts(self.store.pipeline_jobs(id).await?) {
                 if job.status.is_finished() || !spec_of(&job)?.interruptible {
@@ -841,6 +856,24 @@ fn is_needed_as(job_name: &str, need: &str) -> bool {
         || job_name.strip_prefix(need).is_some_and(|rest| {
             rest.starts_with(' ') && (rest.contains('/') || rest.starts_with(": ["))
         })
+}
+
+/// The earlier jobs whose artifacts `job` gets: those it `needs` with artifacts, else its
+/// `dependencies`, else every job of the earlier stages (GitLab's default).
+fn artifact_sources(spec: &PlannedJob, job: &Job, jobs: &[Job]) -> Vec<i64> {
+    let wanted = |other: &Job| match (&spec.needs, &spec.dependencies) {
+        (Some(needs), _) => needs
+            .iter()
+            .any(|need| need.artifacts && is_needed_as(&other.name, &need.job)),
+        (None, Some(dependencies)) => dependencies
+            .iter()
+            .any(|name| is_needed_as(&other.name, name)),
+        (None, None) => other.stage_index < job.stage_index,
+    };
+    jobs.iter()
+        .filter(|other| other.id != job.id && other.artifacts_size.is_some() && wanted(other))
+        .map(|other| other.id.0)
+        .collect()
 }
 
 /// What a `created` job becomes now, or `None` while what it waits for has not finished.

@@ -9,7 +9,10 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read or write the secret key {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the secret key file {0} is not 32 bytes of hex")]
     BadKey(String),
     #[error("a stored secret does not decrypt: was the secret key replaced?")]
@@ -25,7 +28,10 @@ pub struct SecretBox {
 impl SecretBox {
     /// The key in `path`, or a new one written there.
     pub fn load_or_create(path: &Path) -> Result<SecretBox, SecretError> {
-        let key_file = |source| SecretError::KeyFile { path: path.display().to_string(), source };
+        let key_file = |source| SecretError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         let hex_key = match std::fs::read_to_string(path) {
             Ok(text) => text.trim().to_string(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -36,11 +42,14 @@ impl SecretBox {
             }
             Err(error) => return Err(key_file(error)),
         };
-        let bytes = hex::decode(&hex_key).map_err(|_| SecretError::BadKey(path.display().to_string()))?;
+        let bytes =
+            hex::decode(&hex_key).map_err(|_| SecretError::BadKey(path.display().to_string()))?;
         if bytes.len() != 32 {
             return Err(SecretError::BadKey(path.display().to_string()));
         }
-        Ok(SecretBox { cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)) })
+        Ok(SecretBox {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+        })
     }
 
     /// Encrypts `plain`; returns the nonce and the ciphertext.
@@ -70,7 +79,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
         let (nonce, sealed) = secrets.seal(b"hunter2-password");
-        assert!(!sealed.windows(7).any(|w| w == b"hunter2"), "not stored in clear");
+        assert!(
+            !sealed.windows(7).any(|w| w == b"hunter2"),
+            "not stored in clear"
+        );
         let again = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
         assert_eq!(again.open(&nonce, &sealed).unwrap(), b"hunter2-password");
         let other = SecretBox::load_or_create(&dir.path().join("other")).unwrap();

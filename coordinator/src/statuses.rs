@@ -68,7 +68,10 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
                 Ok(Event::Pipeline { pipeline }) => pipeline,
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    warn!(missed, "commit statuses fell behind the events; some may be skipped");
+                    warn!(
+                        missed,
+                        "commit statuses fell behind the events; some may be skipped"
+                    );
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -123,8 +126,14 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
 /// Whether the project has what reporting needs.
 fn reports(project: &Project) -> bool {
     project.forge() != Forge::Generic
-        && project.forge_api_url.as_deref().is_some_and(|u| !u.is_empty())
-        && project.forge_token.as_deref().is_some_and(|t| !t.is_empty())
+        && project
+            .forge_api_url
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+        && project
+            .forge_token
+            .as_deref()
+            .is_some_and(|t| !t.is_empty())
 }
 
 async fn send_all(
@@ -163,7 +172,14 @@ async fn send_with_retry(client: &reqwest::Client, base: &str, retry: &Retry, up
 }
 
 /// The request for one status, per forge: (URL, body, auth header).
-pub fn request(base: &str, update_project: &Project, pipeline: PipelineId, git_ref: &str, sha: &str, status: PipelineStatus) -> (String, Value, (&'static str, String)) {
+pub fn request(
+    base: &str,
+    update_project: &Project,
+    pipeline: PipelineId,
+    git_ref: &str,
+    sha: &str,
+    status: PipelineStatus,
+) -> (String, Value, (&'static str, String)) {
     let project = update_project;
     let api = project
         .forge_api_url
@@ -177,7 +193,9 @@ pub fn request(base: &str, update_project: &Project, pipeline: PipelineId, git_r
     match project.forge() {
         Forge::Gitlab => {
             let state = match status {
-                PipelineStatus::Created | PipelineStatus::Pending | PipelineStatus::Manual => "pending",
+                PipelineStatus::Created | PipelineStatus::Pending | PipelineStatus::Manual => {
+                    "pending"
+                }
                 PipelineStatus::Running => "running",
                 PipelineStatus::Success => "success",
                 PipelineStatus::Failed => "failed",

@@ -13,8 +13,8 @@ use crate::model::PipelineId;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::pipelines::{NewJob, NewPipeline};
 use crate::store::projects::Project;
-use tracing::{info, warn};
 use crate::variables::{PipelineFacts, predefined, source_name};
+use tracing::{info, warn};
 
 /// A request for a pipeline: from the API or CLI (a ref, maybe a commit and variables),
 /// or from a Git event, which also says what the ref was before, what changed and the
@@ -89,7 +89,7 @@ pub async fn start_pipeline(
     let mut stored_variables = commit_variables;
     stored_variables.extend(trigger.event_variables.iter().cloned());
     stored_variables.extend(trigger.variables.iter().cloned());
-    let project_id = project.id;
+    let project_name = project.name.clone();
     let source = trigger.source;
     let delivery = trigger.delivery.clone();
     let resolved_ref = git_ref.clone();
@@ -163,7 +163,7 @@ pub async fn start_pipeline(
         // GitLab's auto-cancel of redundant pipelines; a failure here never undoes the
         // new pipeline.
         if let Err(error) = scheduler
-            .cancel_interruptible(project_id, branch, created)
+            .cancel_interruptible(&project_name, branch, created)
             .await
         {
             warn!(pipeline_id = %created, %error, "auto-cancel of older pipelines failed");
@@ -180,12 +180,12 @@ async fn fetch_and_resolve(
     trigger: &Trigger,
 ) -> Result<(PathBuf, RefKind, String), TriggerError> {
     let mirror = mirrors.path(&project.name);
-    if trigger.sha.is_some() && mirror.join("HEAD").exists() {
-        if let Ok((git_ref, sha)) =
+    if trigger.sha.is_some()
+        && mirror.join("HEAD").exists()
+        && let Ok((git_ref, sha)) =
             git::resolve(&mirror, &trigger.git_ref, trigger.sha.as_deref()).await
-        {
-            return Ok((mirror, git_ref, sha));
-        }
+    {
+        return Ok((mirror, git_ref, sha));
     }
     let mirror = mirrors.fetch(&project.name, &project.fetch_url()).await?;
     let (git_ref, sha) = git::resolve(&mirror, &trigger.git_ref, trigger.sha.as_deref()).await?;

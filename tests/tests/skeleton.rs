@@ -96,8 +96,15 @@ fn three_stages_run_in_order_to_success() {
             "{later} started before {earlier} finished"
         );
     }
-    assert_eq!(coordinator.job(&pipeline, "unit")["coverage"], 75.0, "read from the log");
-    assert_eq!(pipeline["coverage"], 75.0, "the mean of the jobs that report one");
+    assert_eq!(
+        coordinator.job(&pipeline, "unit")["coverage"],
+        75.0,
+        "read from the log"
+    );
+    assert_eq!(
+        pipeline["coverage"], 75.0,
+        "the mean of the jobs that report one"
+    );
     let log = coordinator.job_log(&coordinator.job(&pipeline, "compile")["id"]);
     let log = String::from_utf8_lossy(&log);
     assert!(

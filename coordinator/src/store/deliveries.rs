@@ -118,17 +118,22 @@ impl Store {
         project: ProjectId,
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM deliveries WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+        Ok(
+            sqlx::query_as(
+                "SELECT * FROM deliveries WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+            )
+            .bind(project.0)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?,
         )
-        .bind(project.0)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
     }
 
     /// The refs (`refs/heads/x`, `refs/tags/y`) and commits seen at the last poll.
-    pub async fn polled_refs(&self, project: ProjectId) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn polled_refs(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         Ok(
             sqlx::query_as("SELECT name, sha FROM polled_refs WHERE project_id = ? ORDER BY name")
                 .bind(project.0)

@@ -35,6 +35,7 @@ pub struct Job {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub coverage: Option<f64>,
+    pub artifacts_size: Option<i64>,
 }
 
 /// How a running job ended, as its agent (or the lease expiry) reports it.
@@ -216,6 +217,15 @@ impl Store {
         .bind(epoch)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    pub async fn set_artifacts_size(&self, id: JobId, size: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET artifacts_size = ? WHERE id = ?")
+            .bind(i64::try_from(size).unwrap_or(i64::MAX))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

@@ -154,6 +154,11 @@ fn empty_is_none(value: Option<&String>) -> Option<Option<&str>> {
     value.map(|text| Some(text.as_str()).filter(|t| !t.is_empty()))
 }
 
+/// Whether an optional setting was given, and its new value (`None` clears it).
+fn optional(value: Option<Option<&str>>) -> (bool, Option<&str>) {
+    (value.is_some(), value.flatten())
+}
+
 impl Store {
     /// Adds a project; `None` when the name is taken.
     pub async fn insert_project(
@@ -187,7 +192,6 @@ impl Store {
             .map(serde_json::to_string)
             .transpose()?;
         let poll = settings.poll_interval_secs.map(|s| (s > 0).then_some(s));
-        let optional = |value: Option<Option<&str>>| (value.is_some(), value.flatten());
         let (secret_set, secret) = optional(empty_is_none(settings.webhook_secret.as_ref()));
         let (token_set, token) = optional(empty_is_none(settings.forge_token.as_ref()));
         let (repo_token_set, repo_token) = optional(empty_is_none(settings.repo_token.as_ref()));

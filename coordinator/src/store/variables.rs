@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::model::{now_ms, ProjectId};
+use crate::model::{ProjectId, now_ms};
 
 /// A variable's listing: never its value.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -27,7 +27,11 @@ pub struct SealedVariable {
 }
 
 impl Store {
-    pub async fn put_variable(&self, project: ProjectId, variable: &SealedVariable) -> Result<(), StoreError> {
+    pub async fn put_variable(
+        &self,
+        project: ProjectId,
+        variable: &SealedVariable,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO project_variables (project_id, key, nonce, ciphertext, masked, protected, file, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -58,7 +62,10 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn variable_infos(&self, project: ProjectId) -> Result<Vec<VariableInfo>, StoreError> {
+    pub async fn variable_infos(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<VariableInfo>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT key, masked, protected, file, updated_at FROM project_variables
              WHERE project_id = ? ORDER BY key",
@@ -68,7 +75,10 @@ impl Store {
         .await?)
     }
 
-    pub async fn sealed_variables(&self, project: ProjectId) -> Result<Vec<SealedVariable>, StoreError> {
+    pub async fn sealed_variables(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<SealedVariable>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT key, nonce, ciphertext, masked, protected, file FROM project_variables
              WHERE project_id = ? ORDER BY key",

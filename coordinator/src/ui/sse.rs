@@ -373,6 +373,7 @@ mod tests {
             lease_timeout: Duration::from_secs(10),
             log_limit: u64::MAX,
             server_url: "http://x".into(),
+            artifacts: crate::artifacts::ArtifactStore::new(dir.join("artifacts"), u64::MAX),
         };
         let state = HttpState {
             pipelines: Pipelines {

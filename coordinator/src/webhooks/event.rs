@@ -33,7 +33,9 @@ impl GitEvent {
     /// start one pipeline.
     pub fn key(&self) -> String {
         match (&self.kind, &self.merge_request) {
-            (EventKind::MergeRequest, Some((iid, _))) => format!("merge_request:{iid}:{}", self.sha),
+            (EventKind::MergeRequest, Some((iid, _))) => {
+                format!("merge_request:{iid}:{}", self.sha)
+            }
             (EventKind::TagPush, _) => format!("tag:{}:{}", self.git_ref, self.sha),
             _ => format!("push:{}:{}", self.git_ref, self.sha),
         }
@@ -54,7 +56,10 @@ pub enum Parsed {
     Event(GitEvent),
     /// Understood and deliberately not acted on (a deletion, a closed merge request, an
     /// event kind esteira does not handle).
-    Ignored { event: String, reason: String },
+    Ignored {
+        event: String,
+        reason: String,
+    },
 }
 
 impl Parsed {
@@ -110,11 +115,16 @@ pub fn commit_files(payload: &Value, truncated: bool) -> Option<Vec<String>> {
     let mut files: Vec<String> = Vec::new();
     for commit in commits {
         for list in ["added", "modified", "removed"] {
-            for file in commit.get(list).and_then(Value::as_array).into_iter().flatten() {
-                if let Some(file) = file.as_str() {
-                    if !files.iter().any(|known| known == file) {
-                        files.push(file.to_string());
-                    }
+            for file in commit
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(file) = file.as_str()
+                    && !files.iter().any(|known| known == file)
+                {
+                    files.push(file.to_string());
                 }
             }
         }
@@ -135,10 +145,17 @@ pub fn push(
     } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
         (EventKind::TagPush, tag)
     } else {
-        return Parsed::ignored(event, format!("ref '{git_ref}' is neither a branch nor a tag"));
+        return Parsed::ignored(
+            event,
+            format!("ref '{git_ref}' is neither a branch nor a tag"),
+        );
     };
     if is_zero(after) {
-        let what = if kind == EventKind::Push { "branch" } else { "tag" };
+        let what = if kind == EventKind::Push {
+            "branch"
+        } else {
+            "tag"
+        };
         return Parsed::ignored(event, format!("{what} '{name}' was deleted"));
     }
     Parsed::Event(GitEvent {
@@ -172,22 +189,55 @@ pub struct MergeRequestFacts<'a> {
 pub fn merge_request(facts: MergeRequestFacts<'_>) -> Parsed {
     let mut variables = vec![
         ("CI_MERGE_REQUEST_IID", facts.iid.to_string()),
-        ("CI_MERGE_REQUEST_ID", facts.id.unwrap_or(facts.iid).to_string()),
+        (
+            "CI_MERGE_REQUEST_ID",
+            facts.id.unwrap_or(facts.iid).to_string(),
+        ),
         ("CI_MERGE_REQUEST_TITLE", facts.title.to_string()),
-        ("CI_MERGE_REQUEST_DESCRIPTION", facts.description.to_string()),
-        ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", facts.source_branch.to_string()),
-        ("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA", facts.source_sha.to_string()),
-        ("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", facts.target_branch.to_string()),
-        ("CI_MERGE_REQUEST_PROJECT_PATH", facts.project_path.to_string()),
-        ("CI_MERGE_REQUEST_PROJECT_URL", facts.project_url.to_string()),
-        ("CI_MERGE_REQUEST_SOURCE_PROJECT_PATH", facts.project_path.to_string()),
-        ("CI_MERGE_REQUEST_SOURCE_PROJECT_URL", facts.project_url.to_string()),
-        ("CI_MERGE_REQUEST_REF_PATH", format!("refs/merge-requests/{}/head", facts.iid)),
+        (
+            "CI_MERGE_REQUEST_DESCRIPTION",
+            facts.description.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+            facts.source_branch.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA",
+            facts.source_sha.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+            facts.target_branch.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_PROJECT_PATH",
+            facts.project_path.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_PROJECT_URL",
+            facts.project_url.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH",
+            facts.project_path.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_SOURCE_PROJECT_URL",
+            facts.project_url.to_string(),
+        ),
+        (
+            "CI_MERGE_REQUEST_REF_PATH",
+            format!("refs/merge-requests/{}/head", facts.iid),
+        ),
         ("CI_MERGE_REQUEST_EVENT_TYPE", "detached".to_string()),
         ("CI_MERGE_REQUEST_LABELS", facts.labels.join(",")),
         ("CI_MERGE_REQUEST_AUTHOR", facts.author.to_string()),
         ("CI_MERGE_REQUEST_URL", facts.url.to_string()),
-        ("CI_OPEN_MERGE_REQUESTS", format!("{}!{}", facts.project_path, facts.iid)),
+        (
+            "CI_OPEN_MERGE_REQUESTS",
+            format!("{}!{}", facts.project_path, facts.iid),
+        ),
     ];
     if let Some(sha) = facts.target_sha.filter(|sha| !sha.is_empty()) {
         variables.push(("CI_MERGE_REQUEST_TARGET_BRANCH_SHA", sha.to_string()));

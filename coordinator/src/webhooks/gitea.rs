@@ -39,7 +39,13 @@ pub fn parse(headers: &HeaderMap, payload: &Value) -> Result<Parsed, PayloadErro
                 ));
             }
             let sha = required(payload, "/sha", &kind)?;
-            Ok(event::push(&kind, &format!("refs/tags/{name}"), sha, None, None))
+            Ok(event::push(
+                &kind,
+                &format!("refs/tags/{name}"),
+                sha,
+                None,
+                None,
+            ))
         }
         "delete" => Ok(Parsed::ignored(kind, "ref deleted")),
         other => Ok(Parsed::ignored(

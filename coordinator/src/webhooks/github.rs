@@ -42,11 +42,7 @@ pub fn push(kind: &str, payload: &Value) -> Result<Parsed, PayloadError> {
 }
 
 /// A pull request as GitHub, Gitea and Forgejo describe it; `actions` start a pipeline.
-pub fn pull_request(
-    kind: &str,
-    payload: &Value,
-    actions: &[&str],
-) -> Result<Parsed, PayloadError> {
+pub fn pull_request(kind: &str, payload: &Value, actions: &[&str]) -> Result<Parsed, PayloadError> {
     let action = text(payload, "/action").unwrap_or("");
     if !actions.contains(&action) {
         return Ok(Parsed::ignored(

@@ -58,7 +58,8 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 pub fn detect(headers: &HeaderMap) -> Option<Forge> {
     if header(headers, "x-forgejo-event").is_some() {
         Some(Forge::Forgejo)
-    } else if header(headers, "x-gitea-event").is_some() || header(headers, "x-gogs-event").is_some()
+    } else if header(headers, "x-gitea-event").is_some()
+        || header(headers, "x-gogs-event").is_some()
     {
         Some(Forge::Gitea)
     } else if header(headers, "x-gitlab-event").is_some() {
@@ -85,7 +86,10 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let Some(path_forge) = Forge::parse(&forge).filter(|f| *f != Forge::Generic) else {
-        return refuse(StatusCode::NOT_FOUND, format!("no webhooks for forge '{forge}'"));
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("no webhooks for forge '{forge}'"),
+        );
     };
     let store = state.pipelines.scheduler.store();
     let project = match store.project_by_name(&project).await {
@@ -245,7 +249,11 @@ pub async fn process(
             delivery_id,
             event_key: event_key.as_deref(),
             event: &event_name,
-            outcome: if event_key.is_some() { "processing" } else { "ignored" },
+            outcome: if event_key.is_some() {
+                "processing"
+            } else {
+                "ignored"
+            },
             message: reason.as_deref(),
         })
         .await;
@@ -292,7 +300,11 @@ pub async fn process(
             }
             outcome.outcome = "error";
             outcome.reason = Some(error.to_string());
-            outcome.status = if matches!(error, TriggerError::Git(_)) { 502 } else { 500 };
+            outcome.status = if matches!(error, TriggerError::Git(_)) {
+                502
+            } else {
+                500
+            };
             return outcome;
         }
     };
@@ -347,7 +359,10 @@ async fn list_deliveries(
     let project = match store.project_by_name(&name).await {
         Ok(Some(project)) => project,
         Ok(None) => {
-            return refuse(StatusCode::NOT_FOUND, format!("project '{name}' does not exist"));
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("project '{name}' does not exist"),
+            );
         }
         Err(error) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, error),
     };

@@ -14,7 +14,9 @@ use crate::tokens;
 /// Why a delivery is not authentic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the project has no webhook secret: set one with `esteira project edit NAME --webhook-secret S`")]
+    #[error(
+        "the project has no webhook secret: set one with `esteira project edit NAME --webhook-secret S`"
+    )]
     NoSecret,
     #[error("the delivery carries no {0} header")]
     Missing(&'static str),
@@ -29,10 +31,13 @@ pub fn verify(
     body: &[u8],
     secret: Option<&str>,
 ) -> Result<(), SignatureError> {
-    let secret = secret.filter(|s| !s.is_empty()).ok_or(SignatureError::NoSecret)?;
+    let secret = secret
+        .filter(|s| !s.is_empty())
+        .ok_or(SignatureError::NoSecret)?;
     match forge {
         Forge::Gitlab => {
-            let given = header(headers, "x-gitlab-token").ok_or(SignatureError::Missing("X-Gitlab-Token"))?;
+            let given = header(headers, "x-gitlab-token")
+                .ok_or(SignatureError::Missing("X-Gitlab-Token"))?;
             if tokens::equal(given, secret) {
                 Ok(())
             } else {
@@ -48,7 +53,11 @@ pub fn verify(
             check_hmac(secret, body, hex_digest, name)
         }
         Forge::Gitea | Forge::Forgejo => {
-            for name in ["X-Forgejo-Signature", "X-Gitea-Signature", "X-Gogs-Signature"] {
+            for name in [
+                "X-Forgejo-Signature",
+                "X-Gitea-Signature",
+                "X-Gogs-Signature",
+            ] {
                 if let Some(given) = header(headers, name) {
                     return check_hmac(secret, body, given, name);
                 }
@@ -151,8 +160,15 @@ mod tests {
                 continue;
             };
             let good = headers(&[(name, value)]);
-            assert_eq!(verify(forge, &good, &body, Some("test-secret")), Ok(()), "{file}");
-            assert!(verify(forge, &good, &body, Some("other")).is_err(), "{file}");
+            assert_eq!(
+                verify(forge, &good, &body, Some("test-secret")),
+                Ok(()),
+                "{file}"
+            );
+            assert!(
+                verify(forge, &good, &body, Some("other")).is_err(),
+                "{file}"
+            );
             let mut changed = body.clone();
             changed.push(b' ');
             assert!(verify(forge, &good, &changed, Some("test-secret")).is_err());

@@ -47,7 +47,10 @@ fn gitlab_push_tag_and_merge_request() {
     assert_eq!(push.kind, EventKind::Push);
     assert_eq!(push.git_ref, "master");
     assert_eq!(push.sha, "2adc9465c4edfc33834e173fe89436a7cb899a1d");
-    assert_eq!(push.before.as_deref(), Some("9217710ce8c7e1eae7a5d1c45f6e43e1c769f866"));
+    assert_eq!(
+        push.before.as_deref(),
+        Some("9217710ce8c7e1eae7a5d1c45f6e43e1c769f866")
+    );
     assert_eq!(push.changed_files, Some(vec!["README.md".to_string()]));
     // 2 commits shown of 4: the list is incomplete, so the mirror's diff decides.
     let truncated = event(gitlab::parse(&h, &fixture("gitlab-push-2.json")).expect("parse"));
@@ -57,7 +60,10 @@ fn gitlab_push_tag_and_merge_request() {
 
     let t = headers(&[("x-gitlab-event", "Tag Push Hook")]);
     let tag = event(gitlab::parse(&t, &fixture("gitlab-tag_push-1.json")).expect("parse"));
-    assert_eq!((tag.kind, tag.git_ref.as_str()), (EventKind::TagPush, "v1.0.0"));
+    assert_eq!(
+        (tag.kind, tag.git_ref.as_str()),
+        (EventKind::TagPush, "v1.0.0")
+    );
     assert!(tag.before.is_none());
     let tag_deleted = gitlab::parse(&t, &fixture("gitlab-tag_push-4.json")).expect("parse");
     assert!(matches!(tag_deleted, Parsed::Ignored { .. }));
@@ -70,7 +76,10 @@ fn gitlab_push_tag_and_merge_request() {
     assert_eq!(var(&mr, "CI_MERGE_REQUEST_IID"), "1");
     assert_eq!(var(&mr, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME"), "master");
     assert_eq!(var(&mr, "CI_MERGE_REQUEST_TITLE"), "update readme");
-    assert_eq!(mr.key(), "merge_request:1:c4c79227ed610f1151f05bbc5be33b4f340d39c8");
+    assert_eq!(
+        mr.key(),
+        "merge_request:1:c4c79227ed610f1151f05bbc5be33b4f340d39c8"
+    );
 }
 
 #[test]
@@ -93,9 +102,15 @@ fn github_push_pull_request_and_deletion() {
     }
     let mut closed = fixture("github-pull_request-1.json");
     closed["action"] = "closed".into();
-    assert!(matches!(github::parse(&p, &closed).expect("parse"), Parsed::Ignored { .. }));
+    assert!(matches!(
+        github::parse(&p, &closed).expect("parse"),
+        Parsed::Ignored { .. }
+    ));
     let other = headers(&[("x-github-event", "issues")]);
-    assert!(matches!(github::parse(&other, &closed).expect("parse"), Parsed::Ignored { .. }));
+    assert!(matches!(
+        github::parse(&other, &closed).expect("parse"),
+        Parsed::Ignored { .. }
+    ));
 }
 
 #[test]
@@ -107,11 +122,18 @@ fn gitea_and_forgejo() {
 
     let tag = headers(&[("x-gitea-event", "create")]);
     let created = event(gitea::parse(&tag, &fixture("gitea-create_tag-1.json")).expect("parse"));
-    assert_eq!((created.kind, created.git_ref.as_str()), (EventKind::TagPush, "v1.0.0"));
+    assert_eq!(
+        (created.kind, created.git_ref.as_str()),
+        (EventKind::TagPush, "v1.0.0")
+    );
 
     let pr_headers = headers(&[("x-gitea-event", "pull_request")]);
-    let pr = event(gitea::parse(&pr_headers, &fixture("gitea-pull_request-1.json")).expect("parse"));
-    assert_eq!((pr.git_ref.as_str(), var(&pr, "CI_MERGE_REQUEST_IID")), ("feature", "1"));
+    let pr =
+        event(gitea::parse(&pr_headers, &fixture("gitea-pull_request-1.json")).expect("parse"));
+    assert_eq!(
+        (pr.git_ref.as_str(), var(&pr, "CI_MERGE_REQUEST_IID")),
+        ("feature", "1")
+    );
 
     let forgejo = headers(&[
         ("x-forgejo-event", "push"),
@@ -123,10 +145,14 @@ fn gitea_and_forgejo() {
     assert_eq!(push.git_ref, "main");
     assert_eq!(
         push.changed_files,
-        Some(vec!["CHANGELOG.md".to_string(), "app/controller/application.rb".to_string()])
+        Some(vec![
+            "CHANGELOG.md".to_string(),
+            "app/controller/application.rb".to_string()
+        ])
     );
     let pr_headers = headers(&[("x-forgejo-event", "pull_request")]);
-    let pr = event(gitea::parse(&pr_headers, &fixture("forgejo-pull_request-1.json")).expect("parse"));
+    let pr =
+        event(gitea::parse(&pr_headers, &fixture("forgejo-pull_request-1.json")).expect("parse"));
     assert_eq!(pr.git_ref, "feature/changes");
 }
 
@@ -134,7 +160,10 @@ fn gitea_and_forgejo() {
 fn form_bodies_and_bad_json() {
     let form = headers(&[("content-type", "application/x-www-form-urlencoded")]);
     let body = b"payload=%7B%22ref%22%3A+%22x%22%7D&other=1";
-    assert_eq!(form_field(body, "payload").as_deref(), Some(&b"{\"ref\": \"x\"}"[..]));
+    assert_eq!(
+        form_field(body, "payload").as_deref(),
+        Some(&b"{\"ref\": \"x\"}"[..])
+    );
     assert_eq!(payload_json(&form, body).expect("json")["ref"], "x");
     assert!(payload_json(&HeaderMap::new(), b"{not json").is_err());
     assert!(payload_json(&HeaderMap::new(), b"[1]").is_err());

@@ -10,6 +10,8 @@
 //! Build with `cargo build --release --workspace --bins` and run
 //! `target/release/esteira-bench pickup` / `overhead`.
 
+mod bench_webhooks;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("pickup") => pickup(number(1, 200), number(2, 4)),
         Some("overhead") => overhead(number(1, 20)),
+        Some("webhooks") => bench_webhooks::run(&args[1..]),
         _ => {
             eprintln!("usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS]");
             std::process::exit(2);

@@ -1,0 +1,694 @@
+//! Git events end to end (issue 4): the shared corpus's real payloads, rewritten to a real
+//! local repository's commits and signed, sent to a running coordinator; refusals that
+//! change nothing; idempotency under concurrent redelivery; polling; auto-cancel of
+//! interruptible jobs; commit statuses to stand-in forges.
+
+mod webhooks_support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
+use serde_json::{Value, json};
+use webhooks_support::{Delivery, FakeForge, fixture, get, post, set};
+
+const SECRET: &str = "s3cret-webhook";
+
+/// The seed's pipeline, shortened: tests everywhere, release on master and devel, the
+/// staging deploy from devel, production from master; plus a merge-request-only job and
+/// one that runs when docs change.
+const SEED_PIPELINE: &str = r#"
+stages: [test, release, deploy]
+image: busybox
+test:
+  stage: test
+  script: [echo unit tests]
+pep8:
+  stage: test
+  script: [echo style]
+docs:
+  stage: test
+  script: [echo docs]
+  rules:
+    - changes: [docs/**/*]
+mr-check:
+  stage: test
+  script: [echo merge request]
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "merge_request_event"
+release:
+  stage: release
+  script: [echo release]
+  only: [master, devel]
+deploy-staging:
+  stage: deploy
+  script: [echo staging]
+  environment: {name: staging}
+  only: [devel]
+deploy-production:
+  stage: deploy
+  script: [echo production]
+  environment: {name: production}
+  only: [master]
+"#;
+
+/// The test repository: `main` (c1, tagged v1.0.0), `devel` (c2, changes docs/),
+/// `feature/x` (c3, changes src/), `master` (c1).
+struct Repo {
+    repo: GitRepo,
+    c1: String,
+    c2: String,
+    c3: String,
+}
+
+fn seed_repo(root: &std::path::Path) -> Repo {
+    let repo = GitRepo::init(root.join("repo"));
+    let c1 = repo.commit(
+        &[
+            (".gitlab-ci.yml", SEED_PIPELINE),
+            ("README.md", "seed\n"),
+            ("src/app.py", "print('hi')\n"),
+        ],
+        "first",
+    );
+    repo.git(&["tag", "v1.0.0"]);
+    repo.git(&["branch", "master"]);
+    repo.git(&["checkout", "--quiet", "-b", "devel"]);
+    let c2 = repo.commit(&[("docs/guide.md", "guide\n")], "docs for devel");
+    repo.git(&["checkout", "--quiet", "-b", "feature/x", &c1]);
+    let c3 = repo.commit(
+        &[("src/app.py", "print('hello')\n")],
+        "feature x\n\nwith a body",
+    );
+    repo.git(&["checkout", "--quiet", "main"]);
+    Repo { repo, c1, c2, c3 }
+}
+
+fn address(coordinator: &Coordinator) -> String {
+    format!("127.0.0.1:{}", coordinator.http_port)
+}
+
+fn add_project(coordinator: &Coordinator, name: &str, forge: &str, repo: &GitRepo) {
+    coordinator.cli_ok(&[
+        "project",
+        "add",
+        name,
+        "--repo",
+        &repo.url(),
+        "--forge",
+        forge,
+        "--webhook-secret",
+        SECRET,
+    ]);
+}
+
+fn pipelines(coordinator: &Coordinator, project: &str) -> Vec<Value> {
+    let listed =
+        coordinator.cli_json(&["pipeline", "list", "--project", project, "--limit", "500"]);
+    listed.as_array().cloned().unwrap_or_default()
+}
+
+fn deliveries(coordinator: &Coordinator, project: &str) -> Value {
+    let answer = get(
+        &address(coordinator),
+        &format!("/api/v1/projects/{project}/deliveries"),
+        &coordinator.admin_token,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()
+}
+
+fn job_names(pipeline: &Value) -> Vec<String> {
+    let mut names: Vec<String> = pipeline["jobs"]
+        .as_array()
+        .map(|jobs| {
+            jobs.iter()
+                .filter_map(|j| j["name"].as_str())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn variables(pipeline: &Value) -> HashMap<String, String> {
+    let pairs: Vec<(String, String)> = pipeline["variables_json"]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    pairs.into_iter().collect()
+}
+
+/// Sends a delivery, expects a new pipeline, and returns it.
+fn created(coordinator: &Coordinator, delivery: &Delivery) -> Value {
+    let answer = delivery.send(&address(coordinator));
+    assert_eq!(answer.status, 201, "{}\n{}", answer.body, coordinator.log());
+    let json = answer.json();
+    assert_eq!(json["outcome"], "created", "{json}");
+    coordinator.pipeline(&json["pipeline"].to_string())
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = list.iter().map(|n| n.to_string()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn gitlab_payloads_start_the_right_pipelines() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let coordinator = Coordinator::start(root.path(), 10);
+    add_project(&coordinator, "gl", "gitlab", &r.repo);
+
+    // A push to devel: tests, the docs job (docs/ changed), release and the staging deploy.
+    let mut push = fixture("gitlab-push-1.json");
+    set(&mut push, "/ref", "refs/heads/devel");
+    set(&mut push, "/before", r.c1.as_str());
+    set(&mut push, "/after", r.c2.as_str());
+    set(&mut push, "/checkout_sha", r.c2.as_str());
+    set(&mut push, "/commits/0/id", r.c2.as_str());
+    let delivery = Delivery::new("gitlab", "gl", "Push Hook", "gl-1", SECRET, &push);
+    let pipeline = created(&coordinator, &delivery);
+    assert_eq!(pipeline["git_ref"], "devel");
+    assert_eq!(pipeline["sha"], r.c2.as_str());
+    assert_eq!(pipeline["source"], "push");
+    assert_eq!(
+        job_names(&pipeline),
+        names(&["test", "pep8", "docs", "release", "deploy-staging"])
+    );
+    let vars = variables(&pipeline);
+    assert_eq!(vars["CI_COMMIT_BEFORE_SHA"], r.c1);
+    assert_eq!(vars["CI_COMMIT_MESSAGE"], "docs for devel");
+
+    // A merge request from feature/x: the merge-request job, no release, and its variables.
+    let mut mr = fixture("gitlab-merge_request-1.json");
+    set(&mut mr, "/object_attributes/source_branch", "feature/x");
+    set(&mut mr, "/object_attributes/target_branch", "main");
+    set(&mut mr, "/object_attributes/last_commit/id", r.c3.as_str());
+    let delivery = Delivery::new("gitlab", "gl", "Merge Request Hook", "gl-2", SECRET, &mr);
+    let pipeline = created(&coordinator, &delivery);
+    assert_eq!(pipeline["git_ref"], "feature/x");
+    assert_eq!(pipeline["source"], "merge_request_event");
+    let jobs = job_names(&pipeline);
+    assert!(jobs.contains(&"mr-check".to_string()), "{jobs:?}");
+    assert!(!jobs.contains(&"release".to_string()), "{jobs:?}");
+    assert!(
+        !jobs.contains(&"docs".to_string()),
+        "docs/ did not change: {jobs:?}"
+    );
+    let vars = variables(&pipeline);
+    assert_eq!(vars["CI_MERGE_REQUEST_IID"], "1");
+    assert_eq!(vars["CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"], "feature/x");
+    assert_eq!(vars["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"], "main");
+    assert_eq!(vars["CI_MERGE_REQUEST_TITLE"], "update readme");
+
+    // A tag push.
+    let mut tag = fixture("gitlab-tag_push-1.json");
+    set(&mut tag, "/after", r.c1.as_str());
+    set(&mut tag, "/checkout_sha", r.c1.as_str());
+    let delivery = Delivery::new("gitlab", "gl", "Tag Push Hook", "gl-3", SECRET, &tag);
+    let pipeline = created(&coordinator, &delivery);
+    assert_eq!(
+        (pipeline["git_ref"].as_str(), pipeline["ref_kind"].as_str()),
+        (Some("v1.0.0"), Some("tag"))
+    );
+
+    // Branch and tag deletions: answered 200, nothing started.
+    for (file, event, id) in [
+        ("gitlab-push-4.json", "Push Hook", "gl-4"),
+        ("gitlab-tag_push-4.json", "Tag Push Hook", "gl-5"),
+    ] {
+        let before = pipelines(&coordinator, "gl").len();
+        let answer = Delivery::new("gitlab", "gl", event, id, SECRET, &fixture(file))
+            .send(&address(&coordinator));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.json()["outcome"], "ignored");
+        assert_eq!(pipelines(&coordinator, "gl").len(), before);
+    }
+}
+
+#[test]
+fn github_gitea_and_forgejo_payloads_start_the_right_pipelines() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let coordinator = Coordinator::start(root.path(), 10);
+    add_project(&coordinator, "gh", "github", &r.repo);
+    add_project(&coordinator, "gt", "gitea", &r.repo);
+    add_project(&coordinator, "fj", "forgejo", &r.repo);
+
+    // GitHub: a push to a feature branch runs only the tests.
+    let mut push = fixture("github-push-2.json");
+    set(&mut push, "/ref", "refs/heads/feature/x");
+    set(&mut push, "/before", r.c1.as_str());
+    set(&mut push, "/after", r.c3.as_str());
+    set(&mut push, "/head_commit/id", r.c3.as_str());
+    set(&mut push, "/commits/0/id", r.c3.as_str());
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("github", "gh", "push", "gh-1", SECRET, &push),
+    );
+    assert_eq!(pipeline["git_ref"], "feature/x");
+    assert_eq!(job_names(&pipeline), names(&["test", "pep8"]));
+
+    // GitHub: a pull request synchronized.
+    let mut pr = fixture("github-pull_request-2.json");
+    set(&mut pr, "/pull_request/head/ref", "feature/x");
+    set(&mut pr, "/pull_request/head/sha", r.c3.as_str());
+    set(&mut pr, "/pull_request/base/ref", "main");
+    set(&mut pr, "/pull_request/base/sha", r.c1.as_str());
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("github", "gh", "pull_request", "gh-2", SECRET, &pr),
+    );
+    assert_eq!(pipeline["source"], "merge_request_event");
+    assert_eq!(variables(&pipeline)["CI_MERGE_REQUEST_IID"], "2");
+
+    // Gitea: a push to devel plans release and the staging deploy.
+    let mut push = fixture("gitea-push-1.json");
+    set(&mut push, "/before", r.c1.as_str());
+    set(&mut push, "/after", r.c2.as_str());
+    set(&mut push, "/ref", "refs/heads/devel");
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("gitea", "gt", "push", "gt-1", SECRET, &push),
+    );
+    let jobs = job_names(&pipeline);
+    assert!(
+        jobs.contains(&"release".to_string()) && jobs.contains(&"deploy-staging".to_string()),
+        "{jobs:?}"
+    );
+    assert!(!jobs.contains(&"deploy-production".to_string()), "{jobs:?}");
+
+    // Gitea: a tag arrives as `create` and as a push of refs/tags: one pipeline.
+    let mut create = fixture("gitea-create_tag-1.json");
+    set(&mut create, "/sha", r.c1.as_str());
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("gitea", "gt", "create", "gt-2", SECRET, &create),
+    );
+    assert_eq!(pipeline["ref_kind"], "tag");
+    let mut tag_push = fixture("gitea-push-1.json");
+    set(&mut tag_push, "/ref", "refs/tags/v1.0.0");
+    set(
+        &mut tag_push,
+        "/before",
+        "0000000000000000000000000000000000000000",
+    );
+    set(&mut tag_push, "/after", r.c1.as_str());
+    let answer = Delivery::new("gitea", "gt", "push", "gt-3", SECRET, &tag_push)
+        .send(&address(&coordinator));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["outcome"], "duplicate");
+    assert_eq!(answer.json()["pipeline"], pipeline["id"]);
+
+    // Forgejo: a push to master plans the production deploy; a pull request.
+    let mut push = fixture("forgejo-push-1.json");
+    set(&mut push, "/ref", "refs/heads/master");
+    set(
+        &mut push,
+        "/before",
+        "0000000000000000000000000000000000000000",
+    );
+    set(&mut push, "/after", r.c1.as_str());
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("forgejo", "fj", "push", "fj-1", SECRET, &push),
+    );
+    let jobs = job_names(&pipeline);
+    assert!(jobs.contains(&"deploy-production".to_string()), "{jobs:?}");
+    let mut pr = fixture("forgejo-pull_request-1.json");
+    set(&mut pr, "/pull_request/head/ref", "feature/x");
+    set(&mut pr, "/pull_request/head/sha", r.c3.as_str());
+    set(&mut pr, "/pull_request/base/ref", "main");
+    set(&mut pr, "/pull_request/base/sha", r.c1.as_str());
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("forgejo", "fj", "pull_request", "fj-2", SECRET, &pr),
+    );
+    assert_eq!(pipeline["git_ref"], "feature/x");
+    assert_eq!(variables(&pipeline)["CI_MERGE_REQUEST_IID"], "1");
+}
+
+#[test]
+fn refused_deliveries_change_nothing() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let coordinator = Coordinator::start(root.path(), 10);
+    add_project(&coordinator, "gh", "github", &r.repo);
+    let at = address(&coordinator);
+    let mut push = fixture("github-push-2.json");
+    set(&mut push, "/ref", "refs/heads/main");
+    set(&mut push, "/after", r.c1.as_str());
+    let good = Delivery::new("github", "gh", "push", "d-1", SECRET, &push);
+    let state = |c: &Coordinator| (pipelines(c, "gh"), deliveries(c, "gh"));
+    let before = state(&coordinator);
+
+    let mut wrong = good.clone();
+    wrong.headers =
+        webhooks_support::forge_headers("github", "push", "d-1", "not-the-secret", &good.body);
+    assert_eq!(wrong.send(&at).status, 401);
+    let mut missing = good.clone();
+    missing
+        .headers
+        .retain(|(name, _)| name != "X-Hub-Signature-256");
+    assert_eq!(missing.send(&at).status, 401);
+    let mut tampered = good.clone();
+    tampered.body.push(b' ');
+    assert_eq!(tampered.send(&at).status, 401);
+    // A GitLab token on a GitHub project is no signature.
+    let gitlab_style = vec![
+        ("X-Gitlab-Event".to_string(), "Push Hook".to_string()),
+        ("X-Gitlab-Token".to_string(), SECRET.to_string()),
+    ];
+    assert_eq!(
+        post(&at, "/hooks/github/gh", &gitlab_style, &good.body, false).status,
+        401
+    );
+
+    let bad_json = b"{\"ref\": \"refs/heads/main\", ".to_vec();
+    let malformed = Delivery {
+        headers: webhooks_support::forge_headers("github", "push", "d-2", SECRET, &bad_json),
+        body: bad_json,
+        path: good.path.clone(),
+    };
+    assert_eq!(malformed.send(&at).status, 400);
+    assert_eq!(
+        post(&at, "/hooks/github/nope", &good.headers, &good.body, false).status,
+        404
+    );
+    assert_eq!(
+        post(&at, "/hooks/bitbucket/gh", &good.headers, &good.body, false).status,
+        404
+    );
+    let huge = vec![b' '; 6 * 1024 * 1024];
+    let headers = webhooks_support::forge_headers("github", "push", "d-3", SECRET, &huge);
+    assert_eq!(
+        post(&at, "/hooks/github/gh", &headers, &huge, true).status,
+        413
+    );
+    assert_eq!(
+        state(&coordinator),
+        before,
+        "a refused delivery changed stored state"
+    );
+
+    // An event kind esteira does not handle: 2xx, recorded as ignored, no pipeline.
+    let issue = Delivery::new(
+        "github",
+        "gh",
+        "issues",
+        "d-4",
+        SECRET,
+        &json!({"action": "opened"}),
+    );
+    let answer = issue.send(&at);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["outcome"], "ignored");
+    assert_eq!(pipelines(&coordinator, "gh"), before.0);
+    let recorded = deliveries(&coordinator, "gh");
+    assert_eq!(recorded.as_array().map(Vec::len), Some(1), "{recorded}");
+    assert_eq!(recorded[0]["outcome"], "ignored");
+    assert_eq!(recorded[0]["delivery_id"], "d-4");
+}
+
+#[test]
+fn a_delivery_sent_twenty_times_at_once_creates_one_pipeline() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let coordinator = Coordinator::start(root.path(), 10);
+    add_project(&coordinator, "gh", "github", &r.repo);
+    let mut push = fixture("github-push-2.json");
+    set(&mut push, "/ref", "refs/heads/devel");
+    set(&mut push, "/before", r.c1.as_str());
+    set(&mut push, "/after", r.c2.as_str());
+    let delivery = Delivery::new("github", "gh", "push", "same-delivery", SECRET, &push);
+    let at = address(&coordinator);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let sends: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| delivery.send(&at)))
+            .collect();
+        sends
+            .into_iter()
+            .map(|s| s.join().expect("sender"))
+            .collect()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 200),
+        "{answers:?}"
+    );
+    assert_eq!(pipelines(&coordinator, "gh").len(), 1);
+    // Another delivery of the same push (a forge retry under a new id) is the same event.
+    let again = Delivery::new("github", "gh", "push", "other-delivery", SECRET, &push);
+    let answer = again.send(&at);
+    assert_eq!(answer.json()["outcome"], "duplicate", "{}", answer.body);
+    assert_eq!(pipelines(&coordinator, "gh").len(), 1);
+}
+
+#[test]
+fn a_commit_pushed_to_a_polled_repository_starts_one_pipeline() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let coordinator = Coordinator::start(root.path(), 10);
+    coordinator.cli_ok(&[
+        "project",
+        "add",
+        "polled",
+        "--repo",
+        &r.repo.url(),
+        "--poll",
+        "1",
+    ]);
+    // The first poll builds the default branch once.
+    let first = wait_until("the first poll's pipeline", Duration::from_secs(20), || {
+        pipelines(&coordinator, "polled").first().cloned()
+    });
+    assert_eq!(first["git_ref"], "main");
+    assert_eq!(first["sha"], r.c1.as_str());
+
+    let pushed_at = Instant::now();
+    let c4 = r
+        .repo
+        .commit(&[("docs/new.md", "new\n")], "a polled change");
+    let found = wait_until(
+        "a pipeline for the new commit",
+        Duration::from_secs(20),
+        || {
+            pipelines(&coordinator, "polled")
+                .into_iter()
+                .find(|p| p["sha"] == c4.as_str())
+        },
+    );
+    let took = pushed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} with a 1 s interval"
+    );
+    assert_eq!(found["git_ref"], "main");
+    assert_eq!(found["source"], "push");
+    let pipeline = coordinator.pipeline(&found["id"].to_string());
+    assert_eq!(variables(&pipeline)["CI_COMMIT_BEFORE_SHA"], r.c1);
+    assert!(
+        job_names(&pipeline).contains(&"docs".to_string()),
+        "docs/ changed since c1"
+    );
+
+    // A new branch and a new tag: one pipeline each; then nothing more.
+    r.repo.git(&["branch", "hotfix", &c4]);
+    r.repo.git(&["tag", "v2.0.0", &c4]);
+    wait_until(
+        "pipelines for the branch and the tag",
+        Duration::from_secs(20),
+        || {
+            let all = pipelines(&coordinator, "polled");
+            let on = |name: &str| all.iter().filter(|p| p["git_ref"] == name).count();
+            (on("hotfix") == 1 && on("v2.0.0") == 1).then_some(())
+        },
+    );
+    // Three more polls change nothing.
+    std::thread::sleep(Duration::from_millis(3500));
+    let all = pipelines(&coordinator, "polled");
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(all.iter().filter(|p| p["sha"] == c4.as_str()).count(), 3);
+}
+
+#[test]
+fn commit_statuses_reach_each_forge_in_order() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let coordinator = Coordinator::start(root.path(), 10);
+    let forge = FakeForge::start();
+    let apis = [
+        ("gl", "gitlab", "/api/v4"),
+        ("gh", "github", "/github"),
+        ("gt", "gitea", "/gitea/api/v1"),
+        ("fj", "forgejo", "/forgejo/api/v1"),
+    ];
+    for (name, kind, prefix) in apis {
+        coordinator.cli_ok(&[
+            "project",
+            "add",
+            name,
+            "--repo",
+            &r.repo.url(),
+            "--forge",
+            kind,
+            "--forge-api",
+            &format!("{}{prefix}", forge.url()),
+            "--forge-token",
+            &format!("token-{name}"),
+            "--forge-project",
+            "group/app",
+        ]);
+    }
+    // The token is never shown.
+    let shown = coordinator.cli_ok(&["project", "show", "gl"]);
+    assert!(!shown.contains("token-gl"), "{shown}");
+    assert!(shown.contains("***"), "{shown}");
+
+    // The forge fails for a while: the statuses wait, the pipelines do not care.
+    forge.fail_for(Duration::from_secs(4));
+    let mut ids = HashMap::new();
+    for (name, _, _) in apis {
+        let id = coordinator.run_pipeline(name, "devel");
+        coordinator.cli_ok(&["pipeline", "cancel", &id]);
+        assert_eq!(coordinator.pipeline(&id)["status"], "canceled");
+        ids.insert(name, id);
+    }
+    let accepted = |path: &str| -> Vec<webhooks_support::Received> {
+        forge
+            .received()
+            .into_iter()
+            .filter(|r| r.answered == 201 && r.path.starts_with(path))
+            .collect()
+    };
+    wait_until(
+        "two accepted statuses per forge",
+        Duration::from_secs(60),
+        || {
+            apis.iter()
+                .all(|(_, _, prefix)| accepted(prefix).len() >= 2)
+                .then_some(())
+        },
+    );
+    let failed = forge
+        .received()
+        .iter()
+        .filter(|r| r.answered == 500)
+        .count();
+    assert!(failed >= 4, "the forge's 500s were not retried ({failed})");
+
+    let url = |name: &str| format!("{}/pipelines/{}", coordinator.url(), ids[name]);
+    let gitlab = accepted("/api/v4");
+    assert_eq!(gitlab.len(), 2);
+    assert_eq!(
+        gitlab[0].path,
+        format!("/api/v4/projects/group%2Fapp/statuses/{}", r.c2)
+    );
+    assert_eq!(gitlab[0].header("PRIVATE-TOKEN"), Some("token-gl"));
+    assert_eq!(gitlab[0].body["state"], "pending");
+    assert_eq!(gitlab[1].body["state"], "canceled");
+    assert_eq!(gitlab[1].body["ref"], "devel");
+    assert_eq!(gitlab[1].body["name"], "esteira");
+    assert_eq!(gitlab[1].body["target_url"], url("gl"));
+
+    let github = accepted("/github");
+    assert_eq!(
+        github[0].path,
+        format!("/github/repos/group/app/statuses/{}", r.c2)
+    );
+    assert_eq!(github[0].header("Authorization"), Some("Bearer token-gh"));
+    let states: Vec<&Value> = github.iter().map(|r| &r.body["state"]).collect();
+    assert_eq!(states, [&json!("pending"), &json!("error")]);
+    assert_eq!(github[1].body["context"], "esteira/pipeline");
+    assert_eq!(github[1].body["target_url"], url("gh"));
+
+    for (name, prefix) in [("gt", "/gitea/api/v1"), ("fj", "/forgejo/api/v1")] {
+        let got = accepted(prefix);
+        assert_eq!(
+            got[0].path,
+            format!("{prefix}/repos/group/app/statuses/{}", r.c2)
+        );
+        assert_eq!(
+            got[0].header("Authorization"),
+            Some(format!("token token-{name}").as_str())
+        );
+        let states: Vec<&Value> = got.iter().map(|r| &r.body["state"]).collect();
+        assert_eq!(states, [&json!("pending"), &json!("error")]);
+        assert_eq!(got[1].body["target_url"], url(name));
+    }
+}
+
+#[test]
+fn a_newer_push_cancels_the_interruptible_jobs_of_older_pipelines() {
+    let _guard = docker_lock();
+    ensure_image();
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    let file = format!(
+        "image: {IMAGE}\n\
+         stages: [test]\n\
+         lint:\n  stage: test\n  interruptible: true\n  script: [sleep 60]\n\
+         migrate:\n  stage: test\n  script: [sleep 3]\n"
+    );
+    let first = repo.commit(&[(".gitlab-ci.yml", &file)], "first");
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "docker", 4);
+    add_project(&coordinator, "app", "github", &repo);
+    let push = |before: &str, after: &str, id: &str| {
+        let mut push = fixture("github-push-2.json");
+        set(&mut push, "/ref", "refs/heads/main");
+        set(&mut push, "/before", before);
+        set(&mut push, "/after", after);
+        created(
+            &coordinator,
+            &Delivery::new("github", "app", "push", id, SECRET, &push),
+        )
+    };
+    let older = push("0000000000000000000000000000000000000000", &first, "p-1");
+    let older_id = older["id"].to_string();
+    wait_until(
+        "both jobs of the first pipeline to run",
+        Duration::from_secs(60),
+        || {
+            let p = coordinator.pipeline(&older_id);
+            (coordinator.job(&p, "lint")["status"] == "running"
+                && coordinator.job(&p, "migrate")["status"] == "running")
+                .then_some(())
+        },
+    );
+    let second = repo.commit(&[("README.md", "more\n")], "second");
+    let newer = push(&first, &second, "p-2");
+    let p = wait_until(
+        "the interruptible job to be canceled",
+        Duration::from_secs(30),
+        || {
+            let p = coordinator.pipeline(&older_id);
+            (coordinator.job(&p, "lint")["status"] == "canceled").then_some(p)
+        },
+    );
+    assert_ne!(coordinator.job(&p, "migrate")["status"], "canceled");
+    let output = coordinator.cli(&["pipeline", "wait", &older_id]);
+    let done = coordinator.pipeline(&older_id);
+    assert!(!output.status.success());
+    assert_eq!(
+        coordinator.job(&done, "migrate")["status"],
+        "success",
+        "{done:#}"
+    );
+    // The newer pipeline runs on; stop it.
+    let newer_id = newer["id"].to_string();
+    assert_ne!(
+        coordinator.job(&coordinator.pipeline(&newer_id), "lint")["status"],
+        "canceled"
+    );
+    coordinator.cli_ok(&["pipeline", "cancel", &newer_id]);
+    let _ = coordinator.cli(&["pipeline", "wait", &newer_id]);
+}
