@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use tokio_util::task::TaskTracker;
 use bollard::Docker;
 use bollard::query_parameters::{
     ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveVolumeOptions,
 };
+use tokio_util::task::TaskTracker;
 
 use crate::container;
 use crate::{INSTANCE_LABEL, JOB_LABEL, MANAGED_LABEL};
@@ -192,7 +192,6 @@ impl DropGuard {
             build_root,
         }
     }
-
 }
 
 impl Drop for DropGuard {
