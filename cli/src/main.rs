@@ -2,6 +2,7 @@
 //! API (`--server`, `--token`); `--json` prints the API's answer as it is.
 
 mod api;
+mod environments;
 mod lint;
 mod variables;
 
@@ -59,6 +60,9 @@ enum RemoteCommand {
     /// Project variables (secrets included).
     #[command(subcommand)]
     Variable(variables::VariableCommand),
+    /// Environments, deployments and rollback.
+    #[command(subcommand)]
+    Env(environments::EnvCommand),
 }
 
 /// A project's settings, for `project add` and `project edit`.
@@ -242,6 +246,7 @@ async fn main() -> ExitCode {
         RemoteCommand::Job(command) => job(&api, command).await,
         RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
         RemoteCommand::Variable(command) => variables::run(&api, command).await,
+        RemoteCommand::Env(command) => environments::run(&api, command).await,
     };
     match result {
         Ok(code) => code,

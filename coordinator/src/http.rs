@@ -63,6 +63,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(crate::ui::router())
         .merge(crate::webhooks::router())
         .merge(crate::project_variables::router())
+        .merge(crate::environments::router())
         .with_state(state)
 }
 
@@ -260,7 +261,8 @@ async fn list_projects(State(state): State<HttpState>) -> ApiResult<Json<serde_j
     )))
 }
 
-async fn find_project(state: &HttpState, name: &str) -> ApiResult<Project> {
+/// The project named `name`, or 404.
+pub async fn find_project(state: &HttpState, name: &str) -> ApiResult<Project> {
     state
         .pipelines
         .scheduler

@@ -10,7 +10,8 @@
 //! - [`scheduler`]: every decision about jobs, under one lock.
 //! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
 //! - [`grpc`]: the agents' service. [`http`]: REST API, health, metrics.
-//!   [`project_variables`]: the project variables' endpoints.
+//!   [`project_variables`]: the project variables' endpoints. [`environments`]:
+//!   environments, their deployments and rollback.
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
@@ -22,6 +23,7 @@
 pub mod artifacts;
 pub mod config;
 pub mod coverage;
+pub mod environments;
 pub mod events;
 pub mod git;
 pub mod grpc;

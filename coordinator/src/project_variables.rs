@@ -14,8 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{ApiError, ApiResult, HttpState, require_admin};
-use crate::store::projects::Project;
+use crate::http::{ApiError, ApiResult, HttpState, find_project, require_admin};
 use crate::store::variables::SealedVariable;
 
 pub fn router() -> Router<HttpState> {
@@ -57,16 +56,6 @@ fn invalid(key: &str, new: &NewValue) -> Option<String> {
     None
 }
 
-async fn project(state: &HttpState, name: &str) -> ApiResult<Project> {
-    state
-        .pipelines
-        .scheduler
-        .store()
-        .project_by_name(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("project '{name}' does not exist")))
-}
-
 async fn set(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -77,7 +66,7 @@ async fn set(
     if let Some(reason) = invalid(&key, &new) {
         return Err(ApiError::BadRequest(reason));
     }
-    let project = project(&state, &name).await?;
+    let project = find_project(&state, &name).await?;
     let scheduler = &state.pipelines.scheduler;
     let (nonce, ciphertext) = scheduler.secrets().seal(new.value.as_bytes());
     let sealed = SealedVariable {
@@ -100,7 +89,7 @@ async fn list(
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    let project = project(&state, &name).await?;
+    let project = find_project(&state, &name).await?;
     let infos = state
         .pipelines
         .scheduler
@@ -116,7 +105,7 @@ async fn remove(
     Path((name, key)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    let project = project(&state, &name).await?;
+    let project = find_project(&state, &name).await?;
     if !state
         .pipelines
         .scheduler

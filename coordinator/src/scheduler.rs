@@ -23,6 +23,7 @@ use crate::artifacts::ArtifactStore;
 use crate::events::{Event, Events};
 use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, now_ms};
 use crate::secrets::SecretBox;
+use crate::store::deployments::NewDeployment;
 use crate::store::jobs::{Job, JobEnding};
 use crate::store::pipelines::{NewPipeline, Pipeline};
 use crate::store::{Store, StoreError};
@@ -558,6 +559,7 @@ impl Scheduler {
         }
         info!(job_id = %id, agent_id = %agent, status = %ending.status, "job finished");
         self.record_coverage(&job).await?;
+        self.record_deployment(&job, &ending).await?;
         self.after_finish(&mut decision, &job, &ending).await
     }
 
@@ -571,6 +573,42 @@ impl Scheduler {
         if let Some(figure) = crate::coverage::find(&pattern, &log) {
             self.store.set_job_coverage(job.id, figure).await?;
         }
+        Ok(())
+    }
+
+    /// A finished job that deploys to an environment adds to that environment's history.
+    async fn record_deployment(&self, job: &Job, ending: &JobEnding) -> Result<(), SchedulerError> {
+        let Some(environment) = spec_of(job)?.environment else {
+            return Ok(());
+        };
+        if environment.action != "start" {
+            return Ok(());
+        }
+        let Some(pipeline) = self.store.pipeline(job.pipeline_id).await? else {
+            return Ok(());
+        };
+        let details: Option<serde_json::Value> = ending
+            .details_json
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        let digest = details
+            .as_ref()
+            .and_then(|details| details["image_digest"].as_str().map(str::to_string));
+        let deployment = NewDeployment {
+            project: pipeline.project_id,
+            environment: &environment.name,
+            tier: &environment.deployment_tier,
+            url: environment.url.as_deref(),
+            job: job.id,
+            pipeline: pipeline.id,
+            sha: &pipeline.sha,
+            git_ref: &pipeline.git_ref,
+            status: ending.status.as_str(),
+            image_digest: digest.as_deref(),
+            started_at: job.started_at,
+            finished_at: now_ms(),
+        };
+        self.store.insert_deployment(&deployment).await?;
         Ok(())
     }
 

@@ -229,6 +229,10 @@ pub async fn process(
     delivery_id: Option<&str>,
     parsed: Parsed,
 ) -> Outcome {
+    // One delivery at a time: pipelines are created one at a time anyway (under the
+    // scheduler's lock), and concurrent SQLite writers only wait on each other's locks.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let store = pipelines.scheduler.store();
     let (event_name, event_key, reason) = match &parsed {
         Parsed::Event(event) => (event.name().to_string(), Some(event.key()), None),

@@ -1,0 +1,87 @@
+//! Environments end to end: deploy jobs record deployments, `env show` lists them in
+//! order, `env rollback` runs an earlier deploy again; a manual job waits for `job play`.
+
+use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image};
+use serde_json::Value;
+
+fn pipeline_file(message: &str) -> String {
+    format!(
+        "image: {IMAGE}\nstages: [test, deploy]\n\
+         test:\n  stage: test\n  script: [echo \"{message}\"]\n\
+         deploy-production:\n  stage: deploy\n  environment: {{name: production, url: \"http://127.0.0.1:18080\"}}\n  resource_group: production\n  script: [echo \"deploying $CI_COMMIT_SHORT_SHA\"]\n\
+         smoke:\n  stage: deploy\n  when: manual\n  script: [echo smoke]\n"
+    )
+}
+
+fn run_to_manual(coordinator: &Coordinator) -> (String, Value) {
+    let id = coordinator.run_pipeline("app", "master");
+    let waited = coordinator.cli(&["pipeline", "wait", &id]);
+    assert!(
+        waited.status.success(),
+        "a manual job with allow_failure does not block"
+    );
+    (id.clone(), coordinator.pipeline(&id))
+}
+
+#[test]
+fn deployments_are_recorded_listed_and_rolled_back() {
+    let _guard = docker_lock();
+    ensure_image();
+    let root = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init(root.path().join("repo"));
+    repo.git(&["checkout", "--quiet", "-b", "master"]);
+    let first = repo.commit(&[(".gitlab-ci.yml", &pipeline_file("one"))], "first");
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "", 1);
+    coordinator.cli_ok(&["project", "add", "app", "--repo", &repo.url()]);
+
+    let (_, pipeline) = run_to_manual(&coordinator);
+    let smoke = coordinator.job(&pipeline, "smoke");
+    assert_eq!(smoke["status"], "manual", "a manual job waits");
+    coordinator.cli_ok(&["job", "play", &smoke["id"].to_string()]);
+    let played = coordinator.cli(&["pipeline", "wait", &pipeline["id"].to_string()]);
+    assert!(played.status.success());
+    let pipeline = coordinator.pipeline(&pipeline["id"].to_string());
+    assert_eq!(coordinator.job(&pipeline, "smoke")["status"], "success");
+
+    let second = repo.commit(&[(".gitlab-ci.yml", &pipeline_file("two"))], "second");
+    run_to_manual(&coordinator);
+    let production = coordinator.cli_json(&["env", "show", "app", "production"]);
+    assert_eq!(production["tier"], "production");
+    assert_eq!(production["url"], "http://127.0.0.1:18080");
+    let history: Vec<&str> = production["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [second.as_str(), first.as_str()],
+        "every deployment, newest first"
+    );
+    assert_eq!(production["current"]["sha"], second.as_str());
+
+    coordinator.cli_ok(&["env", "rollback", "app", "production"]);
+    let first_pipeline = coordinator.cli_json(&["pipeline", "list", "--project", "app"]);
+    let oldest = first_pipeline.as_array().unwrap().last().unwrap()["id"].to_string();
+    assert!(
+        coordinator
+            .cli(&["pipeline", "wait", &oldest])
+            .status
+            .success()
+    );
+    let production = coordinator.cli_json(&["env", "show", "app", "production"]);
+    assert_eq!(
+        production["history"].as_array().unwrap().len(),
+        3,
+        "the rollback is a new deployment"
+    );
+    assert_eq!(
+        production["current"]["sha"],
+        first.as_str(),
+        "production runs the first commit again"
+    );
+    let listed = coordinator.cli_ok(&["env", "list", "app"]);
+    assert!(listed.starts_with("production\tproduction\t#"), "{listed}");
+}
