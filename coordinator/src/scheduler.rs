@@ -10,7 +10,7 @@
 //! agent has room, [`Scheduler::dispatch`] leases the job and pushes the assignment on that
 //! stream. Nothing polls for work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::artifacts::ArtifactStore;
 use crate::events::{Event, Events};
-use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, now_ms};
+use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, ProjectId, now_ms};
 use crate::secrets::SecretBox;
 use crate::store::deployments::NewDeployment;
 use crate::store::jobs::{Job, JobEnding};
@@ -196,10 +196,20 @@ impl Scheduler {
         if pending.is_empty() || decision.by_agent.is_empty() {
             return Ok(());
         }
+        let mut pipelines: HashMap<PipelineId, Pipeline> = HashMap::new();
         let mut load: HashMap<AgentId, u32> = HashMap::new();
+        // `resource_group`s of a project with a job running: one job at a time per group.
+        let mut busy_groups: HashSet<(ProjectId, String)> = HashSet::new();
         for job in self.store.running_jobs().await? {
             if let Some(agent) = job.agent_id {
                 *load.entry(agent).or_default() += 1;
+            }
+            if let Some(group) = spec_of(&job)?.resource_group
+                && let Some(pipeline) = self
+                    .cached_pipeline(&mut pipelines, job.pipeline_id)
+                    .await?
+            {
+                busy_groups.insert((pipeline.project_id, group));
             }
         }
         let paused: Vec<AgentId> = self
@@ -210,9 +220,24 @@ impl Scheduler {
             .filter(|agent| agent.paused)
             .map(|agent| agent.id)
             .collect();
-        let mut pipelines: HashMap<PipelineId, Pipeline> = HashMap::new();
         for job in pending {
             let spec = spec_of(&job)?;
+            let Some(pipeline) = self
+                .cached_pipeline(&mut pipelines, job.pipeline_id)
+                .await?
+            else {
+                continue;
+            };
+            let group = spec
+                .resource_group
+                .clone()
+                .map(|group| (pipeline.project_id, group));
+            if group
+                .as_ref()
+                .is_some_and(|group| busy_groups.contains(group))
+            {
+                continue;
+            }
             let chosen = decision
                 .by_agent
                 .iter()
@@ -224,21 +249,12 @@ impl Scheduler {
                 .min_by_key(|(agent, _)| (load.get(agent).copied().unwrap_or(0), agent.0))
                 .map(|(agent, _)| *agent);
             let Some(agent) = chosen else { continue };
-            let pipeline = match pipelines.get(&job.pipeline_id) {
-                Some(pipeline) => pipeline.clone(),
-                None => {
-                    let Some(found) = self.store.pipeline(job.pipeline_id).await? else {
-                        continue;
-                    };
-                    pipelines.insert(job.pipeline_id, found.clone());
-                    found
-                }
-            };
             let expires = now_ms() + millis(self.config.lease_timeout);
             let Some(epoch) = self.store.lease_job(job.id, agent, expires).await? else {
                 continue;
             };
             *load.entry(agent).or_default() += 1;
+            busy_groups.extend(group);
             let assignment = self.assignment(&pipeline, &job, &spec, epoch).await?;
             let message = ServerMessage {
                 kind: Some(server_message::Kind::Assignment(assignment)),
@@ -272,6 +288,22 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The pipeline `id`, read once per dispatch.
+    async fn cached_pipeline(
+        &self,
+        cache: &mut HashMap<PipelineId, Pipeline>,
+        id: PipelineId,
+    ) -> Result<Option<Pipeline>, SchedulerError> {
+        if let Some(found) = cache.get(&id) {
+            return Ok(Some(found.clone()));
+        }
+        let found = self.store.pipeline(id).await?;
+        if let Some(pipeline) = &found {
+            cache.insert(id, pipeline.clone());
+        }
+        Ok(found)
     }
 
     async fn assignment(

@@ -85,3 +85,29 @@ fn deployments_are_recorded_listed_and_rolled_back() {
     let listed = coordinator.cli_ok(&["env", "list", "app"]);
     assert!(listed.starts_with("production\tproduction\t#"), "{listed}");
 }
+
+#[test]
+fn deploys_of_one_resource_group_run_one_after_the_other() {
+    let _guard = docker_lock();
+    ensure_image();
+    let root = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init(root.path().join("repo"));
+    let file = format!(
+        "deploy:\n  image: {IMAGE}\n  resource_group: production\n  script: [echo deploying, sleep 2]\n"
+    );
+    repo.commit(&[(".gitlab-ci.yml", &file)], "deploy");
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "", 2);
+    coordinator.cli_ok(&["project", "add", "app", "--repo", &repo.url()]);
+    let first = coordinator.run_pipeline("app", "main");
+    let second = coordinator.run_pipeline("app", "main");
+    for id in [&first, &second] {
+        assert!(coordinator.cli(&["pipeline", "wait", id]).status.success());
+    }
+    let deploy = |id: &str| coordinator.job(&coordinator.pipeline(id), "deploy").clone();
+    let (a, b) = (deploy(&first), deploy(&second));
+    assert!(
+        a["finished_at"].as_i64().unwrap() <= b["started_at"].as_i64().unwrap(),
+        "the second deploy started before the first finished: {a} {b}"
+    );
+}
