@@ -38,6 +38,9 @@ pub struct Args {
     /// PEM private key of `--tls-cert`.
     #[arg(long, env = "ESTEIRA_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Require the token for reads too (API, badges, metrics), not only for actions.
+    #[arg(long, env = "ESTEIRA_READ_TOKEN_REQUIRED")]
+    pub read_token_required: bool,
     /// Allow plain-text gRPC on an address other than loopback.
     #[arg(long, env = "ESTEIRA_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
@@ -56,6 +59,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub insecure_plaintext: bool,
+    pub read_token_required: bool,
     pub registration_token: Option<String>,
     pub admin_token: Option<String>,
 }
@@ -73,6 +77,7 @@ impl Default for Config {
             public_url: None,
             tls: None,
             insecure_plaintext: false,
+            read_token_required: false,
             registration_token: None,
             admin_token: None,
         }
@@ -93,6 +98,7 @@ impl From<Args> for Config {
             public_url: args.public_url,
             tls: args.tls_cert.zip(args.tls_key),
             insecure_plaintext: args.insecure_plaintext,
+            read_token_required: args.read_token_required,
             registration_token: secret("ESTEIRA_REGISTRATION_TOKEN"),
             admin_token: secret("ESTEIRA_ADMIN_TOKEN"),
         }

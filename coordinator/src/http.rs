@@ -33,7 +33,12 @@ pub struct HttpState {
     pub admin_token: Arc<String>,
 }
 
-pub fn router(state: HttpState) -> Router {
+/// The app. With `read_token_required`, reads of the API, badges and metrics need the
+/// token too (as `Authorization: Bearer` or the UI's `esteira_token` cookie); the page
+/// itself stays public so that it can ask for the token.
+pub fn router(state: HttpState, read_token_required: bool) -> Router {
+    let guard =
+        axum::middleware::from_fn_with_state((state.clone(), read_token_required), read_guard);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -64,6 +69,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(crate::webhooks::router())
         .merge(crate::project_variables::router())
         .merge(crate::environments::router())
+        .layer(guard)
         .with_state(state)
 }
 
@@ -139,6 +145,42 @@ pub fn require_admin(state: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
     } else {
         Err(ApiError::Unauthorized)
     }
+}
+
+/// The token a request carries: its bearer token, else the UI's `esteira_token` cookie.
+fn request_token(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    bearer.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|cookies| cookies.split(';'))
+            .find_map(|cookie| cookie.trim().strip_prefix("esteira_token="))
+    })
+}
+
+/// Refuses reads without the token when the coordinator requires one.
+async fn read_guard(
+    State((state, required)): State<(HttpState, bool)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let guarded = path.starts_with("/api/") || path.starts_with("/badges/") || path == "/metrics";
+    let allowed = request_token(request.headers())
+        .is_some_and(|token| tokens::equal(token, &state.admin_token));
+    if required && guarded && !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "reading needs a token (Authorization: Bearer <token>)" })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn ready(State(state): State<HttpState>) -> ApiResult<&'static str> {

@@ -168,7 +168,7 @@ pub async fn run(
         pipelines,
         admin_token: Arc::new(admin_token),
     };
-    let app = http::router(state);
+    let app = http::router(state, config.read_token_required);
     let http_stop = stop.subscribe();
     let http = serve_http(http_listener, app, config.tls.clone(), http_stop);
     info!(http = %http_address, grpc = %config.grpc, data_dir = %config.data_dir.display(), "coordinator ready");
