@@ -63,6 +63,25 @@ enum Change {
     Closed,
 }
 
+/// Waits until a batch of events holds one that `concerns` the caller, or events were
+/// lost (then the caller must re-read); false when the client or the bus went away.
+async fn next_change_of(
+    events: &mut broadcast::Receiver<Event>,
+    tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
+    concerns: impl Fn(Event) -> bool,
+) -> bool {
+    loop {
+        let mut lagged = false;
+        match next_changes(events, tx, &mut lagged).await {
+            Change::Closed => return false,
+            Change::Some(batch) if lagged || batch.iter().any(|event| concerns(*event)) => {
+                return true;
+            }
+            Change::Some(_) => {}
+        }
+    }
+}
+
 /// Waits for the next batch of events (everything already queued after the first one),
 /// or for the client to go away.
 async fn next_changes(
@@ -154,19 +173,12 @@ async fn pipeline_events(
             if tx.send(Ok(event)).await.is_err() {
                 return;
             }
-            loop {
-                let mut lagged = false;
-                let batch = match next_changes(&mut events, &tx, &mut lagged).await {
-                    Change::Closed => return,
-                    Change::Some(batch) => batch,
-                };
-                let ours = batch.iter().any(|event| match *event {
-                    Event::Pipeline { pipeline } | Event::Job { pipeline, .. } => pipeline == id,
-                    Event::Log { .. } => false,
-                });
-                if ours || lagged {
-                    break;
-                }
+            let concerns = |event: Event| match event {
+                Event::Pipeline { pipeline } | Event::Job { pipeline, .. } => pipeline == id,
+                Event::Log { .. } => false,
+            };
+            if !next_change_of(&mut events, &tx, concerns).await {
+                return;
             }
             match pipeline_graph(&scheduler, id).await {
                 Ok(value) if value == current => {}
@@ -240,19 +252,12 @@ async fn log_events(
                     .await;
                 return;
             }
-            loop {
-                let mut lagged = false;
-                let batch = match next_changes(&mut events, &tx, &mut lagged).await {
-                    Change::Closed => return,
-                    Change::Some(batch) => batch,
-                };
-                let ours = batch.iter().any(|event| match *event {
-                    Event::Log { job } | Event::Job { job, .. } => job == id,
-                    Event::Pipeline { .. } => false,
-                });
-                if ours || lagged {
-                    break;
-                }
+            let concerns = |event: Event| match event {
+                Event::Log { job } | Event::Job { job, .. } => job == id,
+                Event::Pipeline { .. } => false,
+            };
+            if !next_change_of(&mut events, &tx, concerns).await {
+                return;
             }
         }
     }))
