@@ -2,6 +2,8 @@
 # Builds the images esteira's tests and quick start use, when they are missing.
 # No image can be pulled on these machines, so every image is made from Debian packages.
 #   esteira-test/busybox:latest  a busybox rootfs (sh, echo, cat, sleep, wget, httpd, ...)
+#   esteira-test/python:3.11     Debian bookworm (minbase) with python3, python3-coverage and
+#                                pycodestyle: the seed API's image (examples/seed-api)
 set -euo pipefail
 
 need_apt() {
@@ -31,4 +33,21 @@ build_busybox() {
   echo "built $name"
 }
 
+build_python() {
+  local name=esteira-test/python:3.11
+  docker image inspect "$name" >/dev/null 2>&1 && return 0
+  need_apt debootstrap
+  local mirror root
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  root=$(mktemp -d)
+  debootstrap --variant=minbase --include=python3-minimal,python3-coverage,pycodestyle \
+    bookworm "$root" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+    -c 'ENV PYTHONDONTWRITEBYTECODE=1' -c 'CMD ["/bin/sh"]' - "$name" >/dev/null
+  rm -rf "$root"
+  echo "built $name"
+}
+
 build_busybox
+build_python

@@ -4,6 +4,7 @@
 mod api;
 mod environments;
 mod lint;
+mod resource_groups;
 mod variables;
 
 use std::process::ExitCode;
@@ -63,6 +64,9 @@ enum RemoteCommand {
     /// Environments, deployments and rollback.
     #[command(subcommand)]
     Env(environments::EnvCommand),
+    /// Resource groups: one job at a time, in the order of their process mode.
+    #[command(subcommand)]
+    ResourceGroup(resource_groups::ResourceGroupCommand),
 }
 
 /// A project's settings, for `project add` and `project edit`.
@@ -247,6 +251,7 @@ async fn main() -> ExitCode {
         RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
         RemoteCommand::Variable(command) => variables::run(&api, command).await,
         RemoteCommand::Env(command) => environments::run(&api, command).await,
+        RemoteCommand::ResourceGroup(command) => resource_groups::run(&api, command).await,
     };
     match result {
         Ok(code) => code,

@@ -69,6 +69,7 @@ pub fn router(state: HttpState, read_token_required: bool) -> Router {
         .merge(crate::webhooks::router())
         .merge(crate::project_variables::router())
         .merge(crate::environments::router())
+        .merge(crate::resource_groups::router())
         .layer(guard)
         .with_state(state)
 }

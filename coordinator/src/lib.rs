@@ -11,7 +11,8 @@
 //! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
 //! - [`grpc`]: the agents' service. [`http`]: REST API, health, metrics.
 //!   [`project_variables`]: the project variables' endpoints. [`environments`]:
-//!   environments, their deployments and rollback.
+//!   environments, their deployments and rollback. [`resource_groups`]: whose turn it
+//!   is in a resource group, and the groups' process modes.
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
@@ -31,6 +32,7 @@ pub mod http;
 pub mod model;
 pub mod poll;
 pub mod project_variables;
+pub mod resource_groups;
 pub mod scheduler;
 pub mod secrets;
 pub mod statuses;

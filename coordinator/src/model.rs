@@ -121,6 +121,27 @@ impl PipelineStatus {
     }
 }
 
+status_enum!(ProcessMode {
+    Unordered => "unordered",
+    OldestFirst => "oldest_first",
+    NewestFirst => "newest_first",
+});
+
+impl std::str::FromStr for ProcessMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Self::Unordered, Self::OldestFirst, Self::NewestFirst]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown process mode {text:?}: use unordered, oldest_first or newest_first"
+                )
+            })
+    }
+}
+
 /// Milliseconds since the Unix epoch, the unit of every time the store keeps.
 pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()

@@ -10,6 +10,7 @@
 //! agent has room, [`Scheduler::dispatch`] leases the job and pushes the assignment on that
 //! stream. Nothing polls for work.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,10 @@ use tracing::{info, warn};
 
 use crate::artifacts::ArtifactStore;
 use crate::events::{Event, Events};
-use crate::model::{AgentId, JobId, JobStatus, PipelineId, PipelineStatus, ProjectId, now_ms};
+use crate::model::{
+    AgentId, JobId, JobStatus, PipelineId, PipelineStatus, ProcessMode, ProjectId, now_ms,
+};
+use crate::resource_groups::{self, WaitingForResource};
 use crate::secrets::SecretBox;
 use crate::store::deployments::NewDeployment;
 use crate::store::jobs::{Job, JobEnding};
@@ -39,6 +43,14 @@ pub enum SchedulerError {
     Fenced(JobId),
     #[error("{0}")]
     InvalidState(String),
+}
+
+/// A project variable, opened for a pipeline.
+#[derive(Debug, Clone)]
+pub struct ProjectVariable {
+    pub key: String,
+    pub value: String,
+    pub masked: bool,
 }
 
 /// A message pushed to an agent's session stream.
@@ -191,14 +203,19 @@ impl Scheduler {
     }
 
     /// Leases pending jobs to connected agents with room and the right labels.
+    ///
+    /// Cheap when nothing can be placed: the pending queue is read only when some agent
+    /// has room, and the walk stops once none has. A `resource_group` runs one job at a
+    /// time per project; whose turn it is follows the group's process mode
+    /// ([`crate::resource_groups`]). A first run of a deploy job that is older than the
+    /// environment's current deployment is skipped as outdated first.
     async fn dispatch(&self, decision: &mut Decision<'_>) -> Result<(), SchedulerError> {
-        let pending = self.store.pending_jobs().await?;
-        if pending.is_empty() || decision.by_agent.is_empty() {
+        if decision.by_agent.is_empty() {
             return Ok(());
         }
         let mut pipelines: HashMap<PipelineId, Pipeline> = HashMap::new();
+        self.skip_outdated_deploys(decision, &mut pipelines).await?;
         let mut load: HashMap<AgentId, u32> = HashMap::new();
-        // `resource_group`s of a project with a job running: one job at a time per group.
         let mut busy_groups: HashSet<(ProjectId, String)> = HashSet::new();
         for job in self.store.running_jobs().await? {
             if let Some(agent) = job.agent_id {
@@ -220,7 +237,19 @@ impl Scheduler {
             .filter(|agent| agent.paused)
             .map(|agent| agent.id)
             .collect();
-        for job in pending {
+        let has_room = |agent: &AgentId, session: &Session, load: &HashMap<AgentId, u32>| {
+            !paused.contains(agent) && load.get(agent).copied().unwrap_or(0) < session.concurrency
+        };
+        let any_room = |load: &HashMap<AgentId, u32>, by_agent: &HashMap<AgentId, Session>| {
+            by_agent
+                .iter()
+                .any(|(agent, session)| has_room(agent, session, load))
+        };
+        if !any_room(&load, &decision.by_agent) {
+            return Ok(());
+        }
+        let mut queue = Vec::new();
+        for job in self.store.pending_jobs().await? {
             let spec = spec_of(&job)?;
             let Some(pipeline) = self
                 .cached_pipeline(&mut pipelines, job.pipeline_id)
@@ -228,13 +257,20 @@ impl Scheduler {
             else {
                 continue;
             };
+            queue.push((job, spec, pipeline));
+        }
+        let turns = self.resource_group_turns(&queue).await?;
+        for (job, spec, pipeline) in queue {
+            if !any_room(&load, &decision.by_agent) {
+                break;
+            }
             let group = spec
                 .resource_group
                 .clone()
                 .map(|group| (pipeline.project_id, group));
-            if group
-                .as_ref()
-                .is_some_and(|group| busy_groups.contains(group))
+            if let Some(group) = &group
+                && (busy_groups.contains(group)
+                    || turns.get(group).is_some_and(|turn| *turn != job.id))
             {
                 continue;
             }
@@ -242,8 +278,7 @@ impl Scheduler {
                 .by_agent
                 .iter()
                 .filter(|(agent, session)| {
-                    !paused.contains(agent)
-                        && load.get(agent).copied().unwrap_or(0) < session.concurrency
+                    has_room(agent, session, &load)
                         && spec.tags.iter().all(|tag| session.labels.contains(tag))
                 })
                 .min_by_key(|(agent, _)| (load.get(agent).copied().unwrap_or(0), agent.0))
@@ -275,7 +310,10 @@ impl Scheduler {
                 pipeline: job.pipeline_id,
                 job: job.id,
             });
-            if pipeline.status != PipelineStatus::Running {
+            if pipelines
+                .get(&job.pipeline_id)
+                .is_some_and(|cached| cached.status != PipelineStatus::Running)
+            {
                 self.store
                     .set_pipeline_status(job.pipeline_id, PipelineStatus::Running)
                     .await?;
@@ -285,6 +323,77 @@ impl Scheduler {
                 if let Some(cached) = pipelines.get_mut(&job.pipeline_id) {
                     cached.status = PipelineStatus::Running;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// For each resource group with waiting jobs and a process mode other than
+    /// `unordered`, the one job whose turn it is.
+    async fn resource_group_turns(
+        &self,
+        queue: &[(Job, PlannedJob, Pipeline)],
+    ) -> Result<HashMap<(ProjectId, String), JobId>, SchedulerError> {
+        let mut modes: HashMap<ProjectId, HashMap<String, ProcessMode>> = HashMap::new();
+        let mut waiting = Vec::new();
+        for (job, spec, pipeline) in queue {
+            let Some(group) = &spec.resource_group else {
+                continue;
+            };
+            let project_modes = match modes.entry(pipeline.project_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(unknown) => {
+                    let read = self.store.resource_group_modes(pipeline.project_id).await?;
+                    unknown.insert(read.into_iter().collect())
+                }
+            };
+            let mode = project_modes
+                .get(group)
+                .copied()
+                .unwrap_or(ProcessMode::Unordered);
+            waiting.push(WaitingForResource {
+                group: (pipeline.project_id, group.clone()),
+                mode,
+                pipeline: pipeline.id,
+                job: job.id,
+            });
+        }
+        Ok(resource_groups::turns(&waiting))
+    }
+
+    /// Skips, as GitLab's "prevent outdated deployment jobs" does, the pending first runs
+    /// of deploy jobs whose environment already runs a newer pipeline's deployment. A
+    /// retried job (a rollback) is never outdated.
+    async fn skip_outdated_deploys(
+        &self,
+        decision: &mut Decision<'_>,
+        pipelines: &mut HashMap<PipelineId, Pipeline>,
+    ) -> Result<(), SchedulerError> {
+        for job in self.store.pending_first_deploys().await? {
+            let Some(environment) = spec_of(&job)?.environment else {
+                continue;
+            };
+            let Some(pipeline) = self.cached_pipeline(pipelines, job.pipeline_id).await? else {
+                continue;
+            };
+            let newest = self
+                .store
+                .newest_successful_deploy(pipeline.project_id, &environment.name)
+                .await?;
+            let Some(newest) = newest.filter(|newest| *newest > pipeline.id) else {
+                continue;
+            };
+            let reason = format!(
+                "outdated deployment: pipeline {newest} already deployed a newer version to {}",
+                environment.name
+            );
+            if self.store.skip_pending_job(job.id, &reason).await? {
+                info!(job_id = %job.id, %reason, "deploy skipped");
+                self.events.publish(Event::Job {
+                    pipeline: job.pipeline_id,
+                    job: job.id,
+                });
+                self.advance(decision, job.pipeline_id).await?;
             }
         }
         Ok(())
@@ -348,26 +457,19 @@ impl Scheduler {
                 .iter()
                 .map(|v| (v.key.clone(), v.value.clone())),
         );
-        let protected_ref = self
-            .store
-            .protected_refs(project.id)
-            .await?
+        let opened = self
+            .project_variables(project.id, &pipeline.git_ref)
+            .await?;
+        let masked_keys: Vec<String> = opened
             .iter()
-            .any(|pattern| ref_matches(pattern, &pipeline.git_ref));
-        let mut masked_keys = Vec::new();
-        for sealed in self.store.sealed_variables(project.id).await? {
-            if sealed.protected && !protected_ref {
-                continue;
-            }
-            let value = self
-                .secrets
-                .open(&sealed.nonce, &sealed.ciphertext)
-                .map_err(|error| SchedulerError::InvalidState(error.to_string()))?;
-            if sealed.masked {
-                masked_keys.push(sealed.key.clone());
-            }
-            variables.push((sealed.key, String::from_utf8_lossy(&value).into_owned()));
-        }
+            .filter(|variable| variable.masked)
+            .map(|variable| variable.key.clone())
+            .collect();
+        variables.extend(
+            opened
+                .into_iter()
+                .map(|variable| (variable.key, variable.value)),
+        );
         let given: Vec<(String, String)> =
             serde_json::from_str(&pipeline.variables_json).map_err(StoreError::from)?;
         variables.extend(given);
@@ -395,6 +497,37 @@ impl Scheduler {
             heartbeat_interval_secs: heartbeat_interval(self.config.lease_timeout),
             artifact_jobs,
         })
+    }
+
+    /// The project's variables that a pipeline on `git_ref` may see (protected ones only
+    /// on protected refs), opened.
+    pub async fn project_variables(
+        &self,
+        project: ProjectId,
+        git_ref: &str,
+    ) -> Result<Vec<ProjectVariable>, SchedulerError> {
+        let protected_ref = self
+            .store
+            .protected_refs(project)
+            .await?
+            .iter()
+            .any(|pattern| ref_matches(pattern, git_ref));
+        let mut opened = Vec::new();
+        for sealed in self.store.sealed_variables(project).await? {
+            if sealed.protected && !protected_ref {
+                continue;
+            }
+            let value = self
+                .secrets
+                .open(&sealed.nonce, &sealed.ciphertext)
+                .map_err(|error| SchedulerError::InvalidState(error.to_string()))?;
+            opened.push(ProjectVariable {
+                key: sealed.key,
+                value: String::from_utf8_lossy(&value).into_owned(),
+                masked: sealed.masked,
+            });
+        }
+        Ok(opened)
     }
 
     /// An agent opened its session: remember it, settle the jobs the database thinks it

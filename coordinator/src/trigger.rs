@@ -2,6 +2,7 @@
 //! at that commit, plan it for the event, and hand the plan to the scheduler. Nothing is
 //! stored unless every step succeeds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -89,6 +90,17 @@ pub async fn start_pipeline(
     let mut stored_variables = commit_variables;
     stored_variables.extend(trigger.event_variables.iter().cloned());
     stored_variables.extend(trigger.variables.iter().cloned());
+    // Project and pipeline variables win over the file's in the plan, as in GitLab. Masked
+    // ones stay out of it: what the plan expands is stored in clear.
+    let (RefKind::Branch(ref_name) | RefKind::Tag(ref_name)) = &git_ref;
+    let mut overriding_variables: BTreeMap<String, String> = scheduler
+        .project_variables(project.id, ref_name)
+        .await?
+        .into_iter()
+        .filter(|variable| !variable.masked)
+        .map(|variable| (variable.key, variable.value))
+        .collect();
+    overriding_variables.extend(trigger.variables.iter().cloned());
     let project_name = project.name.clone();
     let source = trigger.source;
     let delivery = trigger.delivery.clone();
@@ -114,6 +126,7 @@ pub async fn start_pipeline(
                 source: trigger.source,
                 changed_files: changed_files.clone(),
                 variables: variables.into_iter().collect(),
+                overriding_variables: overriding_variables.clone(),
                 project_path: project.name.clone(),
             };
             let files = CommitFiles {

@@ -72,6 +72,7 @@ fn context() -> EventContext {
         source: PipelineSource::Push,
         changed_files: None,
         variables: BTreeMap::new(),
+        overriding_variables: BTreeMap::new(),
         project_path: "cmake/cmake".into(),
     }
 }

@@ -36,6 +36,10 @@ pub struct EventContext {
     /// Predefined `CI_*` variables, project and pipeline variables, in GitLab's precedence
     /// order already merged by the caller (the plan adds the file's own variables).
     pub variables: BTreeMap<String, String>,
+    /// Project variables and the pipeline's own (`pipeline run --var`): as in GitLab,
+    /// they win over the file's `variables:` wherever the plan reads variables.
+    #[serde(default)]
+    pub overriding_variables: BTreeMap<String, String>,
     /// `group/project`, for `only: [branches@group/project]`.
     pub project_path: String,
 }

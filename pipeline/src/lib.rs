@@ -55,7 +55,8 @@ pub fn plan_pipeline(
     path: &str,
     ctx: &EventContext,
 ) -> Result<Plan, Vec<Diagnostic>> {
-    let base = Scope::new(predefined_variables(ctx));
+    let base =
+        Scope::new(predefined_variables(ctx)).overridden_by(ctx.overriding_variables.clone());
     let list = || files.list().unwrap_or_default();
     let env = Env::new(ctx, &list);
     let mut diagnostics = Vec::new();

@@ -133,17 +133,16 @@ pub fn event_context(options: &LintOptions) -> Result<EventContext, String> {
             ));
         }
     };
-    let mut variables = BTreeMap::new();
+    // `--var` stands for project and pipeline variables: they win over the file's.
+    let mut overriding_variables = BTreeMap::new();
     for pair in &options.variables {
         let Some((key, value)) = pair.split_once('=') else {
             return Err(format!("--var '{pair}' is not KEY=VALUE"));
         };
-        variables.insert(key.to_owned(), value.to_owned());
+        overriding_variables.insert(key.to_owned(), value.to_owned());
     }
     // GitLab always defines the default branch; offline we assume `main` unless told.
-    variables
-        .entry("CI_DEFAULT_BRANCH".to_owned())
-        .or_insert_with(|| "main".to_owned());
+    let variables = BTreeMap::from([("CI_DEFAULT_BRANCH".to_owned(), "main".to_owned())]);
     Ok(EventContext {
         git_ref,
         sha: "0000000000000000000000000000000000000000".into(),
@@ -154,6 +153,7 @@ pub fn event_context(options: &LintOptions) -> Result<EventContext, String> {
             Some(options.changed.clone())
         },
         variables,
+        overriding_variables,
         project_path: "local/project".into(),
     })
 }

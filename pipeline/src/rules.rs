@@ -378,6 +378,7 @@ mod tests {
             source: PipelineSource::Push,
             changed_files: Some(vec!["src/main.rs".into(), "docs/a.md".into()]),
             variables: BTreeMap::new(),
+            overriding_variables: BTreeMap::new(),
             project_path: "group/project".into(),
         }
     }

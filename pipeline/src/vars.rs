@@ -97,12 +97,14 @@ pub fn set_variable(list: &mut Vec<Variable>, key: &str, value: &str) {
     }
 }
 
-/// The variables a job sees: the event's (predefined, project) then the file's, later
-/// wins. The event's are shared between the scopes of all jobs.
+/// The variables a job sees: the event's (predefined) then the file's, later wins, and
+/// over both the overriding ones (project and pipeline variables). The event's and the
+/// overriding ones are shared between the scopes of all jobs.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     base: Arc<HashMap<String, String>>,
     overlay: HashMap<String, String>,
+    overriding: Arc<HashMap<String, String>>,
 }
 
 impl Scope {
@@ -110,7 +112,14 @@ impl Scope {
         Scope {
             base: Arc::new(base.into_iter().collect()),
             overlay: HashMap::new(),
+            overriding: Arc::default(),
         }
+    }
+
+    /// This scope with `overriding` winning over every other variable.
+    pub fn overridden_by(mut self, overriding: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.overriding = Arc::new(overriding.into_iter().collect());
+        self
     }
 
     pub fn with(&self, variables: &[Variable]) -> Scope {
@@ -128,7 +137,10 @@ impl Scope {
     }
 
     fn raw(&self, name: &str) -> Option<&String> {
-        self.overlay.get(name).or_else(|| self.base.get(name))
+        self.overriding
+            .get(name)
+            .or_else(|| self.overlay.get(name))
+            .or_else(|| self.base.get(name))
     }
 
     /// A variable's value with its own references expanded, `None` when unset.

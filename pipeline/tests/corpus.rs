@@ -98,6 +98,7 @@ fn context(git_ref: RefKind) -> EventContext {
                 "registry.example/group/project".to_string(),
             ),
         ]),
+        overriding_variables: BTreeMap::new(),
         project_path: "group/project".into(),
     }
 }

@@ -18,6 +18,7 @@ fn context() -> EventContext {
             ("A".to_string(), "a".to_string()),
             ("EMPTY".to_string(), String::new()),
         ]),
+        overriding_variables: BTreeMap::new(),
         project_path: "g/p".into(),
     }
 }

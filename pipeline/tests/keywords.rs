@@ -16,6 +16,7 @@ fn ctx(git_ref: RefKind) -> EventContext {
         source: PipelineSource::Push,
         changed_files: None,
         variables: BTreeMap::new(),
+        overriding_variables: BTreeMap::new(),
         project_path: "group/project".into(),
     }
 }
@@ -658,5 +659,31 @@ fn dependencies() {
     assert_error(
         "b:\n  stage: build\n  script: [x]\nc:\n  stage: build\n  script: [x]\nt:\n  script: [x]\n  needs: [c]\n  dependencies: [b]\n",
         "must also be in needs",
+    );
+}
+
+/// GitLab, "CI/CD variable precedence": project and pipeline variables win over the
+/// file's `variables:` (global and job), in `rules:if` and in what the plan expands.
+#[test]
+fn project_variables_win_over_the_files_variables() {
+    let yaml = "variables: {PYTHON_IMAGE: python:3.11, DEPLOY: \"no\"}\n\
+                test:\n  image: $PYTHON_IMAGE\n  script: [true]\n\
+                deploy:\n  variables: {DEPLOY: \"no\"}\n  rules: [{if: $DEPLOY == \"yes\"}]\n  script: [true]\n";
+    let mut context = branch("main");
+    let defaults = plan(yaml, &context);
+    assert_eq!(names(&defaults), ["test"]);
+    assert_eq!(
+        job(&defaults, "test").image.as_ref().unwrap().name,
+        "python:3.11"
+    );
+    context.overriding_variables = BTreeMap::from([
+        ("PYTHON_IMAGE".to_string(), "local/python:3.11".to_string()),
+        ("DEPLOY".to_string(), "yes".to_string()),
+    ]);
+    let overridden = plan(yaml, &context);
+    assert_eq!(names(&overridden), ["test", "deploy"]);
+    assert_eq!(
+        job(&overridden, "test").image.as_ref().unwrap().name,
+        "local/python:3.11"
     );
 }

@@ -21,6 +21,7 @@ fn plan_for(branch: &str) -> Plan {
             "CI_REGISTRY_IMAGE".to_string(),
             "127.0.0.1:5000/seed/api".to_string(),
         )]),
+        overriding_variables: BTreeMap::new(),
         project_path: "seed/api".into(),
     };
     plan_pipeline(&files, ".gitlab-ci.yml", &ctx).unwrap_or_else(|d| panic!("{d:?}"))

@@ -100,6 +100,31 @@ impl Store {
         )
     }
 
+    /// Pending first runs of jobs that deploy (`environment:` with action `start`).
+    pub async fn pending_first_deploys(&self) -> Result<Vec<Job>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs WHERE status = 'pending' AND attempt = 1
+                 AND json_extract(spec_json, '$.environment.action') = 'start'
+             ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Ends a pending job as skipped, saying why; false when it was no longer pending.
+    pub async fn skip_pending_job(&self, id: JobId, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'skipped', failure_message = ?2, finished_at = ?3
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Running jobs, with the agents holding them.
     pub async fn running_jobs(&self) -> Result<Vec<Job>, StoreError> {
         Ok(
