@@ -7,6 +7,7 @@ mod lint;
 mod resource_groups;
 mod variables;
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -193,7 +194,12 @@ enum PipelineCommand {
         json: bool,
     },
     /// Wait for a pipeline to finish: exit 0 on success, 1 otherwise.
-    Wait { id: i64 },
+    Wait {
+        id: i64,
+        /// Print each job's status as it changes.
+        #[arg(long)]
+        progress: bool,
+    },
     /// Cancel a pipeline's unfinished jobs.
     Cancel { id: i64 },
 }
@@ -479,26 +485,54 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
             print_jobs(&pipeline);
             Ok(ExitCode::SUCCESS)
         }
-        PipelineCommand::Wait { id } => loop {
-            let pipeline = api.get(&format!("/pipelines/{id}/wait?timeout=60")).await?;
-            let status = text(&pipeline["status"]);
-            if matches!(
-                status.as_str(),
-                "success" | "failed" | "canceled" | "skipped"
-            ) {
-                eprintln!("pipeline {id}: {status}");
-                return Ok(if status == "success" {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                });
+        PipelineCommand::Wait { id, progress } => {
+            // With --progress, wake up every second to show job changes.
+            let timeout = if progress { 1 } else { 60 };
+            let mut shown: HashMap<String, String> = HashMap::new();
+            loop {
+                let path = format!("/pipelines/{id}/wait?timeout={timeout}");
+                let pipeline = api.get(&path).await?;
+                if progress {
+                    print_job_changes(&pipeline, &mut shown);
+                }
+                let status = text(&pipeline["status"]);
+                if matches!(
+                    status.as_str(),
+                    "success" | "failed" | "canceled" | "skipped"
+                ) {
+                    eprintln!("pipeline {id}: {status}");
+                    return Ok(if status == "success" {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    });
+                }
             }
-        },
+        }
         PipelineCommand::Cancel { id } => {
             api.post(&format!("/pipelines/{id}/cancel"), &json!({}))
                 .await?;
             println!("pipeline {id}: cancel requested");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints the jobs (latest attempts) whose status differs from the one last shown.
+fn print_job_changes(pipeline: &Value, shown: &mut HashMap<String, String>) {
+    for job in pipeline["jobs"].as_array().into_iter().flatten() {
+        if job["retried"].as_bool() == Some(true) {
+            continue;
+        }
+        let name = text(&job["name"]);
+        let status = text(&job["status"]);
+        if shown.get(&name) != Some(&status) {
+            let reason = job["failure_message"].as_str().unwrap_or_default();
+            println!(
+                "  {:<8} {name:<24} {status:<9} {reason}",
+                text(&job["stage"])
+            );
+            shown.insert(name, status);
         }
     }
 }

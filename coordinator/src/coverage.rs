@@ -1,6 +1,7 @@
 //! Code coverage read from job logs, as GitLab does: the job's `coverage` regex is applied
-//! to its log, the last match wins, and the first number in it (of the first capture group
-//! when there is one) is the figure. A pipeline's coverage is the mean of its jobs'.
+//! to each line of its log (so `^` and `$` anchor to a line), the last match wins, and the
+//! first number in it (of the first capture group when there is one) is the figure. A
+//! pipeline's coverage is the mean of its jobs'.
 
 use regex::bytes::Regex;
 
@@ -8,7 +9,11 @@ use regex::bytes::Regex;
 /// (the linter reports it).
 pub fn find(pattern: &str, log: &[u8]) -> Option<f64> {
     let regex = Regex::new(pattern).ok()?;
-    let captures = regex.captures_iter(log).last()?;
+    let captures = log
+        .split(|byte| *byte == b'\n')
+        .rev()
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .find_map(|line| regex.captures_iter(line).last())?;
     let matched = captures.get(1).or_else(|| captures.get(0))?;
     let number = Regex::new(r"\d+(?:\.\d+)?").ok()?;
     let figure = number.find(matched.as_bytes())?;
@@ -23,6 +28,12 @@ mod tests {
     fn the_last_match_gives_the_figure() {
         let log = b"TOTAL 10 5 50%\nmore\nTOTAL 120 12 90%\n";
         assert_eq!(find(r"TOTAL.+ ([0-9]{1,3}%)", log), Some(90.0));
+    }
+
+    #[test]
+    fn anchors_match_each_line() {
+        let log = b"Name Stmts Miss Cover\r\napi.py 54 8 85%\r\nTOTAL 54 8 85%\r\ndone\n";
+        assert_eq!(find(r"^TOTAL.+?(\d+(?:\.\d+)?)%$", log), Some(85.0));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! its branches and tags with those of the last poll (kept in the store, so a restart
 //! does not start everything again) and hand each update to the webhook path
 //! ([`webhooks::process`]) as the push it is. A project's first poll starts one pipeline,
-//! for its default branch, and remembers every ref.
+//! for its default branch, and remembers every ref; a repository without its default
+//! branch yet (new and empty) has each ref that appears built as a push would be.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +15,9 @@ use crate::model::ProjectId;
 use crate::store::projects::Project;
 use crate::trigger::Pipelines;
 use crate::webhooks::{self, Parsed};
+
+/// The pseudo ref remembered by every poll (no git ref has an empty name).
+const POLLED_MARKER: &str = "";
 
 /// How often the poller looks for projects that are due.
 const TICK: Duration = Duration::from_millis(250);
@@ -57,10 +61,16 @@ pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Resu
         .fetch(&project.name, &project.fetch_url())
         .await?;
     let now = list_refs(&mirror).await?;
-    let known: HashMap<String, String> = store.polled_refs(project.id).await?.into_iter().collect();
-    let first = known.is_empty();
+    let mut known: HashMap<String, String> =
+        store.polled_refs(project.id).await?.into_iter().collect();
+    // The first poll of a repository that has its default branch builds just that branch.
+    // Before it exists (a new, empty repository), every ref that appears is a push; the
+    // marker remembers that the repository was polled even when it had no refs.
     let default_ref = format!("refs/heads/{}", project.default_branch);
-    let mut remembered: Vec<(String, String)> = Vec::new();
+    let first = known.remove(POLLED_MARKER).is_none()
+        && known.is_empty()
+        && now.iter().any(|(name, _)| *name == default_ref);
+    let mut remembered: Vec<(String, String)> = vec![(POLLED_MARKER.to_string(), String::new())];
     let mut started = 0;
     for (name, sha) in &now {
         let before = known.get(name);

@@ -173,8 +173,13 @@ pub(crate) async fn deploy(
                 .start_container(old, None)
                 .await
                 .map_err(docker_error(format!("cannot restart {service}")))?;
+            // Done only once the previous version answers its health check again.
+            let serving = match check_health(docker, old, spec.health.as_ref(), vars).await {
+                Ok(()) => "serving again".to_string(),
+                Err(reason) => format!("not healthy either: {reason}"),
+            };
             format!(
-                "rolled back to {}",
+                "rolled back to {}, {serving}",
                 old_image.as_deref().unwrap_or("the previous container")
             )
         }

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod seed;
+pub mod seed_bench;
+
 /// The image every test pipeline runs in, built by `.ci/images.sh`.
 pub const IMAGE: &str = "esteira-test/busybox:latest";
 
@@ -338,6 +341,23 @@ impl Coordinator {
             String::from_utf8_lossy(&output.stderr)
         );
         output.stdout
+    }
+
+    /// `esteira variable set ARGS` with `value` on stdin.
+    pub fn set_variable(&self, args: &[&str], value: &str) -> Output {
+        let mut child = Command::new(binary("esteira"))
+            .args(["--server", &self.url(), "--token", &self.admin_token])
+            .args(["variable", "set"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run esteira");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, value.as_bytes()).expect("write the value");
+        drop(stdin);
+        child.wait_with_output().expect("esteira variable set")
     }
 
     pub fn start_agent(&self, root: &Path, name: &str, labels: &str, concurrency: u32) -> Agent {

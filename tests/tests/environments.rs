@@ -1,7 +1,9 @@
 //! Environments end to end: deploy jobs record deployments, `env show` lists them in
 //! order, `env rollback` runs an earlier deploy again; a manual job waits for `job play`.
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image};
+use std::time::Duration;
+
+use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
 use serde_json::Value;
 
 fn pipeline_file(message: &str) -> String {
@@ -109,5 +111,76 @@ fn deploys_of_one_resource_group_run_one_after_the_other() {
     assert!(
         a["finished_at"].as_i64().unwrap() <= b["started_at"].as_i64().unwrap(),
         "the second deploy started before the first finished: {a} {b}"
+    );
+}
+
+#[test]
+fn newest_first_deploys_the_newest_pipeline_and_skips_the_outdated_one() {
+    let _guard = docker_lock();
+    ensure_image();
+    let root = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init(root.path().join("repo"));
+    let file = format!(
+        "deploy:\n  image: {IMAGE}\n  environment: production\n  resource_group: production\n  \
+         script: [echo deploying, sleep 3]\n"
+    );
+    repo.commit(&[(".gitlab-ci.yml", &file)], "deploy");
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "", 3);
+    coordinator.cli_ok(&["project", "add", "app", "--repo", &repo.url()]);
+    coordinator.cli_ok(&[
+        "resource-group",
+        "set",
+        "app",
+        "production",
+        "--process-mode",
+        "newest_first",
+    ]);
+    assert_eq!(
+        coordinator
+            .cli_ok(&["resource-group", "list", "app"])
+            .trim(),
+        "production\tnewest_first"
+    );
+    let deploy = |id: &str| coordinator.job(&coordinator.pipeline(id), "deploy").clone();
+    let first = coordinator.run_pipeline("app", "main");
+    wait_until("the first deploy to run", Duration::from_secs(30), || {
+        (deploy(&first)["status"] == "running").then_some(())
+    });
+    let older = coordinator.run_pipeline("app", "main");
+    let newest = coordinator.run_pipeline("app", "main");
+    for id in [&first, &newest] {
+        assert!(coordinator.cli(&["pipeline", "wait", id]).status.success());
+    }
+    coordinator.cli(&["pipeline", "wait", &older]);
+    assert_eq!(
+        coordinator.pipeline(&older)["status"],
+        "skipped",
+        "a pipeline whose only job was skipped"
+    );
+    let (a, b, c) = (deploy(&first), deploy(&older), deploy(&newest));
+    assert_eq!(a["status"], "success");
+    assert_eq!(
+        c["status"], "success",
+        "the newest pipeline's deploy goes next"
+    );
+    assert!(
+        a["finished_at"].as_i64() <= c["started_at"].as_i64(),
+        "one at a time: {a} {c}"
+    );
+    assert_eq!(b["status"], "skipped", "{b}");
+    let reason = b["failure_message"].as_str().unwrap_or_default();
+    assert!(reason.contains("outdated deployment"), "{reason}");
+    let production = coordinator.cli_json(&["env", "show", "app", "production"]);
+    let deployed: Vec<String> = production["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pipeline_id"].to_string())
+        .collect();
+    assert_eq!(
+        deployed,
+        [newest, first],
+        "the skipped deploy deployed nothing"
     );
 }

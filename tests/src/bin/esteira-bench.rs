@@ -7,6 +7,10 @@
 //!   `esteira pipeline wait` returning) against `docker run --rm` of the same image and
 //!   command, RUNS times each (default 20). Prints the medians and their ratio.
 //!
+//! - `webhooks [DELIVERIES] [SENDERS]`: see `bench_webhooks.rs`.
+//! - `seed [RUNS]`: `git push` of the seed example to staging answering, split into
+//!   test, release and deploy (see `esteira_tests::seed_bench`; default 5 runs).
+//!
 //! Build with `cargo build --release --workspace --bins` and run
 //! `target/release/esteira-bench pickup` / `overhead`.
 
@@ -29,8 +33,12 @@ fn main() {
         Some("pickup") => pickup(number(1, 200), number(2, 4)),
         Some("overhead") => overhead(number(1, 20)),
         Some("webhooks") => bench_webhooks::run(&args[1..]),
+        Some("seed") => esteira_tests::seed_bench::run(number(1, 5)),
         _ => {
-            eprintln!("usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS]");
+            eprintln!(
+                "usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS] \
+                 | webhooks [DELIVERIES] [SENDERS] | seed [RUNS]"
+            );
             std::process::exit(2);
         }
     }
