@@ -8,6 +8,7 @@ mod variables;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -93,6 +94,10 @@ struct ProjectSettingsArgs {
     /// An HTTPS token to fetch the repository with ("" clears it).
     #[arg(long, env = "ESTEIRA_REPO_TOKEN", hide_env_values = true)]
     repo_token: Option<String>,
+    /// A private SSH key file the coordinator fetches the repository with; stored
+    /// encrypted ("" clears it).
+    #[arg(long, value_name = "PATH")]
+    ssh_key_file: Option<std::path::PathBuf>,
     /// Fetch the repository every SECONDS and start pipelines for new commits (0: off).
     #[arg(long, value_name = "SECONDS")]
     poll: Option<i64>,
@@ -102,7 +107,7 @@ struct ProjectSettingsArgs {
 }
 
 impl ProjectSettingsArgs {
-    fn to_json(&self) -> Value {
+    fn to_json(&self) -> anyhow::Result<Value> {
         let mut body = serde_json::Map::new();
         let mut put = |key: &str, value: Value| {
             if !value.is_null() {
@@ -117,9 +122,30 @@ impl ProjectSettingsArgs {
         put("forge_token", json!(self.forge_token));
         put("forge_project", json!(self.forge_project));
         put("repo_token", json!(self.repo_token));
+        put("ssh_key", json!(self.ssh_key()?));
         put("poll_interval_secs", json!(self.poll));
         put("protected_branches", json!(self.protected_branches));
-        Value::Object(body)
+        Ok(Value::Object(body))
+    }
+
+    /// The text of `--ssh-key-file`, checked to be a private key ("" when clearing).
+    fn ssh_key(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.ssh_key_file else {
+            return Ok(None);
+        };
+        if path.as_os_str().is_empty() {
+            return Ok(Some(String::new()));
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the SSH key {}", path.display()))?;
+        let trimmed = text.trim();
+        if !(trimmed.starts_with("-----BEGIN ") && trimmed.ends_with("PRIVATE KEY-----")) {
+            anyhow::bail!(
+                "{} is not a private key in PEM or OpenSSH format (-----BEGIN ... PRIVATE KEY-----)",
+                path.display()
+            );
+        }
+        Ok(Some(text))
     }
 }
 
@@ -303,7 +329,7 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
             repo,
             settings,
         } => {
-            let mut body = settings.to_json();
+            let mut body = settings.to_json()?;
             body["name"] = json!(name);
             body["repo_url"] = json!(repo);
             let project = api.post("/projects", &body).await?;
@@ -355,7 +381,7 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
             repo,
             settings,
         } => {
-            let mut body = settings.to_json();
+            let mut body = settings.to_json()?;
             if let Some(repo) = repo {
                 body["repo_url"] = json!(repo);
             }
@@ -387,6 +413,7 @@ fn print_project(project: &Value) {
         "webhook_secret",
         "forge_token",
         "repo_token",
+        "ssh_key",
     ];
     for field in fields {
         let value = match &project[field] {

@@ -54,7 +54,7 @@ pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Resu
     let store = pipelines.scheduler.store();
     let mirror = pipelines
         .mirrors
-        .fetch(&project.name, &project.fetch_url())
+        .fetch(project)
         .await?;
     let now = list_refs(&mirror).await?;
     let known: HashMap<String, String> = store.polled_refs(project.id).await?.into_iter().collect();

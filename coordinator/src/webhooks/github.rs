@@ -4,7 +4,7 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::event::{self, MergeRequestFacts, Parsed, PayloadError, required, text};
+use super::event::{self, Fork, MergeRequestFacts, Parsed, PayloadError, required, text};
 
 pub fn delivery_id(headers: &HeaderMap) -> Option<String> {
     super::header(headers, "x-github-delivery").map(str::to_string)
@@ -83,5 +83,28 @@ pub fn pull_request(kind: &str, payload: &Value, actions: &[&str]) -> Result<Par
         url: text(payload, "/pull_request/html_url").unwrap_or(""),
         labels,
         author: text(payload, "/pull_request/user/login").unwrap_or(""),
+        fork: fork(payload, iid),
     }))
+}
+
+/// The fork a pull request comes from, when its head repository is not its base one (or
+/// is gone: a deleted fork leaves `head.repo` null).
+fn fork(payload: &Value, number: u64) -> Option<Fork<'_>> {
+    let head = payload.pointer("/pull_request/head/repo");
+    let head_id = head.and_then(|repo| repo.get("id"));
+    let base_id = payload.pointer("/pull_request/base/repo/id");
+    let same = match (head_id, base_id) {
+        (Some(head), Some(base)) => head == base,
+        // Without ids, the names decide.
+        _ => {
+            text(payload, "/pull_request/head/repo/full_name")
+                == text(payload, "/pull_request/base/repo/full_name")
+                && head.is_some_and(|repo| !repo.is_null())
+        }
+    };
+    (!same).then(|| Fork {
+        path: text(payload, "/pull_request/head/repo/full_name").unwrap_or(""),
+        url: text(payload, "/pull_request/head/repo/html_url").unwrap_or(""),
+        head_ref: format!("refs/pull/{number}/head"),
+    })
 }
