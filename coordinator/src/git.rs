@@ -238,7 +238,10 @@ mod tests {
         );
         // The shell reads the quoted path back as one word.
         let words = Command::new("sh")
-            .args(["-c", &format!("printf '%s\\n' {}", shell_quote("/a b/it's"))])
+            .args([
+                "-c",
+                &format!("printf '%s\\n' {}", shell_quote("/a b/it's")),
+            ])
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&words.stdout), "/a b/it's\n");
@@ -248,7 +251,8 @@ mod tests {
     fn a_key_is_written_for_its_owner_only_and_removed_after() {
         let dir = tempfile::tempdir().unwrap();
         let ssh_dir = dir.path().join(".ssh");
-        let key = TemporaryKey::write(&ssh_dir, "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n").unwrap();
+        let key =
+            TemporaryKey::write(&ssh_dir, "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n").unwrap();
         let path = key.path.clone();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),

@@ -105,7 +105,10 @@ pub async fn run(
         .with_secrets(secrets.clone());
     let sealed = store.seal_clear_project_secrets().await?;
     if sealed > 0 {
-        info!(projects = sealed, "project secrets stored in clear are now sealed");
+        info!(
+            projects = sealed,
+            "project secrets stored in clear are now sealed"
+        );
     }
     let http_listener = TcpListener::bind(config.http)
         .await

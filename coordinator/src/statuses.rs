@@ -109,7 +109,10 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
                 Ok(Event::Pipeline { pipeline } | Event::Job { pipeline, .. }) => vec![pipeline],
                 Ok(Event::Log { .. }) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    warn!(missed, "commit statuses fell behind the events; catching up");
+                    warn!(
+                        missed,
+                        "commit statuses fell behind the events; catching up"
+                    );
                     watches
                         .iter()
                         .filter(|(_, watch)| !watch.finished)
@@ -119,7 +122,9 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             for pipeline in touched {
-                let now_finished = match queue_changes(&scheduler, &sending, &mut watches, pipeline).await {
+                let now_finished = match queue_changes(&scheduler, &sending, &mut watches, pipeline)
+                    .await
+                {
                     Ok(now_finished) => now_finished,
                     Err(error) => {
                         warn!(pipeline_id = %pipeline, %error, "reading the pipeline for its statuses failed");
@@ -369,9 +374,7 @@ fn forge_state(forge: Forge, subject: &Subject, status: PipelineStatus) -> &'sta
     match forge {
         Forge::Gitlab => match status {
             PipelineStatus::Manual if matches!(subject, Subject::Job { .. }) => "skipped",
-            PipelineStatus::Created | PipelineStatus::Pending | PipelineStatus::Manual => {
-                "pending"
-            }
+            PipelineStatus::Created | PipelineStatus::Pending | PipelineStatus::Manual => "pending",
             PipelineStatus::Running => "running",
             PipelineStatus::Success => "success",
             PipelineStatus::Failed => "failed",
@@ -433,4 +436,127 @@ fn encode_segment(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ProjectId;
+
+    fn update(forge: &str, subject: Subject, status: PipelineStatus) -> Update {
+        Update {
+            project: Project {
+                id: ProjectId(1),
+                name: "app".into(),
+                repo_url: "https://forge.example/group/app.git".into(),
+                pipeline_file: ".gitlab-ci.yml".into(),
+                created_at: 0,
+                forge: forge.into(),
+                webhook_secret: None,
+                forge_token: Some("t0ken".into()),
+                repo_token: None,
+                ssh_key: None,
+                default_branch: "main".into(),
+                forge_api_url: Some("https://forge.example/api/".into()),
+                forge_project: None,
+                poll_interval_secs: None,
+                protected_branches_json: "[]".into(),
+                removed_at: None,
+            },
+            pipeline: PipelineId(12),
+            git_ref: "devel".into(),
+            sha: "abc123".into(),
+            subject,
+            status,
+        }
+    }
+
+    fn job(name: &str) -> Subject {
+        Subject::Job {
+            id: JobId(34),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn gitlab_job_statuses_are_named_after_the_job_and_join_gitlabs_pipeline() {
+        let base = "https://ci.example";
+        let (url, body, auth) = request(
+            base,
+            &update("gitlab", job("unit tests"), PipelineStatus::Running),
+            Some(777),
+        );
+        assert_eq!(
+            url,
+            "https://forge.example/api/projects/group%2Fapp/statuses/abc123"
+        );
+        assert_eq!(auth, ("PRIVATE-TOKEN", "t0ken".to_string()));
+        assert_eq!(
+            body,
+            json!({
+                "state": "running",
+                "ref": "devel",
+                "name": "unit tests",
+                "target_url": "https://ci.example/jobs/34",
+                "description": "esteira job unit tests (pipeline #12): running",
+                "pipeline_id": 777,
+            })
+        );
+        // The first status, before GitLab named its pipeline, goes without one.
+        let (_, body, _) = request(
+            base,
+            &update("gitlab", Subject::Pipeline, PipelineStatus::Pending),
+            None,
+        );
+        assert_eq!(body["name"], "esteira");
+        assert_eq!(body["target_url"], "https://ci.example/pipelines/12");
+        assert!(body.get("pipeline_id").is_none());
+    }
+
+    #[test]
+    fn github_gitea_and_forgejo_job_statuses_have_an_esteira_context() {
+        for (forge, auth) in [
+            ("github", "Bearer t0ken"),
+            ("gitea", "token t0ken"),
+            ("forgejo", "token t0ken"),
+        ] {
+            let (url, body, (name, value)) = request(
+                "https://ci.example",
+                &update(forge, job("pep8"), PipelineStatus::Failed),
+                None,
+            );
+            assert_eq!(
+                url,
+                "https://forge.example/api/repos/group/app/statuses/abc123"
+            );
+            assert_eq!((name, value.as_str()), ("Authorization", auth));
+            assert_eq!(body["context"], "esteira/pep8");
+            assert_eq!(body["state"], "failure");
+            assert_eq!(body["target_url"], "https://ci.example/jobs/34");
+        }
+    }
+
+    #[test]
+    fn manual_and_skipped_jobs_map_per_forge() {
+        let pipeline = Subject::Pipeline;
+        let job = job("deploy");
+        let cases = [
+            (Forge::Gitlab, &job, PipelineStatus::Manual, "skipped"),
+            (Forge::Gitlab, &pipeline, PipelineStatus::Manual, "pending"),
+            (Forge::Gitlab, &job, PipelineStatus::Skipped, "skipped"),
+            (Forge::Gitlab, &job, PipelineStatus::Canceled, "canceled"),
+            (Forge::Github, &job, PipelineStatus::Manual, "pending"),
+            (Forge::Github, &job, PipelineStatus::Skipped, "success"),
+            (Forge::Gitea, &job, PipelineStatus::Running, "pending"),
+            (Forge::Forgejo, &job, PipelineStatus::Canceled, "error"),
+        ];
+        for (forge, subject, status, state) in cases {
+            assert_eq!(
+                forge_state(forge, subject, status),
+                state,
+                "{forge:?} {subject:?} {status}"
+            );
+        }
+        assert_eq!(job_status(JobStatus::Lost), PipelineStatus::Failed);
+    }
 }

@@ -216,7 +216,9 @@ impl Store {
         row.map(|row| self.open_project(row)).transpose()
     }
 
-    /// Changes the settings given in `settings`; `None` when the project does not exist.
+    /// Changes the settings given in `settings`, secrets sealed; `None` when the project
+    /// does not exist. (The clear columns of the first schema are not written: they are
+    /// empty once [`Self::seal_clear_project_secrets`] has run at start.)
     pub async fn update_project(
         &self,
         id: ProjectId,
@@ -250,11 +252,8 @@ impl Store {
                 default_branch = coalesce(?, default_branch),
                 protected_branches_json = coalesce(?, protected_branches_json),
                 webhook_secret_sealed = CASE WHEN ? THEN ? ELSE webhook_secret_sealed END,
-                webhook_secret = CASE WHEN ?6 THEN NULL ELSE webhook_secret END,
                 forge_token_sealed = CASE WHEN ? THEN ? ELSE forge_token_sealed END,
-                forge_token = CASE WHEN ?8 THEN NULL ELSE forge_token END,
                 repo_token_sealed = CASE WHEN ? THEN ? ELSE repo_token_sealed END,
-                repo_token = CASE WHEN ?10 THEN NULL ELSE repo_token END,
                 ssh_key_sealed = CASE WHEN ? THEN ? ELSE ssh_key_sealed END,
                 forge_api_url = CASE WHEN ? THEN ? ELSE forge_api_url END,
                 forge_project = CASE WHEN ? THEN ? ELSE forge_project END,
@@ -408,5 +407,104 @@ impl Store {
             protected_branches_json: row.protected_branches_json,
             removed_at: row.removed_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretBox;
+
+    /// Every byte of the database's files (main file, WAL).
+    fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("db.sqlite"))
+            .flat_map(|entry| std::fs::read(entry.path()).unwrap())
+            .collect()
+    }
+
+    fn holds(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn secrets_left_in_clear_by_an_older_version_are_sealed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
+            .await
+            .unwrap()
+            .with_secrets(secrets);
+        let project = store
+            .insert_project("app", "https://forge.example/app.git", ".gitlab-ci.yml")
+            .await
+            .unwrap()
+            .unwrap();
+        // What the first schema stored: the secrets in clear.
+        sqlx::query(
+            "UPDATE projects SET webhook_secret = 'clear-hook-secret-1',
+                forge_token = 'clear-forge-token-2', repo_token = 'clear-repo-token-3'
+             WHERE id = ?",
+        )
+        .bind(project.id.0)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        assert!(holds(&database_bytes(dir.path()), "clear-forge-token-2"));
+
+        assert_eq!(store.seal_clear_project_secrets().await.unwrap(), 1);
+        assert_eq!(store.seal_clear_project_secrets().await.unwrap(), 0, "once");
+        let project = store.project(project.id).await.unwrap().unwrap();
+        assert_eq!(
+            project.webhook_secret.as_deref(),
+            Some("clear-hook-secret-1")
+        );
+        assert_eq!(project.forge_token.as_deref(), Some("clear-forge-token-2"));
+        assert_eq!(project.repo_token.as_deref(), Some("clear-repo-token-3"));
+        let bytes = database_bytes(dir.path());
+        for secret in [
+            "clear-hook-secret-1",
+            "clear-forge-token-2",
+            "clear-repo-token-3",
+        ] {
+            assert!(
+                !holds(&bytes, secret),
+                "{secret} still in the database files"
+            );
+        }
+
+        // New values are sealed on the way in; "" clears.
+        let edited = store
+            .update_project(
+                project.id,
+                &ProjectSettings {
+                    forge_token: Some("new-forge-token-4".into()),
+                    ssh_key: Some("-----BEGIN OPENSSH PRIVATE KEY-----".into()),
+                    webhook_secret: Some(String::new()),
+                    ..ProjectSettings::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(edited.forge_token.as_deref(), Some("new-forge-token-4"));
+        assert_eq!(edited.webhook_secret, None);
+        assert!(edited.ssh_key.is_some());
+        assert_eq!(edited.view()["ssh_key"], "***");
+        let bytes = database_bytes(dir.path());
+        assert!(!holds(&bytes, "new-forge-token-4"));
+        assert!(!holds(&bytes, "BEGIN OPENSSH"));
+
+        // Another key cannot open them: a clear error, not garbage.
+        let other = SecretBox::load_or_create(&dir.path().join("other")).unwrap();
+        let wrong = store.clone().with_secrets(other);
+        assert!(matches!(
+            wrong.project(project.id).await,
+            Err(StoreError::Secret(_))
+        ));
     }
 }

@@ -87,22 +87,19 @@ pub fn pull_request(kind: &str, payload: &Value, actions: &[&str]) -> Result<Par
     }))
 }
 
-/// The fork a pull request comes from, when its head repository is not its base one (or
-/// is gone: a deleted fork leaves `head.repo` null).
+/// The fork a pull request comes from: its head repository is not its base one, or is
+/// gone (a deleted fork leaves `head.repo` null). A payload that names no head
+/// repository is taken as a pull request within the project.
 fn fork(payload: &Value, number: u64) -> Option<Fork<'_>> {
-    let head = payload.pointer("/pull_request/head/repo");
-    let head_id = head.and_then(|repo| repo.get("id"));
-    let base_id = payload.pointer("/pull_request/base/repo/id");
-    let same = match (head_id, base_id) {
-        (Some(head), Some(base)) => head == base,
-        // Without ids, the names decide.
-        _ => {
-            text(payload, "/pull_request/head/repo/full_name")
-                == text(payload, "/pull_request/base/repo/full_name")
-                && head.is_some_and(|repo| !repo.is_null())
-        }
+    let head = payload.pointer("/pull_request/head/repo")?;
+    let base = payload.pointer("/pull_request/base/repo");
+    let differs = |key: &str| {
+        let head = head.get(key).filter(|v| !v.is_null());
+        let base = base.and_then(|repo| repo.get(key)).filter(|v| !v.is_null());
+        head.zip(base).map(|(head, base)| head != base)
     };
-    (!same).then(|| Fork {
+    let is_fork = head.is_null() || differs("id").or_else(|| differs("full_name")) == Some(true);
+    is_fork.then(|| Fork {
         path: text(payload, "/pull_request/head/repo/full_name").unwrap_or(""),
         url: text(payload, "/pull_request/head/repo/html_url").unwrap_or(""),
         head_ref: format!("refs/pull/{number}/head"),
