@@ -48,7 +48,7 @@ enum Command {
 enum RemoteCommand {
     /// Projects: a name and a repository.
     #[command(subcommand)]
-    Project(ProjectCommand),
+    Project(Box<ProjectCommand>),
     /// Pipelines: run, list, show, wait, cancel.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
@@ -267,7 +267,7 @@ async fn main() -> ExitCode {
         }
     };
     let result = match command {
-        RemoteCommand::Project(command) => project(&api, command).await,
+        RemoteCommand::Project(command) => project(&api, *command).await,
         RemoteCommand::Pipeline(command) => pipeline(&api, command).await,
         RemoteCommand::Job(command) => job(&api, command).await,
         RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
