@@ -197,7 +197,7 @@ async fn queue_changes(
             };
             (subject, job_status(job.status))
         })
-        .chain([(Subject::Pipeline, row.status)]);
+        .chain([(Subject::Pipeline, pipeline_status(row.status))]);
     for (subject, status) in subjects {
         if watch.queued.get(&subject.key()) == Some(&status) {
             continue;
@@ -208,6 +208,14 @@ async fn queue_changes(
     let was_finished = watch.finished;
     watch.finished = row.status.is_finished();
     Ok(watch.finished && !was_finished)
+}
+
+/// A pipeline's status as reported: a pipeline just created is already pending.
+fn pipeline_status(status: PipelineStatus) -> PipelineStatus {
+    match status {
+        PipelineStatus::Created => PipelineStatus::Pending,
+        other => other,
+    }
 }
 
 /// A job's status in the pipeline's terms (a lost job failed).
@@ -558,5 +566,9 @@ mod tests {
             );
         }
         assert_eq!(job_status(JobStatus::Lost), PipelineStatus::Failed);
+        assert_eq!(
+            pipeline_status(PipelineStatus::Created),
+            PipelineStatus::Pending
+        );
     }
 }
