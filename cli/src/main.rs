@@ -10,6 +10,7 @@ mod variables;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ enum Command {
 enum RemoteCommand {
     /// Projects: a name and a repository.
     #[command(subcommand)]
-    Project(ProjectCommand),
+    Project(Box<ProjectCommand>),
     /// Pipelines: run, list, show, wait, cancel.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
@@ -98,6 +99,10 @@ struct ProjectSettingsArgs {
     /// An HTTPS token to fetch the repository with ("" clears it).
     #[arg(long, env = "ESTEIRA_REPO_TOKEN", hide_env_values = true)]
     repo_token: Option<String>,
+    /// A private SSH key file the coordinator fetches the repository with; stored
+    /// encrypted ("" clears it).
+    #[arg(long, value_name = "PATH")]
+    ssh_key_file: Option<std::path::PathBuf>,
     /// Fetch the repository every SECONDS and start pipelines for new commits (0: off).
     #[arg(long, value_name = "SECONDS")]
     poll: Option<i64>,
@@ -107,7 +112,7 @@ struct ProjectSettingsArgs {
 }
 
 impl ProjectSettingsArgs {
-    fn to_json(&self) -> Value {
+    fn to_json(&self) -> anyhow::Result<Value> {
         let mut body = serde_json::Map::new();
         let mut put = |key: &str, value: Value| {
             if !value.is_null() {
@@ -122,9 +127,30 @@ impl ProjectSettingsArgs {
         put("forge_token", json!(self.forge_token));
         put("forge_project", json!(self.forge_project));
         put("repo_token", json!(self.repo_token));
+        put("ssh_key", json!(self.ssh_key()?));
         put("poll_interval_secs", json!(self.poll));
         put("protected_branches", json!(self.protected_branches));
-        Value::Object(body)
+        Ok(Value::Object(body))
+    }
+
+    /// The text of `--ssh-key-file`, checked to be a private key ("" when clearing).
+    fn ssh_key(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.ssh_key_file else {
+            return Ok(None);
+        };
+        if path.as_os_str().is_empty() {
+            return Ok(Some(String::new()));
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the SSH key {}", path.display()))?;
+        let trimmed = text.trim();
+        if !(trimmed.starts_with("-----BEGIN ") && trimmed.ends_with("PRIVATE KEY-----")) {
+            anyhow::bail!(
+                "{} is not a private key in PEM or OpenSSH format (-----BEGIN ... PRIVATE KEY-----)",
+                path.display()
+            );
+        }
+        Ok(Some(text))
     }
 }
 
@@ -251,7 +277,7 @@ async fn main() -> ExitCode {
         }
     };
     let result = match command {
-        RemoteCommand::Project(command) => project(&api, command).await,
+        RemoteCommand::Project(command) => project(&api, *command).await,
         RemoteCommand::Pipeline(command) => pipeline(&api, command).await,
         RemoteCommand::Job(command) => job(&api, command).await,
         RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
@@ -314,7 +340,7 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
             repo,
             settings,
         } => {
-            let mut body = settings.to_json();
+            let mut body = settings.to_json()?;
             body["name"] = json!(name);
             body["repo_url"] = json!(repo);
             let project = api.post("/projects", &body).await?;
@@ -366,7 +392,7 @@ async fn project(api: &Api, command: ProjectCommand) -> anyhow::Result<ExitCode>
             repo,
             settings,
         } => {
-            let mut body = settings.to_json();
+            let mut body = settings.to_json()?;
             if let Some(repo) = repo {
                 body["repo_url"] = json!(repo);
             }
@@ -398,6 +424,7 @@ fn print_project(project: &Value) {
         "webhook_secret",
         "forge_token",
         "repo_token",
+        "ssh_key",
     ];
     for field in fields {
         let value = match &project[field] {

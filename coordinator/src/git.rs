@@ -1,12 +1,22 @@
 //! The coordinator's view of project repositories: a bare mirror per project in the data
 //! dir, fetched on demand, from which refs are resolved and pipeline files read at the
 //! exact commit. Git is the `git` command.
+//!
+//! A mirror is fetched with every ref (`+refs/*:refs/*`, so merge request refs such as
+//! `refs/pull/N/head` and `refs/merge-requests/N/head` come too) from the URL given at
+//! each fetch: credentials (the HTTPS token in the URL) are never written to the mirror's
+//! config. A project with an SSH key is fetched with `GIT_SSH_COMMAND` naming a copy of
+//! the key written for that fetch only (mode 0600, removed after) and a known-hosts file
+//! of the data dir, where a host's key is recorded the first time it is seen.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use esteira_pipeline::{FileSource, RefKind};
 use tokio::sync::Mutex;
+
+use crate::store::projects::Project;
+use crate::webhooks::event::is_merge_request_ref;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -40,31 +50,90 @@ impl Mirrors {
         self.root.join(format!("{project}.git"))
     }
 
+    /// Where SSH keys are written for a fetch, and hosts' keys remembered.
+    fn ssh_dir(&self) -> PathBuf {
+        self.root.join(".ssh")
+    }
+
     /// Brings the project's mirror up to date with its repository.
-    pub async fn fetch(&self, project: &str, repo_url: &str) -> Result<PathBuf, GitError> {
+    pub async fn fetch(&self, project: &Project) -> Result<PathBuf, GitError> {
         let _one_at_a_time = self.fetching.lock().await;
-        let mirror = self.path(project);
-        let repo_url = repo_url.to_string();
+        let mirror = self.path(&project.name);
+        let url = project.fetch_url();
+        let ssh_key = project.ssh_key.clone();
+        let ssh_dir = self.ssh_dir();
         let target = mirror.clone();
         tokio::task::spawn_blocking(move || {
-            if target.join("HEAD").exists() {
-                git(&target, &["fetch", "--prune", "--quiet", "origin"])
-            } else {
+            if !target.join("HEAD").exists() {
                 let parent = target.parent().unwrap_or(Path::new("."));
                 std::fs::create_dir_all(parent)?;
                 let target_text = std::path::absolute(&target)?.to_string_lossy().into_owned();
-                git(
-                    parent,
-                    &["clone", "--mirror", "--quiet", &repo_url, &target_text],
-                )
+                git(parent, &["init", "--bare", "--quiet", &target_text], &[])?;
             }
+            let key = ssh_key
+                .map(|key| TemporaryKey::write(&ssh_dir, &key))
+                .transpose()?;
+            let env: Vec<(&str, String)> = key
+                .iter()
+                .map(|key| {
+                    let command = ssh_command(&key.path, &ssh_dir.join("known_hosts"));
+                    ("GIT_SSH_COMMAND", command)
+                })
+                .collect();
+            git(
+                &target,
+                &["fetch", "--prune", "--quiet", &url, "+refs/*:refs/*"],
+                &env,
+            )
         })
         .await??;
         Ok(mirror)
     }
 }
 
-/// Resolves `git_ref` (a branch, then a tag) and checks `sha` when given.
+/// A project's SSH key written for one fetch: readable by its owner only, removed when
+/// dropped.
+struct TemporaryKey {
+    path: PathBuf,
+}
+
+impl TemporaryKey {
+    fn write(dir: &Path, key: &str) -> std::io::Result<TemporaryKey> {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        let path = dir.join(format!("key-{}", hex::encode(rand::random::<[u8; 8]>())));
+        // Made before the write, so that a failed write removes what it left.
+        let written = TemporaryKey { path };
+        crate::tokens::write_private(&written.path, key.trim_end())?;
+        Ok(written)
+    }
+}
+
+impl Drop for TemporaryKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The ssh command git runs for a project with a key: that key only, no agent's keys,
+/// and the host's key checked against the data dir's known hosts (recorded on first
+/// contact, refused if it changes later).
+pub fn ssh_command(key: &Path, known_hosts: &Path) -> String {
+    format!(
+        "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+        shell_quote(&key.to_string_lossy()),
+        shell_quote(&known_hosts.to_string_lossy())
+    )
+}
+
+/// `text` as one word for `sh` (git runs `GIT_SSH_COMMAND` through the shell).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Resolves `git_ref` (a merge request's head ref, a branch, then a tag) and checks
+/// `sha` when given.
 pub async fn resolve(
     mirror: &Path,
     git_ref: &str,
@@ -74,8 +143,13 @@ pub async fn resolve(
     let git_ref = git_ref.to_string();
     let sha = sha.map(str::to_string);
     tokio::task::spawn_blocking(move || {
-        let verify = |name: &str| git(&mirror, &["rev-parse", "--verify", "--quiet", name]);
-        let (kind, head) = if let Ok(head) = verify(&format!("refs/heads/{git_ref}^{{commit}}")) {
+        let verify = |name: &str| git(&mirror, &["rev-parse", "--verify", "--quiet", name], &[]);
+        let (kind, head) = if is_merge_request_ref(&git_ref)
+            && let Ok(head) = verify(&format!("{git_ref}^{{commit}}"))
+        {
+            // A merge request from a fork: its pipeline's ref is the forge's ref.
+            (RefKind::Branch(git_ref.clone()), head)
+        } else if let Ok(head) = verify(&format!("refs/heads/{git_ref}^{{commit}}")) {
             (RefKind::Branch(git_ref.clone()), head)
         } else if let Ok(head) = verify(&format!("refs/tags/{git_ref}^{{commit}}")) {
             (RefKind::Tag(git_ref.clone()), head)
@@ -92,9 +166,14 @@ pub async fn resolve(
     .await?
 }
 
-/// Runs git in `dir`, returning its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
-    let output = Command::new("git").arg("-C").arg(dir).args(args).output()?;
+/// Runs git in `dir` with `env` added, returning its trimmed stdout.
+fn git(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Result<String, GitError> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .output()?;
     if !output.status.success() {
         return Err(GitError::Failed {
             command: args.first().copied().unwrap_or_default().to_string(),
@@ -138,5 +217,55 @@ impl FileSource for CommitFiles {
             .filter(|name| !name.is_empty())
             .map(|name| String::from_utf8_lossy(name).into_owned())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ssh_command_uses_the_key_only_and_the_data_dirs_known_hosts() {
+        let command = ssh_command(
+            Path::new("/data/repos/.ssh/key-01"),
+            Path::new("/data dir/it's/known_hosts"),
+        );
+        assert_eq!(
+            command,
+            "ssh -i '/data/repos/.ssh/key-01' -o IdentitiesOnly=yes \
+             -o StrictHostKeyChecking=accept-new \
+             -o UserKnownHostsFile='/data dir/it'\\''s/known_hosts'"
+        );
+        // The shell reads the quoted path back as one word.
+        let words = Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf '%s\\n' {}", shell_quote("/a b/it's")),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&words.stdout), "/a b/it's\n");
+    }
+
+    #[test]
+    fn a_key_is_written_for_its_owner_only_and_removed_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh_dir = dir.path().join(".ssh");
+        let key =
+            TemporaryKey::write(&ssh_dir, "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n").unwrap();
+        let path = key.path.clone();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&ssh_dir), 0o700);
+        }
+        drop(key);
+        assert!(!path.exists());
     }
 }

@@ -99,9 +99,19 @@ pub async fn run(
             .to_string_lossy()
             .into_owned()
     });
+
+    let secrets = SecretBox::load_or_create(&config.data_dir.join("secret-key"))?;
     let store = Store::open(&database_url)
         .await
-        .with_context(|| format!("cannot open the database {database_url}"))?;
+        .with_context(|| format!("cannot open the database {database_url}"))?
+        .with_secrets(secrets.clone());
+    let sealed = store.seal_clear_project_secrets().await?;
+    if sealed > 0 {
+        info!(
+            projects = sealed,
+            "project secrets stored in clear are now sealed"
+        );
+    }
     let http_listener = TcpListener::bind(config.http)
         .await
         .with_context(|| format!("cannot listen on {}", config.http))?;
@@ -113,7 +123,6 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_address}"));
-    let secrets = SecretBox::load_or_create(&config.data_dir.join("secret-key"))?;
     let scheduler = Scheduler::new(
         store,
         secrets,

@@ -56,10 +56,7 @@ pub fn spawn(pipelines: Pipelines) -> tokio::task::JoinHandle<()> {
 /// One poll of one project; answers how many pipelines it started.
 pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Result<usize> {
     let store = pipelines.scheduler.store();
-    let mirror = pipelines
-        .mirrors
-        .fetch(&project.name, &project.fetch_url())
-        .await?;
+    let mirror = pipelines.mirrors.fetch(project).await?;
     let now = list_refs(&mirror).await?;
     let mut known: HashMap<String, String> =
         store.polled_refs(project.id).await?.into_iter().collect();

@@ -1,5 +1,8 @@
-//! Encryption at rest for stored secrets (project variables): ChaCha20-Poly1305 under a
-//! 32-byte key kept in the data dir (`secret-key`, mode 0600), made on first start.
+//! Encryption at rest for stored secrets (project variables; projects' webhook secrets,
+//! forge and repository tokens, SSH keys): ChaCha20-Poly1305 under a 32-byte key kept in
+//! the data dir (`secret-key`, mode 0600), made on first start. A fresh random nonce per
+//! value; [`SecretBox::seal_joined`] keeps it in front of the ciphertext for columns that
+//! hold both in one blob.
 
 use std::path::Path;
 
@@ -60,6 +63,22 @@ impl SecretBox {
         (nonce.to_vec(), sealed)
     }
 
+    /// Encrypts `plain` into one blob: the 12-byte nonce, then the ciphertext.
+    pub fn seal_joined(&self, plain: &[u8]) -> Vec<u8> {
+        let (mut joined, sealed) = self.seal(plain);
+        joined.extend(sealed);
+        joined
+    }
+
+    /// Opens a blob made by [`Self::seal_joined`].
+    pub fn open_joined(&self, joined: &[u8]) -> Result<Vec<u8>, SecretError> {
+        if joined.len() < 12 {
+            return Err(SecretError::Decrypt);
+        }
+        let (nonce, sealed) = joined.split_at(12);
+        self.open(nonce, sealed)
+    }
+
     pub fn open(&self, nonce: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SecretError> {
         if nonce.len() != 12 {
             return Err(SecretError::Decrypt);
@@ -87,5 +106,11 @@ mod tests {
         assert_eq!(again.open(&nonce, &sealed).unwrap(), b"hunter2-password");
         let other = SecretBox::load_or_create(&dir.path().join("other")).unwrap();
         assert!(other.open(&nonce, &sealed).is_err());
+
+        let joined = secrets.seal_joined(b"hunter2-token");
+        assert!(!joined.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(again.open_joined(&joined).unwrap(), b"hunter2-token");
+        assert!(other.open_joined(&joined).is_err());
+        assert!(secrets.open_joined(&joined[..11]).is_err(), "too short");
     }
 }

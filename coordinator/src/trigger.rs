@@ -200,7 +200,7 @@ async fn fetch_and_resolve(
     {
         return Ok((mirror, git_ref, sha));
     }
-    let mirror = mirrors.fetch(&project.name, &project.fetch_url()).await?;
+    let mirror = mirrors.fetch(project).await?;
     let (git_ref, sha) = git::resolve(&mirror, &trigger.git_ref, trigger.sha.as_deref()).await?;
     Ok((mirror, git_ref, sha))
 }

@@ -539,25 +539,77 @@ fn a_commit_pushed_to_a_polled_repository_starts_one_pipeline() {
     assert_eq!(all.iter().filter(|p| p["sha"] == c4.as_str()).count(), 3);
 }
 
+/// The pipeline of the status tests: two jobs that succeed, a manual one left unplayed
+/// and an `on_failure` one that ends skipped.
+fn status_pipeline() -> String {
+    format!(
+        "image: {IMAGE}\n\
+         stages: [test, deploy]\n\
+         unit:\n  stage: test\n  script: [echo unit]\n\
+         lint:\n  stage: test\n  script: [echo lint]\n\
+         deploy:\n  stage: deploy\n  script: [echo deploy]\n  when: manual\n\
+         cleanup:\n  stage: deploy\n  script: [echo cleanup]\n  when: on_failure\n"
+    )
+}
+
+/// One forge's statuses as its stand-in received and accepted them: (context, state,
+/// request) in arrival order.
+fn accepted_statuses(
+    forge: &FakeForge,
+    prefix: &str,
+) -> Vec<(String, String, webhooks_support::Received)> {
+    forge
+        .received()
+        .into_iter()
+        .filter(|r| r.answered == 201 && r.path.starts_with(prefix))
+        .map(|r| {
+            let context = r.body["context"]
+                .as_str()
+                .or(r.body["name"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let state = r.body["state"].as_str().unwrap_or_default().to_string();
+            (context, state, r)
+        })
+        .collect()
+}
+
 #[test]
-fn commit_statuses_reach_each_forge_in_order() {
+fn commit_statuses_survive_a_forge_down_for_a_minute_and_arrive_in_order() {
+    let _guard = docker_lock();
+    ensure_image();
     let root = tempfile::tempdir().expect("temp dir");
-    let r = seed_repo(root.path());
+    let repo = GitRepo::init(root.path().join("repo"));
+    let sha = repo.commit(&[(".gitlab-ci.yml", &status_pipeline())], "statuses");
     let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "docker", 2);
     let forge = FakeForge::start();
+    // (project, forge, API prefix, pipeline context, job context prefix)
     let apis = [
-        ("gl", "gitlab", "/api/v4"),
-        ("gh", "github", "/github"),
-        ("gt", "gitea", "/gitea/api/v1"),
-        ("fj", "forgejo", "/forgejo/api/v1"),
+        ("gl", "gitlab", "/api/v4", "esteira", ""),
+        ("gh", "github", "/github", "esteira/pipeline", "esteira/"),
+        (
+            "gt",
+            "gitea",
+            "/gitea/api/v1",
+            "esteira/pipeline",
+            "esteira/",
+        ),
+        (
+            "fj",
+            "forgejo",
+            "/forgejo/api/v1",
+            "esteira/pipeline",
+            "esteira/",
+        ),
     ];
-    for (name, kind, prefix) in apis {
+    for (name, kind, prefix, _, _) in apis {
         coordinator.cli_ok(&[
             "project",
             "add",
             name,
             "--repo",
-            &r.repo.url(),
+            &repo.url(),
             "--forge",
             kind,
             "--forge-api",
@@ -573,76 +625,169 @@ fn commit_statuses_reach_each_forge_in_order() {
     assert!(!shown.contains("token-gl"), "{shown}");
     assert!(shown.contains("***"), "{shown}");
 
-    // The forge fails for a while: the statuses wait, the pipelines do not care.
-    forge.fail_for(Duration::from_secs(4));
+    // The forge answers 500 for a minute; the pipelines run to their end meanwhile.
+    let outage = Duration::from_secs(60);
+    let outage_ends = Instant::now() + outage;
+    forge.fail_for(outage);
     let mut ids = HashMap::new();
-    for (name, _, _) in apis {
-        let id = coordinator.run_pipeline(name, "devel");
-        coordinator.cli_ok(&["pipeline", "cancel", &id]);
-        assert_eq!(coordinator.pipeline(&id)["status"], "canceled");
-        ids.insert(name, id);
+    for (name, _, _, _, _) in apis {
+        ids.insert(name, coordinator.run_pipeline(name, "main"));
     }
-    let accepted = |path: &str| -> Vec<webhooks_support::Received> {
-        forge
-            .received()
-            .into_iter()
-            .filter(|r| r.answered == 201 && r.path.starts_with(path))
-            .collect()
+    for (name, _, _, _, _) in apis {
+        let output = coordinator.cli(&["pipeline", "wait", &ids[name]]);
+        assert!(
+            output.status.success(),
+            "{}",
+            coordinator.pipeline(&ids[name])
+        );
+    }
+    assert!(
+        Instant::now() < outage_ends,
+        "the pipelines waited for the forge"
+    );
+    assert!(
+        forge.received().iter().all(|r| r.answered == 500),
+        "the forge accepted a status during its outage"
+    );
+
+    // Once it is back, every status arrives: the pipeline's last.
+    let finals = |name: &str, pipeline_context: &str, job_prefix: &str| -> Vec<(String, String)> {
+        let gitlab = name == "gl";
+        vec![
+            (format!("{job_prefix}unit"), "success".to_string()),
+            (format!("{job_prefix}lint"), "success".to_string()),
+            (
+                format!("{job_prefix}deploy"),
+                if gitlab { "skipped" } else { "pending" }.to_string(),
+            ),
+            (
+                format!("{job_prefix}cleanup"),
+                if gitlab { "skipped" } else { "success" }.to_string(),
+            ),
+            (pipeline_context.to_string(), "success".to_string()),
+        ]
     };
+    // After the outage, the retries (backoff doubling up to 10 s) get through within
+    // seconds; then the queue behind them empties.
     wait_until(
-        "two accepted statuses per forge",
-        Duration::from_secs(60),
+        "the pipelines' final statuses after the outage",
+        outage + Duration::from_secs(60),
         || {
             apis.iter()
-                .all(|(_, _, prefix)| accepted(prefix).len() >= 2)
+                .all(|(_, _, prefix, pipeline_context, _)| {
+                    let got = accepted_statuses(&forge, prefix);
+                    got.last().map(|(c, s, _)| (c.as_str(), s.as_str()))
+                        == Some((pipeline_context, "success"))
+                })
                 .then_some(())
         },
     );
-    let failed = forge
-        .received()
+    let all = forge.received();
+    let first_accepted = all.iter().find(|r| r.answered == 201).expect("accepted");
+    assert!(first_accepted.at >= outage_ends);
+    let last_accepted = all
         .iter()
-        .filter(|r| r.answered == 500)
-        .count();
-    assert!(failed >= 4, "the forge's 500s were not retried ({failed})");
-
-    let url = |name: &str| format!("{}/pipelines/{}", coordinator.url(), ids[name]);
-    let gitlab = accepted("/api/v4");
-    assert_eq!(gitlab.len(), 2);
-    assert_eq!(
-        gitlab[0].path,
-        format!("/api/v4/projects/group%2Fapp/statuses/{}", r.c2)
+        .rev()
+        .find(|r| r.answered == 201)
+        .expect("accepted");
+    println!(
+        "forge down {outage:?}: {} refused tries; first status {:?} and last {:?} after it was back",
+        all.iter().filter(|r| r.answered == 500).count(),
+        first_accepted.at - outage_ends,
+        last_accepted.at - outage_ends,
     );
-    assert_eq!(gitlab[0].header("PRIVATE-TOKEN"), Some("token-gl"));
-    assert_eq!(gitlab[0].body["state"], "pending");
-    assert_eq!(gitlab[1].body["state"], "canceled");
-    assert_eq!(gitlab[1].body["ref"], "devel");
-    assert_eq!(gitlab[1].body["name"], "esteira");
-    assert_eq!(gitlab[1].body["target_url"], url("gl"));
+    let refused = |prefix: &str| {
+        all.iter()
+            .filter(|r| r.answered == 500 && r.path.starts_with(prefix))
+            .count()
+    };
 
-    let github = accepted("/github");
-    assert_eq!(
-        github[0].path,
-        format!("/github/repos/group/app/statuses/{}", r.c2)
-    );
-    assert_eq!(github[0].header("Authorization"), Some("Bearer token-gh"));
-    let states: Vec<&Value> = github.iter().map(|r| &r.body["state"]).collect();
-    assert_eq!(states, [&json!("pending"), &json!("error")]);
-    assert_eq!(github[1].body["context"], "esteira/pipeline");
-    assert_eq!(github[1].body["target_url"], url("gh"));
+    let pipeline_of = |name: &str| coordinator.pipeline(&ids[name]);
+    for (name, kind, prefix, pipeline_context, job_prefix) in apis {
+        let got = accepted_statuses(&forge, prefix);
+        // The first status was tried again and again through the minute (backoff up to
+        // 10 s), not once.
+        assert!(refused(prefix) >= 6, "{kind}: {} tries", refused(prefix));
+        // Per subject, the states only move forward; each ends on its final state and
+        // the pipeline's final status comes after every job's.
+        let order: &[&str] = if kind == "gitlab" {
+            &["pending", "running", "skipped", "success"]
+        } else {
+            &["pending", "success"]
+        };
+        let pipeline = pipeline_of(name);
+        for (context, final_state) in finals(name, pipeline_context, job_prefix) {
+            let states: Vec<&str> = got
+                .iter()
+                .filter(|(c, _, _)| *c == context)
+                .map(|(_, s, _)| s.as_str())
+                .collect();
+            assert_eq!(
+                states.last(),
+                Some(&final_state.as_str()),
+                "{kind} {context}: {states:?}"
+            );
+            let ranks: Vec<usize> = states
+                .iter()
+                .map(|s| order.iter().position(|o| o == s).unwrap_or(usize::MAX))
+                .collect();
+            assert!(
+                ranks.windows(2).all(|w| w[0] <= w[1]),
+                "{kind} {context} out of order: {states:?}"
+            );
+        }
+        assert_eq!(
+            got.last().map(|(c, _, _)| c.as_str()),
+            Some(pipeline_context),
+            "{kind}"
+        );
+        // The documented request shape.
+        let url = coordinator.url();
+        for (context, _, request) in &got {
+            assert_eq!(request.path, format!("{prefix}{}", status_path(kind, &sha)));
+            let target = request.body["target_url"].as_str().unwrap_or_default();
+            if context == pipeline_context {
+                assert_eq!(target, format!("{url}/pipelines/{}", ids[name]));
+            } else {
+                let job = coordinator.job(&pipeline, &context[job_prefix.len()..]);
+                assert_eq!(target, format!("{url}/jobs/{}", job["id"]));
+            }
+            if kind == "gitlab" {
+                assert_eq!(request.header("PRIVATE-TOKEN"), Some("token-gl"));
+                assert_eq!(request.body["ref"], "main");
+            } else {
+                let scheme = if kind == "github" { "Bearer" } else { "token" };
+                assert_eq!(
+                    request.header("Authorization"),
+                    Some(format!("{scheme} token-{name}").as_str())
+                );
+            }
+        }
+        if kind == "gitlab" {
+            // The first status names no pipeline; GitLab's answer named one, and every
+            // later status goes to it.
+            assert!(
+                got[0].2.body.get("pipeline_id").is_none(),
+                "{:?}",
+                got[0].2.body
+            );
+            assert!(
+                got[1..]
+                    .iter()
+                    .all(|(_, _, r)| r.body["pipeline_id"]
+                        == json!(webhooks_support::FORGE_PIPELINE_ID)),
+                "{got:#?}"
+            );
+        }
+    }
+}
 
-    for (name, prefix) in [("gt", "/gitea/api/v1"), ("fj", "/forgejo/api/v1")] {
-        let got = accepted(prefix);
-        assert_eq!(
-            got[0].path,
-            format!("{prefix}/repos/group/app/statuses/{}", r.c2)
-        );
-        assert_eq!(
-            got[0].header("Authorization"),
-            Some(format!("token token-{name}").as_str())
-        );
-        let states: Vec<&Value> = got.iter().map(|r| &r.body["state"]).collect();
-        assert_eq!(states, [&json!("pending"), &json!("error")]);
-        assert_eq!(got[1].body["target_url"], url(name));
+/// The status path under a forge's API prefix.
+fn status_path(kind: &str, sha: &str) -> String {
+    if kind == "gitlab" {
+        format!("/projects/group%2Fapp/statuses/{sha}")
+    } else {
+        format!("/repos/group/app/statuses/{sha}")
     }
 }
 
@@ -711,4 +856,230 @@ fn a_newer_push_cancels_the_interruptible_jobs_of_older_pipelines() {
     );
     coordinator.cli_ok(&["pipeline", "cancel", &newer_id]);
     let _ = coordinator.cli(&["pipeline", "wait", &newer_id]);
+}
+
+/// Every file under `dir`, for looking for bytes that must not be there.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn forge_secrets_are_stored_encrypted_and_webhooks_still_verify() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let r = seed_repo(root.path());
+    let mut coordinator = Coordinator::start(root.path(), 10);
+    let secret = "hook-secret-5f0c2a91";
+    let token = "forge-token-8d41b7e3";
+    let repo_token = "repo-token-77aa01c9";
+    let key_body = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB";
+    let key_file = root.path().join("id_ed25519");
+    std::fs::write(
+        &key_file,
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{key_body}\n-----END OPENSSH PRIVATE KEY-----\n"
+        ),
+    )
+    .expect("key file");
+    coordinator.cli_ok(&[
+        "project",
+        "add",
+        "sec",
+        "--repo",
+        &r.repo.url(),
+        "--forge",
+        "github",
+        "--webhook-secret",
+        secret,
+        "--forge-token",
+        token,
+        "--repo-token",
+        repo_token,
+        "--ssh-key-file",
+        &key_file.to_string_lossy(),
+    ]);
+    let shown = coordinator.cli_ok(&["project", "show", "sec"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("ssh_key") && l.ends_with("***")),
+        "{shown}"
+    );
+    // Not a key: refused before anything is sent.
+    let refused = coordinator.cli(&[
+        "project",
+        "edit",
+        "sec",
+        "--ssh-key-file",
+        &r.repo.dir.join("README.md").to_string_lossy(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not a private key"));
+
+    // A signed delivery verifies against the sealed secret (and the fetch with the key
+    // leaves no key file behind).
+    let mut push = fixture("github-push-2.json");
+    set(&mut push, "/ref", "refs/heads/main");
+    set(&mut push, "/after", r.c1.as_str());
+    created(
+        &coordinator,
+        &Delivery::new("github", "sec", "push", "s-1", secret, &push),
+    );
+    let wrong = Delivery::new("github", "sec", "push", "s-2", "not-it", &push);
+    assert_eq!(wrong.send(&address(&coordinator)).status, 401);
+
+    let data_dir = root.path().join("coordinator");
+    let leaks = |data_dir: &std::path::Path| -> Vec<String> {
+        let mut leaks = Vec::new();
+        for file in files_under(data_dir) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for needle in [secret, token, repo_token, key_body] {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    leaks.push(format!("{} holds {needle}", file.display()));
+                }
+            }
+        }
+        leaks
+    };
+    assert_eq!(leaks(&data_dir), Vec::<String>::new());
+    let keys_left: Vec<_> = files_under(&data_dir.join("repos"))
+        .into_iter()
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("key-"))
+        })
+        .collect();
+    assert!(keys_left.is_empty(), "{keys_left:?}");
+
+    // After a restart the sealed secret still verifies.
+    coordinator.kill();
+    coordinator.restart();
+    set(&mut push, "/ref", "refs/heads/devel");
+    set(&mut push, "/before", r.c1.as_str());
+    set(&mut push, "/after", r.c2.as_str());
+    created(
+        &coordinator,
+        &Delivery::new("github", "sec", "push", "s-3", secret, &push),
+    );
+    assert_eq!(leaks(&data_dir), Vec::<String>::new());
+}
+
+/// `esteira variable set PROJECT KEY [FLAGS]` with `value` on stdin.
+fn set_variable(coordinator: &Coordinator, project: &str, key: &str, value: &str, flags: &[&str]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(esteira_tests::binary("esteira"))
+        .args([
+            "--server",
+            &coordinator.url(),
+            "--token",
+            &coordinator.admin_token,
+        ])
+        .args(["variable", "set", project, key])
+        .args(flags)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("esteira variable set");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(value.as_bytes())
+        .expect("value");
+    assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn requests_from_forks_run_their_head_without_protected_variables() {
+    let _guard = docker_lock();
+    ensure_image();
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    let file = format!(
+        "image: {IMAGE}\n\
+         stages: [test]\n\
+         show:\n  stage: test\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n    - if: $CI_COMMIT_BRANCH\n  script:\n    - echo \"ref=$CI_COMMIT_REF_NAME protected=[${{DEPLOY_KEY:-none}}] open=[${{OPEN_VAR:-none}}]\"\n"
+    );
+    let main = repo.commit(&[(".gitlab-ci.yml", &file)], "main");
+    // The fork's commits exist in the project only under the forge's merge request refs
+    // (as GitHub and GitLab keep them); the fork's branch is even called `main`.
+    repo.git(&["checkout", "--quiet", "-b", "fork-main"]);
+    let github_head = repo.commit(&[("fork.txt", "from a fork\n")], "fork change");
+    let gitlab_head = repo.commit(&[("fork.txt", "more\n")], "fork change 2");
+    repo.git(&["checkout", "--quiet", "main"]);
+    repo.git(&["update-ref", "refs/pull/2/head", &github_head]);
+    repo.git(&["update-ref", "refs/merge-requests/1/head", &gitlab_head]);
+    repo.git(&["branch", "--quiet", "-D", "fork-main"]);
+
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "docker", 2);
+    for (name, forge) in [("gh", "github"), ("gl", "gitlab")] {
+        add_project(&coordinator, name, forge, &repo);
+        coordinator.cli_ok(&["project", "edit", name, "--protected-branches", "main"]);
+        set_variable(
+            &coordinator,
+            name,
+            "DEPLOY_KEY",
+            "deploy-secret",
+            &["--protected"],
+        );
+        set_variable(&coordinator, name, "OPEN_VAR", "visible", &[]);
+    }
+    let log_of = |id: &str| -> String {
+        let output = coordinator.cli(&["pipeline", "wait", id]);
+        let pipeline = coordinator.pipeline(id);
+        assert!(output.status.success(), "{pipeline:#}");
+        String::from_utf8_lossy(&coordinator.job_log(&coordinator.job(&pipeline, "show")["id"]))
+            .into_owned()
+    };
+
+    // GitHub: a pull request whose head repository is a fork.
+    let mut pr = fixture("github-pull_request-fork.json");
+    set(&mut pr, "/pull_request/head/ref", "main");
+    set(&mut pr, "/pull_request/head/sha", github_head.as_str());
+    set(&mut pr, "/pull_request/base/ref", "main");
+    set(&mut pr, "/pull_request/base/sha", main.as_str());
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("github", "gh", "pull_request", "f-1", SECRET, &pr),
+    );
+    assert_eq!(pipeline["git_ref"], "refs/pull/2/head");
+    assert_eq!(pipeline["sha"], github_head.as_str());
+    assert_eq!(pipeline["source"], "merge_request_event");
+    let log = log_of(&pipeline["id"].to_string());
+    assert!(
+        log.contains("ref=refs/pull/2/head protected=[none] open=[visible]"),
+        "{log}"
+    );
+
+    // GitLab: a merge request whose source project is a fork.
+    let mut mr = fixture("gitlab-merge_request-fork.json");
+    set(&mut mr, "/object_attributes/source_branch", "main");
+    set(&mut mr, "/object_attributes/target_branch", "main");
+    set(
+        &mut mr,
+        "/object_attributes/last_commit/id",
+        gitlab_head.as_str(),
+    );
+    let pipeline = created(
+        &coordinator,
+        &Delivery::new("gitlab", "gl", "Merge Request Hook", "f-2", SECRET, &mr),
+    );
+    assert_eq!(pipeline["git_ref"], "refs/merge-requests/1/head");
+    assert_eq!(pipeline["sha"], gitlab_head.as_str());
+    let log = log_of(&pipeline["id"].to_string());
+    assert!(log.contains("protected=[none] open=[visible]"), "{log}");
+
+    // The project's own protected branch does get the protected variable.
+    let id = coordinator.run_pipeline("gh", "main");
+    let log = log_of(&id);
+    assert!(log.contains("ref=main protected=[deploy-secret]"), "{log}");
 }

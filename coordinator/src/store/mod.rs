@@ -20,6 +20,8 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::secrets::SecretBox;
+
 /// What can go wrong reading or writing the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,12 +31,19 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored JSON is invalid: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("the store has no secret key to seal or open project secrets with")]
+    NoSecretKey,
 }
 
-/// The database: a pool of connections, cheap to clone.
+/// The database: a pool of connections, cheap to clone. With the coordinator's
+/// [`SecretBox`] ([`Store::with_secrets`]) it seals project secrets on the way in and
+/// opens them on the way out.
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    secrets: Option<SecretBox>,
 }
 
 impl Store {
@@ -56,10 +65,25 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            secrets: None,
+        })
+    }
+
+    /// The same store, sealing and opening project secrets with `secrets`.
+    pub fn with_secrets(self, secrets: SecretBox) -> Store {
+        Store {
+            secrets: Some(secrets),
+            ..self
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn secrets(&self) -> Result<&SecretBox, StoreError> {
+        self.secrets.as_ref().ok_or(StoreError::NoSecretKey)
     }
 }

@@ -15,7 +15,9 @@ pub enum EventKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitEvent {
     pub kind: EventKind,
-    /// The branch or tag name (the source branch of a merge request).
+    /// The branch or tag name: the source branch of a merge request, or for one from a
+    /// fork, the target repository's ref of its head (`refs/pull/N/head`,
+    /// `refs/merge-requests/N/head`), as no branch of the project holds that commit.
     pub git_ref: String,
     pub sha: String,
     /// The ref's previous commit (push), when the forge says.
@@ -184,6 +186,27 @@ pub struct MergeRequestFacts<'a> {
     pub url: &'a str,
     pub labels: Vec<String>,
     pub author: &'a str,
+    /// Set when the merge request comes from a fork: the fork's path and URL, and the
+    /// project's ref of the head commit.
+    pub fork: Option<Fork<'a>>,
+}
+
+/// Where a merge request from a fork comes from.
+pub struct Fork<'a> {
+    pub path: &'a str,
+    pub url: &'a str,
+    pub head_ref: String,
+}
+
+/// Whether `git_ref` is a forge's ref of a merge request's head (`refs/pull/N/head` on
+/// GitHub, Gitea and Forgejo, `refs/merge-requests/N/head` on GitLab).
+pub fn is_merge_request_ref(git_ref: &str) -> bool {
+    ["refs/pull/", "refs/merge-requests/"].iter().any(|prefix| {
+        git_ref
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("/head"))
+            .is_some_and(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 pub fn merge_request(facts: MergeRequestFacts<'_>) -> Parsed {
@@ -220,11 +243,19 @@ pub fn merge_request(facts: MergeRequestFacts<'_>) -> Parsed {
         ),
         (
             "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH",
-            facts.project_path.to_string(),
+            facts
+                .fork
+                .as_ref()
+                .map_or(facts.project_path, |fork| fork.path)
+                .to_string(),
         ),
         (
             "CI_MERGE_REQUEST_SOURCE_PROJECT_URL",
-            facts.project_url.to_string(),
+            facts
+                .fork
+                .as_ref()
+                .map_or(facts.project_url, |fork| fork.url)
+                .to_string(),
         ),
         (
             "CI_MERGE_REQUEST_REF_PATH",
@@ -243,9 +274,13 @@ pub fn merge_request(facts: MergeRequestFacts<'_>) -> Parsed {
         variables.push(("CI_MERGE_REQUEST_TARGET_BRANCH_SHA", sha.to_string()));
         variables.push(("CI_MERGE_REQUEST_DIFF_BASE_SHA", sha.to_string()));
     }
+    let git_ref = match facts.fork {
+        Some(fork) => fork.head_ref,
+        None => facts.source_branch.to_string(),
+    };
     Parsed::Event(GitEvent {
         kind: EventKind::MergeRequest,
-        git_ref: facts.source_branch.to_string(),
+        git_ref,
         sha: facts.source_sha.to_string(),
         before: None,
         merge_request: Some((facts.iid, facts.target_branch.to_string())),

@@ -4,7 +4,7 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::event::{self, MergeRequestFacts, Parsed, PayloadError, required, text};
+use super::event::{self, Fork, MergeRequestFacts, Parsed, PayloadError, required, text};
 
 pub fn delivery_id(headers: &HeaderMap) -> Option<String> {
     super::header(headers, "x-github-delivery").map(str::to_string)
@@ -83,5 +83,25 @@ pub fn pull_request(kind: &str, payload: &Value, actions: &[&str]) -> Result<Par
         url: text(payload, "/pull_request/html_url").unwrap_or(""),
         labels,
         author: text(payload, "/pull_request/user/login").unwrap_or(""),
+        fork: fork(payload, iid),
     }))
+}
+
+/// The fork a pull request comes from: its head repository is not its base one, or is
+/// gone (a deleted fork leaves `head.repo` null). A payload that names no head
+/// repository is taken as a pull request within the project.
+fn fork(payload: &Value, number: u64) -> Option<Fork<'_>> {
+    let head = payload.pointer("/pull_request/head/repo")?;
+    let base = payload.pointer("/pull_request/base/repo");
+    let differs = |key: &str| {
+        let head = head.get(key).filter(|v| !v.is_null());
+        let base = base.and_then(|repo| repo.get(key)).filter(|v| !v.is_null());
+        head.zip(base).map(|(head, base)| head != base)
+    };
+    let is_fork = head.is_null() || differs("id").or_else(|| differs("full_name")) == Some(true);
+    is_fork.then(|| Fork {
+        path: text(payload, "/pull_request/head/repo/full_name").unwrap_or(""),
+        url: text(payload, "/pull_request/head/repo/html_url").unwrap_or(""),
+        head_ref: format!("refs/pull/{number}/head"),
+    })
 }

@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::event::{self, MergeRequestFacts, Parsed, PayloadError, required, text};
+use super::event::{self, Fork, MergeRequestFacts, Parsed, PayloadError, required, text};
 
 pub fn delivery_id(headers: &HeaderMap) -> Option<String> {
     super::header(headers, "idempotency-key")
@@ -86,6 +86,7 @@ pub fn parse(headers: &HeaderMap, payload: &Value) -> Result<Parsed, PayloadErro
                 url: text(payload, "/object_attributes/url").unwrap_or(""),
                 labels,
                 author: text(payload, "/user/username").unwrap_or(""),
+                fork: fork(payload, iid),
             }))
         }
         other => Ok(Parsed::ignored(
@@ -93,4 +94,15 @@ pub fn parse(headers: &HeaderMap, payload: &Value) -> Result<Parsed, PayloadErro
             format!("GitLab event '{other}' starts no pipeline"),
         )),
     }
+}
+
+/// The fork a merge request comes from, when its source project is not its target one.
+fn fork(payload: &Value, iid: u64) -> Option<Fork<'_>> {
+    let source = payload.pointer("/object_attributes/source_project_id");
+    let target = payload.pointer("/object_attributes/target_project_id");
+    (source.is_some() && target.is_some() && source != target).then(|| Fork {
+        path: text(payload, "/object_attributes/source/path_with_namespace").unwrap_or(""),
+        url: text(payload, "/object_attributes/source/web_url").unwrap_or(""),
+        head_ref: format!("refs/merge-requests/{iid}/head"),
+    })
 }

@@ -168,3 +168,74 @@ fn form_bodies_and_bad_json() {
     assert!(payload_json(&HeaderMap::new(), b"{not json").is_err());
     assert!(payload_json(&HeaderMap::new(), b"[1]").is_err());
 }
+
+#[test]
+fn pull_and_merge_requests_from_forks_run_on_the_forges_head_ref() {
+    // The corpus's payloads, edited as forks (tests/fixtures/webhooks/SOURCES.tsv).
+    let github = event(
+        github::parse(
+            &headers(&[("x-github-event", "pull_request")]),
+            &fixture("github-pull_request-fork.json"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(github.git_ref, "refs/pull/2/head");
+    assert_eq!(
+        var(&github, "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"),
+        "changes"
+    );
+    assert_eq!(
+        var(&github, "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH"),
+        "octo-fork/Hello-World"
+    );
+    assert_eq!(
+        var(&github, "CI_MERGE_REQUEST_PROJECT_PATH"),
+        "Codertocat/Hello-World"
+    );
+    let gitlab = event(
+        gitlab::parse(
+            &HeaderMap::new(),
+            &fixture("gitlab-merge_request-fork.json"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(gitlab.git_ref, "refs/merge-requests/1/head");
+    assert_eq!(
+        var(&gitlab, "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH"),
+        "forker/hello-world"
+    );
+    // The same payloads unedited: same-project requests run on the source branch.
+    let same = event(
+        github::parse(
+            &headers(&[("x-github-event", "pull_request")]),
+            &fixture("github-pull_request-1.json"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(same.git_ref, "changes");
+    let same =
+        event(gitlab::parse(&HeaderMap::new(), &fixture("gitlab-merge_request-1.json")).unwrap());
+    assert_eq!(same.git_ref, "feature");
+    // A pull request whose fork was deleted (head.repo null) is a fork's too.
+    let mut gone = fixture("github-pull_request-1.json");
+    gone["pull_request"]["head"]["repo"] = Value::Null;
+    let gone =
+        event(github::parse(&headers(&[("x-github-event", "pull_request")]), &gone).unwrap());
+    assert_eq!(gone.git_ref, "refs/pull/2/head");
+}
+
+#[test]
+fn merge_request_refs_are_recognised_exactly() {
+    use super::event::is_merge_request_ref;
+    assert!(is_merge_request_ref("refs/pull/12/head"));
+    assert!(is_merge_request_ref("refs/merge-requests/3/head"));
+    for other in [
+        "refs/pull/12/merge",
+        "refs/pull//head",
+        "refs/pull/x/head",
+        "refs/heads/main",
+        "pull/1/head",
+    ] {
+        assert!(!is_merge_request_ref(other), "{other}");
+    }
+}

@@ -222,6 +222,9 @@ impl Received {
     }
 }
 
+/// The pipeline id the stand-in forge answers statuses with (as GitLab does).
+pub const FORGE_PIPELINE_ID: u64 = 4242;
+
 /// A forge's API stood in by a thread: records every request and answers 201, or 500
 /// until `failing_until`.
 pub struct FakeForge {
@@ -311,13 +314,21 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>, failing: &Mutex<Option<I
             answered,
             at: Instant::now(),
         });
+        // GitLab names the pipeline it filed a status under; the others' extra field
+        // is ignored.
+        let answer = if fail {
+            "{}".to_string()
+        } else {
+            format!("{{\"pipeline_id\": {FORGE_PIPELINE_ID}}}")
+        };
         let reply = format!(
-            "HTTP/1.1 {answered} {}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}",
+            "HTTP/1.1 {answered} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
             if fail {
                 "Internal Server Error"
             } else {
                 "Created"
-            }
+            },
+            answer.len()
         );
         if writer.write_all(reply.as_bytes()).is_err() {
             return;
