@@ -354,7 +354,7 @@ impl Scheduler {
             .await?
             .iter()
             .any(|pattern| ref_matches(pattern, &pipeline.git_ref));
-        let mut masked_keys = Vec::new();
+        let (mut masked_keys, mut file_keys) = (Vec::new(), Vec::new());
         for sealed in self.store.sealed_variables(project.id).await? {
             if sealed.protected && !protected_ref {
                 continue;
@@ -365,6 +365,9 @@ impl Scheduler {
                 .map_err(|error| SchedulerError::InvalidState(error.to_string()))?;
             if sealed.masked {
                 masked_keys.push(sealed.key.clone());
+            }
+            if sealed.file {
+                file_keys.push(sealed.key.clone());
             }
             variables.push((sealed.key, String::from_utf8_lossy(&value).into_owned()));
         }
@@ -388,6 +391,7 @@ impl Scheduler {
                 .into_iter()
                 .map(|(key, value)| esteira_proto::v1::Variable {
                     masked: masked_keys.contains(&key),
+                    file: file_keys.contains(&key),
                     key,
                     value,
                 })
