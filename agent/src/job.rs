@@ -131,6 +131,12 @@ async fn prepare(
             .filter(|v| v.masked)
             .map(|v| v.value.clone())
             .collect(),
+        file_variables: assignment
+            .variables
+            .iter()
+            .filter(|v| v.file)
+            .map(|v| v.key.clone())
+            .collect(),
         env: runner
             .iter()
             .cloned()

@@ -1,7 +1,7 @@
 //! Job artifacts: one tar.gz archive per job under `<data-dir>/artifacts/`, written as the
 //! agent streams it (to a temporary file, renamed when complete, so a reader never sees a
 //! partial archive) and read back in chunks for later jobs and downloads. Memory stays
-//! flat whatever the archive's size.
+//! flat whatever the archive's size. Expired archives are removed by [`crate::expiry`].
 
 use std::path::PathBuf;
 
@@ -64,6 +64,14 @@ impl ArtifactStore {
         }
         tokio::fs::rename(&partial, self.path(job)).await?;
         Ok(size)
+    }
+
+    /// Deletes the archive of `job`; one already gone is fine.
+    pub async fn remove(&self, job: JobId) -> Result<(), ArtifactError> {
+        match tokio::fs::remove_file(self.path(job)).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+            _ => Ok(()),
+        }
     }
 
     /// The archive of `job`, if it has one.

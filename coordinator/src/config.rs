@@ -29,6 +29,9 @@ pub struct Args {
     /// Bytes of artifacts kept per job; a larger upload fails the job.
     #[arg(long, env = "ESTEIRA_ARTIFACTS_LIMIT", default_value_t = 1024 * 1024 * 1024)]
     pub artifacts_limit: u64,
+    /// Seconds between two sweeps deleting expired artifacts (`artifacts: expire_in`).
+    #[arg(long, env = "ESTEIRA_ARTIFACTS_SWEEP_INTERVAL", default_value_t = 300)]
+    pub artifacts_sweep_interval: u64,
     /// The URL people reach the UI at (for links in variables and statuses).
     #[arg(long, env = "ESTEIRA_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -56,6 +59,7 @@ pub struct Config {
     pub lease_timeout: Duration,
     pub log_limit: u64,
     pub artifacts_limit: u64,
+    pub artifacts_sweep_interval: Duration,
     pub public_url: Option<String>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub insecure_plaintext: bool,
@@ -74,6 +78,7 @@ impl Default for Config {
             lease_timeout: Duration::from_secs(30),
             log_limit: 100 * 1024 * 1024,
             artifacts_limit: 1024 * 1024 * 1024,
+            artifacts_sweep_interval: Duration::from_secs(300),
             public_url: None,
             tls: None,
             insecure_plaintext: false,
@@ -95,6 +100,7 @@ impl From<Args> for Config {
             lease_timeout: Duration::from_secs(args.lease_timeout.max(1)),
             log_limit: args.log_limit,
             artifacts_limit: args.artifacts_limit,
+            artifacts_sweep_interval: Duration::from_secs(args.artifacts_sweep_interval.max(1)),
             public_url: args.public_url,
             tls: args.tls_cert.zip(args.tls_key),
             insecure_plaintext: args.insecure_plaintext,

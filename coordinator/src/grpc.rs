@@ -18,7 +18,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::artifacts::ArtifactError;
-use crate::model::{AgentId, JobId, JobStatus};
+use crate::expiry;
+use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::StoreError;
 use crate::store::jobs::Job;
@@ -263,9 +264,10 @@ impl AgentService for AgentApi {
                 other => Status::internal(other.to_string()),
             })?;
         self.leased_job(agent, &lease).await?;
+        let expire_at = expiry::expire_at(&job.spec_json, now_ms());
         self.scheduler
             .store()
-            .set_artifacts_size(job.id, size)
+            .set_artifacts(job.id, size, expire_at)
             .await
             .map_err(store_status)?;
         Ok(Response::new(UploadArtifactsResponse { size }))
@@ -293,6 +295,12 @@ impl AgentService for AgentApi {
                     request.from_job_id
                 ))
             })?;
+        if source.artifacts_expired {
+            return Err(Status::failed_precondition(format!(
+                "the artifacts of job {} ({}) expired and were deleted",
+                source.id, source.name
+            )));
+        }
         let file = self
             .scheduler
             .config()

@@ -87,6 +87,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// It existed and was deleted for good (expired artifacts).
+    #[error("{0}")]
+    Gone(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -99,6 +102,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
@@ -608,9 +612,14 @@ async fn job_log(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
 
-/// The job's artifacts archive (tar.gz), streamed from the data dir.
+/// The job's artifacts archive (tar.gz), streamed from the data dir; 410 once expired.
 async fn job_artifacts(State(state): State<HttpState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let job = find_job(&state, JobId(id)).await?;
+    if job.artifacts_expired {
+        return Err(ApiError::Gone(format!(
+            "the artifacts of job {id} expired (artifacts: expire_in) and were deleted"
+        )));
+    }
     let file = state
         .pipelines
         .scheduler

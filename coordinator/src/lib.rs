@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment, into a plain [`Config`].
-//! - [`artifacts`]: jobs' artifact archives in the data dir.
+//! - [`artifacts`]: jobs' artifact archives in the data dir; [`expiry`]: their deletion
+//!   once `expire_in` has passed.
 //! - [`model`]: ids and statuses; the job state machine is documented there.
 //! - [`coverage`]: coverage figures read from job logs.
 //! - [`store`]: SQLite through sqlx, one file per concern.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod coverage;
 pub mod environments;
 pub mod events;
+pub mod expiry;
 pub mod git;
 pub mod grpc;
 pub mod http;
@@ -170,6 +172,7 @@ pub async fn run(
             },
         );
     statuses::spawn(scheduler.clone(), statuses::Retry::default());
+    expiry::spawn(scheduler.clone(), config.artifacts_sweep_interval);
     let pipelines = Pipelines {
         scheduler,
         mirrors: Arc::new(Mirrors::new(config.data_dir.join("repos"))),

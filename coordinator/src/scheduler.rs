@@ -51,6 +51,8 @@ pub struct ProjectVariable {
     pub key: String,
     pub value: String,
     pub masked: bool,
+    /// Given to jobs as a file holding the value.
+    pub file: bool,
 }
 
 /// A message pushed to an agent's session stream.
@@ -465,6 +467,11 @@ impl Scheduler {
             .filter(|variable| variable.masked)
             .map(|variable| variable.key.clone())
             .collect();
+        let file_keys: Vec<String> = opened
+            .iter()
+            .filter(|variable| variable.file)
+            .map(|variable| variable.key.clone())
+            .collect();
         variables.extend(
             opened
                 .into_iter()
@@ -490,6 +497,7 @@ impl Scheduler {
                 .into_iter()
                 .map(|(key, value)| esteira_proto::v1::Variable {
                     masked: masked_keys.contains(&key),
+                    file: file_keys.contains(&key),
                     key,
                     value,
                 })
@@ -525,6 +533,7 @@ impl Scheduler {
                 key: sealed.key,
                 value: String::from_utf8_lossy(&value).into_owned(),
                 masked: sealed.masked,
+                file: sealed.file,
             });
         }
         Ok(opened)

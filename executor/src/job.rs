@@ -19,8 +19,8 @@ use crate::log::LogSink;
 use crate::outcome::{Failure, FailureKind, JobResult, Outcome};
 use crate::services::{self, ServiceContext};
 use crate::{
-    Executor, ExecutorError, JobRun, artifacts, build, cleanup, deploy, policy, registry, script,
-    workspace,
+    Executor, ExecutorError, JobRun, artifacts, build, cleanup, deploy, file_variables, policy,
+    registry, script, workspace,
 };
 
 mod keep;
@@ -183,6 +183,7 @@ impl Runner<'_> {
             Ok::<(), ExecutorError>(())
         };
         tokio::try_join!(docker_side, git_side)?;
+        file_variables::write(&self.file_variables_dir(), &job.env, &job.file_variables).await?;
 
         if !job.artifacts_in.is_empty() {
             log.section(&format!(
@@ -455,18 +456,32 @@ impl Runner<'_> {
         self.build_root.join(&self.project)
     }
 
-    /// The job's variables, plus the paths only the executor knows.
+    /// Where file variables are written on the host (see `file_variables`).
+    fn file_variables_dir(&self) -> PathBuf {
+        self.build_root
+            .join(file_variables::dir_name(&self.project))
+    }
+
+    /// The job's variables, plus the paths only the executor knows; a file variable's
+    /// value is the path of its file.
     fn env(&self) -> Vec<String> {
         let project_dir = format!("{BUILDS_DIR}/{}", self.project);
         let own = [
             ("CI_PROJECT_DIR", project_dir.as_str()),
             ("CI_BUILDS_DIR", BUILDS_DIR),
         ];
+        let files_dir = format!("{BUILDS_DIR}/{}", file_variables::dir_name(&self.project));
         self.job
             .env
             .iter()
             .filter(|(key, _)| !own.iter().any(|(own_key, _)| own_key == key))
-            .map(|(key, value)| format!("{key}={value}"))
+            .map(|(key, value)| {
+                if self.job.file_variables.contains(key) {
+                    format!("{key}={files_dir}/{key}")
+                } else {
+                    format!("{key}={value}")
+                }
+            })
             .chain(own.iter().map(|(key, value)| format!("{key}={value}")))
             .collect()
     }

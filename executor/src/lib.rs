@@ -17,6 +17,7 @@
 //! - `deploy`: the `deploy:` extension (roll a service on the host, roll back).
 //! - `registry`: `CI_REGISTRY` credentials, for pushes and pulls.
 //! - `expand`: `$VARIABLE` references in the values the executor reads itself.
+//! - `file_variables`: GitLab's file variables, written to private files in the job.
 //! - `cleanup`: removal of every Docker object a job created, now or after a crash.
 //! - `outcome`, `error`: how a job ended, and why ([`Outcome`], [`Failure`]).
 
@@ -30,6 +31,7 @@ mod deploy;
 mod dockerignore;
 mod error;
 mod expand;
+mod file_variables;
 mod job;
 mod junit;
 mod log;
@@ -140,6 +142,9 @@ pub struct JobRun {
     pub env: Vec<(String, String)>,
     /// Values replaced by `[MASKED]` in the log (their base64 too).
     pub masked: Vec<String>,
+    /// Keys of `env` that are file variables: the job's containers see the path of a
+    /// private file holding the value instead of the value.
+    pub file_variables: Vec<String>,
     /// Archives (tar.gz) of earlier jobs, extracted into the workspace before the script.
     pub artifacts_in: Vec<PathBuf>,
 }

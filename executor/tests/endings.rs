@@ -1,5 +1,5 @@
 //! How jobs end other than by themselves: cancel, timeout, out of memory; and what the
-//! log hides: masked values, also split across chunks or in base64.
+//! log hides: masked values, also split across chunks or in base64, and in file variables.
 
 mod common;
 
@@ -141,6 +141,54 @@ async fn masked_values_and_their_base64_never_reach_the_log() {
     assert!(text.contains("split [MASKED] done\n"), "{text}");
     assert_eq!(text.matches("[MASKED]").count(), 3, "{text}");
     h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn file_variables_are_private_files_and_masked_ones_stay_masked() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    let h = Harness::new("filevars").await;
+    let secret = "hunter2-File-Secret";
+    let mut spec = spec(&[
+        "echo \"config=$APP_CONFIG token=$TOKEN_FILE\"",
+        "cat \"$APP_CONFIG\"",
+        "echo \"token: $(cat \"$TOKEN_FILE\")\"",
+        "stat -c 'mode %a' \"$TOKEN_FILE\"",
+        "git status --porcelain --untracked-files=all | wc -l | sed 's/^ */untracked: /'",
+    ]);
+    spec.after_script = vec!["test -f \"$APP_CONFIG\" && echo after_script reads it".to_string()];
+    let mut job = h.job(&repo, 206, spec);
+    job.env.extend([
+        (
+            "APP_CONFIG".to_string(),
+            "first line\nsecond line\n".to_string(),
+        ),
+        ("TOKEN_FILE".to_string(), secret.to_string()),
+    ]);
+    job.masked.push(secret.to_string());
+    job.file_variables = vec!["APP_CONFIG".to_string(), "TOKEN_FILE".to_string()];
+    let (outcome, log) = h.run(job).await;
+    let text = String::from_utf8_lossy(&log);
+
+    assert_eq!(outcome.result, JobResult::Success, "{text}");
+    assert!(
+        text.contains("config=/builds/demo.tmp/APP_CONFIG token=/builds/demo.tmp/TOKEN_FILE\n"),
+        "the variables are paths: {text}"
+    );
+    assert!(text.contains("first line\nsecond line\n"), "{text}");
+    assert!(text.contains("token: [MASKED]\n"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains("mode 600\n"), "{text}");
+    assert!(
+        text.contains("untracked: 0\n"),
+        "not in the checkout: {text}"
+    );
+    assert!(text.contains("after_script reads it\n"), "{text}");
+    h.assert_nothing_left().await;
+    assert!(
+        !h.builds_dir().join("206").exists(),
+        "the files go with the build directory"
+    );
 }
 
 #[tokio::test]

@@ -81,6 +81,11 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut condition: impl FnMut() 
 pub struct Process(Option<Child>);
 
 impl Process {
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.0.take() {
@@ -123,6 +128,8 @@ pub struct Coordinator {
     pub registration_token: String,
     /// Serve both ports over TLS with this certificate.
     pub tls: Option<Tls>,
+    /// More flags for the coordinator (e.g. `--artifacts-sweep-interval 1`).
+    pub extra_args: Vec<String>,
     process: Process,
     log: PathBuf,
 }
@@ -213,6 +220,20 @@ impl Coordinator {
     }
 
     pub fn start_with_tls(root: &Path, lease_timeout_secs: u64, tls: Option<Tls>) -> Coordinator {
+        Coordinator::launch(root, lease_timeout_secs, tls, &[])
+    }
+
+    /// Starts a coordinator with more flags.
+    pub fn start_with_args(root: &Path, lease_timeout_secs: u64, args: &[&str]) -> Coordinator {
+        Coordinator::launch(root, lease_timeout_secs, None, args)
+    }
+
+    fn launch(
+        root: &Path,
+        lease_timeout_secs: u64,
+        tls: Option<Tls>,
+        args: &[&str],
+    ) -> Coordinator {
         let mut coordinator = Coordinator {
             data_dir: root.join("coordinator"),
             http_port: free_port(),
@@ -221,6 +242,7 @@ impl Coordinator {
             admin_token: "test-admin-token".to_string(),
             registration_token: "test-registration-token".to_string(),
             tls,
+            extra_args: args.iter().map(|arg| arg.to_string()).collect(),
             process: Process(None),
             log: root.join("coordinator.log"),
         };
@@ -249,6 +271,7 @@ impl Coordinator {
             .args(["--http", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--grpc", &format!("127.0.0.1:{}", self.grpc_port)])
             .args(["--lease-timeout", &self.lease_timeout_secs.to_string()])
+            .args(&self.extra_args)
             .env("ESTEIRA_ADMIN_TOKEN", &self.admin_token)
             .env("ESTEIRA_REGISTRATION_TOKEN", &self.registration_token)
             .stdout(Stdio::null())
@@ -264,6 +287,11 @@ impl Coordinator {
 
     pub fn kill(&mut self) {
         self.process.kill();
+    }
+
+    /// The coordinator's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.id()
     }
 
     fn scheme(&self) -> &'static str {

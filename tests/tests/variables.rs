@@ -1,5 +1,6 @@
 //! Project variables end to end: encrypted at rest, masked in logs (their base64 too),
-//! protected ones only on protected branches.
+//! protected ones only on protected branches; file variables as paths of files holding
+//! their values.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -132,4 +133,56 @@ fn secrets_are_encrypted_masked_and_protected() {
             );
         }
     }
+}
+
+#[test]
+fn file_variables_are_paths_to_files_holding_the_value() {
+    let _guard = docker_lock();
+    ensure_image();
+    let root = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init(root.path().join("repo"));
+    let file = format!(
+        "show:\n  image: {IMAGE}\n  script:\n    - echo \"path=$APP_CONFIG\"\n    - cat \"$APP_CONFIG\"\n    - echo \"key=$(cat \"$SIGNING_KEY\").\"\n"
+    );
+    repo.commit(&[(".gitlab-ci.yml", &file)], "file variables");
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "a", "", 1);
+    coordinator.cli_ok(&["project", "add", "files", "--repo", &repo.url()]);
+    let set = set_variable(
+        &coordinator,
+        &["files", "APP_CONFIG", "--file"],
+        "listen: 8080\nmode: test\n",
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let set = set_variable(
+        &coordinator,
+        &["files", "SIGNING_KEY", "--file", "--masked"],
+        SECRET,
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let listed = coordinator.cli_ok(&["variable", "list", "files"]);
+    assert!(listed.contains("APP_CONFIG\tfile"), "{listed}");
+    assert!(listed.contains("SIGNING_KEY\tmasked,file"), "{listed}");
+
+    let id = coordinator.run_pipeline("files", "main");
+    assert!(coordinator.cli(&["pipeline", "wait", &id]).status.success());
+    let pipeline = coordinator.pipeline(&id);
+    let log = coordinator.job_log(&coordinator.job(&pipeline, "show")["id"]);
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.contains("path=/builds/files.tmp/APP_CONFIG\n"),
+        "{text}"
+    );
+    // One trailing newline of stdin is dropped.
+    assert!(text.contains("listen: 8080\nmode: test\x1b"), "{text}");
+    assert!(text.contains("key=[MASKED]."), "{text}");
+    assert!(!contains(&log, SECRET.as_bytes()));
 }

@@ -36,6 +36,10 @@ pub struct Job {
     pub finished_at: Option<i64>,
     pub coverage: Option<f64>,
     pub artifacts_size: Option<i64>,
+    /// When the artifacts expire (ms since the epoch); `None`: never.
+    pub artifacts_expire_at: Option<i64>,
+    /// The sweeper deleted the expired archive.
+    pub artifacts_expired: bool,
 }
 
 /// How a running job ended, as its agent (or the lease expiry) reports it.
@@ -242,15 +246,6 @@ impl Store {
         .bind(epoch)
         .execute(self.pool())
         .await?;
-        Ok(())
-    }
-
-    pub async fn set_artifacts_size(&self, id: JobId, size: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET artifacts_size = ? WHERE id = ?")
-            .bind(i64::try_from(size).unwrap_or(i64::MAX))
-            .bind(id)
-            .execute(self.pool())
-            .await?;
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! The coordinator's durable state in SQLite (WAL), through sqlx with embedded migrations.
 //!
-//! One file per concern: [`projects`], [`pipelines`], [`jobs`], [`agents`], [`logs`],
-//! [`deliveries`]. The functions here are plain reads and writes; every decision about what
+//! One file per concern: [`projects`], [`pipelines`], [`jobs`], [`artifacts`], [`agents`],
+//! [`logs`], [`deliveries`]. The functions here are plain reads and writes; every decision about what
 //! state comes next is the scheduler's.
 
 pub mod agents;
+pub mod artifacts;
 pub mod deliveries;
 pub mod deployments;
 pub mod jobs;

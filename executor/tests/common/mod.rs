@@ -121,6 +121,7 @@ impl Harness {
             spec,
             env: vec![("CI_JOB_ID".to_string(), job_id.to_string())],
             masked: Vec::new(),
+            file_variables: Vec::new(),
             artifacts_in: Vec::new(),
         }
     }

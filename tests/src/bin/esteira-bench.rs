@@ -6,13 +6,18 @@
 //! - `overhead [RUNS]`: wall time of a one-job pipeline (`esteira pipeline run` to
 //!   `esteira pipeline wait` returning) against `docker run --rm` of the same image and
 //!   command, RUNS times each (default 20). Prints the medians and their ratio.
-//!
+//! - `artifacts [RUNS] [MIB]`: through the coordinator and an agent, RUNS times each
+//!   (default 5): the wall time of a one-job pipeline with one service and a 10 MiB
+//!   artifact against the same job without them; and of a two-stage pipeline passing a
+//!   MIB (default 100) MiB artifact against the same pipeline making the file without
+//!   keeping it. The difference of the second pair is the artifact's whole way (collect,
+//!   upload, store, download, extract); MIB over it is the throughput. Prints medians.
 //! - `webhooks [DELIVERIES] [SENDERS]`: see `bench_webhooks.rs`.
 //! - `seed [RUNS]`: `git push` of the seed example to staging answering, split into
 //!   test, release and deploy (see `esteira_tests::seed_bench`; default 5 runs).
 //!
 //! Build with `cargo build --release --workspace --bins` and run
-//! `target/release/esteira-bench pickup` / `overhead`.
+//! `target/release/esteira-bench pickup` / `overhead` / `artifacts` / `webhooks` / `seed`.
 
 mod bench_webhooks;
 
@@ -32,12 +37,13 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("pickup") => pickup(number(1, 200), number(2, 4)),
         Some("overhead") => overhead(number(1, 20)),
+        Some("artifacts") => artifacts(number(1, 5), number(2, 100)),
         Some("webhooks") => bench_webhooks::run(&args[1..]),
         Some("seed") => esteira_tests::seed_bench::run(number(1, 5)),
         _ => {
             eprintln!(
                 "usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS] \
-                 | webhooks [DELIVERIES] [SENDERS] | seed [RUNS]"
+                 | artifacts [RUNS] [MIB] | webhooks [DELIVERIES] [SENDERS] | seed [RUNS]"
             );
             std::process::exit(2);
         }
@@ -118,11 +124,7 @@ fn overhead(runs: usize) {
     let mut pipelines = Vec::new();
     let mut dockers = Vec::new();
     for _ in 0..runs {
-        let start = Instant::now();
-        let id = coordinator.run_pipeline("bench", "main");
-        let waited = coordinator.cli(&["pipeline", "wait", &id]);
-        pipelines.push(start.elapsed());
-        assert!(waited.status.success(), "pipeline {id} failed");
+        pipelines.push(time_pipeline(&coordinator, "bench"));
         let start = Instant::now();
         docker_run(command);
         dockers.push(start.elapsed());
@@ -133,6 +135,93 @@ fn overhead(runs: usize) {
         pipeline.as_secs_f64() * 1000.0,
         docker.as_secs_f64() * 1000.0,
         pipeline.as_secs_f64() / docker.as_secs_f64()
+    );
+}
+
+/// The wall time of one pipeline of `project` on main, from `pipeline run` to `pipeline
+/// wait` returning; it must succeed.
+fn time_pipeline(coordinator: &Coordinator, project: &str) -> Duration {
+    let start = Instant::now();
+    let id = coordinator.run_pipeline(project, "main");
+    let waited = coordinator.cli(&["pipeline", "wait", &id]);
+    let elapsed = start.elapsed();
+    assert!(waited.status.success(), "pipeline {id} of {project} failed");
+    elapsed
+}
+
+fn artifacts(runs: usize, mib: usize) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let coordinator = Coordinator::start(root.path(), 30);
+    let _agent = coordinator.start_agent(root.path(), "bench", "", 1);
+    let make = |name: &str, mib: usize| {
+        format!(
+            "mkdir -p out && dd if=/dev/urandom of=out/{name} bs=1048576 count={mib} 2>/dev/null"
+        )
+    };
+    let service = format!(
+        "  services:\n    - name: {IMAGE}\n      alias: svc\n      command: [\"httpd\", \"-f\", \"-p\", \"8080\"]\n"
+    );
+    let projects = [
+        (
+            "plain",
+            format!(
+                "job:\n  image: {IMAGE}\n  script: [\"{}\"]\n",
+                make("blob", 10)
+            ),
+        ),
+        (
+            "full",
+            format!(
+                "job:\n  image: {IMAGE}\n{service}  script: [\"{}\", \"wget -q -O /dev/null http://svc:8080/ || true\"]\n  artifacts:\n    paths: [out/]\n",
+                make("blob", 10)
+            ),
+        ),
+        (
+            "unkept",
+            format!(
+                "image: {IMAGE}\nstages: [make, use]\nmake:\n  stage: make\n  script: [\"{}\"]\nuse:\n  stage: use\n  script: [\"ls out || true\"]\n",
+                make("big", mib)
+            ),
+        ),
+        (
+            "kept",
+            format!(
+                "image: {IMAGE}\nstages: [make, use]\nmake:\n  stage: make\n  script: [\"{}\"]\n  artifacts:\n    paths: [out/]\nuse:\n  stage: use\n  script: [\"ls -l out/big\"]\n",
+                make("big", mib)
+            ),
+        ),
+    ];
+    for (name, file) in &projects {
+        let repo = GitRepo::init(root.path().join(name));
+        repo.commit(&[(".gitlab-ci.yml", file)], name);
+        coordinator.cli_ok(&["project", "add", name, "--repo", &repo.url()]);
+        // Warm up: mirror clone, image cache.
+        time_pipeline(&coordinator, name);
+    }
+    let medians: Vec<Duration> = projects
+        .iter()
+        .map(|(name, _)| {
+            median(
+                (0..runs)
+                    .map(|_| time_pipeline(&coordinator, name))
+                    .collect(),
+            )
+        })
+        .collect();
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    println!(
+        "one job: median {:.0} ms; with one service and a 10 MiB artifact: median {:.0} ms; overhead {:+.0} ms (over {runs} runs each)",
+        ms(medians[0]),
+        ms(medians[1]),
+        ms(medians[1]) - ms(medians[0])
+    );
+    let transfer = medians[3].saturating_sub(medians[2]);
+    println!(
+        "{mib} MiB artifact between two stages: median {:.0} ms against {:.0} ms without; {:.0} ms for collect, upload, download and extract: {:.1} MiB/s",
+        ms(medians[3]),
+        ms(medians[2]),
+        ms(transfer),
+        mib as f64 / transfer.as_secs_f64()
     );
 }
 
