@@ -542,6 +542,8 @@ async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
                 },
                 ref_kind: "branch",
                 sha: format!("{:040x}", n * 7919),
+                commit_title: Some(format!("Change number {n} of the big project")),
+                commit_author: Some("Ana Lima".into()),
                 source: "push".into(),
                 stages: vec!["build".into()],
                 variables: vec![],
