@@ -246,8 +246,20 @@ const esteira = (() => {
 
   function shortSha(sha) { return (sha || "").slice(0, 8); }
 
+  // A coverage figure as GitLab prints it ("87.35%"), or null without one.
+  function percent(figure) {
+    return figure === null || figure === undefined ? null : `${Number(figure).toFixed(2)}%`;
+  }
+
+  function size(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1 << 20) return `${(bytes / 1024).toFixed(1)} KiB`;
+    if (bytes < 1 << 30) return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+    return `${(bytes / (1 << 30)).toFixed(1)} GiB`;
+  }
+
   return {
     api, ApiError, token, setToken, askToken, live, failedStreams, h, icon, badge, jobLook, LABELS,
-    duration, elapsed, ago, when, toast, act, shortSha, pages: {},
+    duration, elapsed, ago, when, toast, act, shortSha, percent, size, pages: {},
   };
 })();
