@@ -120,6 +120,8 @@ pub struct Coordinator {
     pub registration_token: String,
     /// Serve both ports over TLS with this certificate.
     pub tls: Option<Tls>,
+    /// More command-line flags for the process (kept across restarts).
+    pub flags: Vec<String>,
     process: Process,
     log: PathBuf,
 }
@@ -210,6 +212,16 @@ impl Coordinator {
     }
 
     pub fn start_with_tls(root: &Path, lease_timeout_secs: u64, tls: Option<Tls>) -> Coordinator {
+        Coordinator::start_with(root, lease_timeout_secs, tls, &[])
+    }
+
+    /// Starts a coordinator given extra `flags` (e.g. `--read-token-required`).
+    pub fn start_with(
+        root: &Path,
+        lease_timeout_secs: u64,
+        tls: Option<Tls>,
+        flags: &[&str],
+    ) -> Coordinator {
         let mut coordinator = Coordinator {
             data_dir: root.join("coordinator"),
             http_port: free_port(),
@@ -218,6 +230,7 @@ impl Coordinator {
             admin_token: "test-admin-token".to_string(),
             registration_token: "test-registration-token".to_string(),
             tls,
+            flags: flags.iter().map(|flag| flag.to_string()).collect(),
             process: Process(None),
             log: root.join("coordinator.log"),
         };
@@ -246,6 +259,7 @@ impl Coordinator {
             .args(["--http", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--grpc", &format!("127.0.0.1:{}", self.grpc_port)])
             .args(["--lease-timeout", &self.lease_timeout_secs.to_string()])
+            .args(&self.flags)
             .env("ESTEIRA_ADMIN_TOKEN", &self.admin_token)
             .env("ESTEIRA_REGISTRATION_TOKEN", &self.registration_token)
             .stdout(Stdio::null())
