@@ -31,10 +31,11 @@ const esteira = (() => {
 
   // The token dialog: one prompt at a time, resolved with the token or null.
   let asking = null;
-  function askToken(reason) {
+  function askToken(reason, title) {
     if (asking) return asking;
     const dialog = document.getElementById("token-dialog");
     const input = document.getElementById("token-input");
+    document.getElementById("token-title").textContent = title || "Admin token";
     document.getElementById("token-reason").textContent = reason ||
       "Actions such as retry, cancel and play need the coordinator's admin token (or an API token). It is kept in this browser only.";
     input.value = "";
@@ -79,7 +80,7 @@ const esteira = (() => {
         ? "This coordinator requires a token to read. Enter an API token or the admin token."
         : (t ? "The saved token was refused. Enter the admin token or an API token."
              : "This action needs the admin token (or an API token).");
-      if (await askToken(reason)) return request(method, path, body, true);
+      if (await askToken(reason, method === "GET" ? "Token required" : null)) return request(method, path, body, true);
     }
     const text = await response.text();
     let data = null;

@@ -149,17 +149,17 @@
           fact("Allowed to fail", job.allow_failure || (spec.allow_failure && spec.allow_failure !== "no") ? "yes" : null),
           fact("Exit code", job.exit_code !== null && job.exit_code !== undefined ? String(job.exit_code) : null),
           fact("Commit", pipelineView ? h("span", null, h("code", { title: pipelineView.sha }, shortSha(pipelineView.sha)),
-            pipelineView.commit_title && h("div.small", null, pipelineView.commit_title)) : null),
+            pipelineView.commit_title && h("span.fact-sub", null, pipelineView.commit_title)) : null),
           fact("Ref", pipelineView ? pipelineView.git_ref : null))),
+        testsCard(),
+        artifactsCard(),
         h("section.side-card", null, h("h2", null, "Timing"), h("dl.facts-list", null,
           fact("Created", when(job.created_at)),
           fact("Queued for", wait !== null ? duration(wait) : null),
           fact("Started", job.started_at ? when(job.started_at) : null),
           fact("Finished", job.finished_at ? when(job.finished_at) : null),
           fact("Duration", h("span", { dataset: { started: job.started_at || "", finished: job.finished_at || "" } }, duration(elapsed(job)))),
-          fact("Log", size(job.log_size || 0)))),
-        testsCard(),
-        artifactsCard()].filter(Boolean));
+          fact("Log", size(job.log_size || 0))))].filter(Boolean));
       main.dataset.loaded = "true";
     }
 

@@ -154,7 +154,13 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Saves a screenshot of the page as it is, without the action toasts in front of it.
 async fn screenshot(client: &Client, name: &str) {
+    js(
+        client,
+        "document.getElementById('toasts').replaceChildren(); return true",
+    )
+    .await;
     let png = client.screenshot().await.expect("screenshot");
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, png).expect("write screenshot");
@@ -496,6 +502,11 @@ async fn follow_a_pipeline() {
         .is_some_and(|text| text.contains("test_create") && text.contains("expected 201, got 500")),
         "the failed test and its message"
     );
+    js(
+        &client,
+        "document.querySelector('.tests-card').scrollIntoView(); return true",
+    )
+    .await;
     screenshot(&client, "job-artifacts").await;
 
     // The other pages. A project whose jobs need a label no agent has fills the queue.
@@ -716,6 +727,14 @@ async fn read_token() {
             .as_str()
             .is_some_and(|text| text.contains("requires a token to read")),
         "{reason}"
+    );
+    assert_eq!(
+        js(
+            &client,
+            "return document.getElementById('token-title').textContent"
+        )
+        .await,
+        "Token required"
     );
     let row = format!("document.querySelector('tr[data-pipeline=\"{id}\"]')");
     assert_eq!(
