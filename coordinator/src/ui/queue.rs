@@ -150,31 +150,18 @@ mod tests {
             agent(2, "big", &["docker", "linux"]),
         ];
         let groups = group(&jobs, &agents, 10_000);
-        let summary: Vec<(Vec<String>, u64, i64, i64, Vec<&str>)> = groups
-            .iter()
-            .map(|g| {
-                (
-                    g.tags.clone(),
-                    g.pending,
-                    g.oldest_job.0,
-                    g.longest_wait_ms,
-                    g.agents.iter().map(|a| a.name.as_str()).collect(),
-                )
-            })
-            .collect();
         assert_eq!(
-            summary,
-            vec![
-                (
-                    vec!["docker".to_string(), "linux".to_string()],
-                    2,
-                    1,
-                    9_000,
-                    vec!["big"]
-                ),
-                (vec![], 1, 2, 6_000, vec!["small", "big"]),
-                (vec!["gpu".to_string()], 1, 4, 4_000, vec![]),
-            ]
+            serde_json::to_value(&groups).unwrap(),
+            serde_json::json!([
+                {"tags": ["docker", "linux"], "pending": 2, "oldest_job": 1,
+                 "oldest_queued_at": 1_000, "longest_wait_ms": 9_000,
+                 "agents": [{"id": 2, "name": "big"}]},
+                {"tags": [], "pending": 1, "oldest_job": 2, "oldest_queued_at": 4_000,
+                 "longest_wait_ms": 6_000,
+                 "agents": [{"id": 1, "name": "small"}, {"id": 2, "name": "big"}]},
+                {"tags": ["gpu"], "pending": 1, "oldest_job": 4, "oldest_queued_at": 6_000,
+                 "longest_wait_ms": 4_000, "agents": []},
+            ])
         );
     }
 
