@@ -366,6 +366,10 @@ async fn follow_a_pipeline() {
     // Retry the failed job: the token dialog asks once, then the new attempt shows.
     click(&client, ".breadcrumbs a[href^=\"/pipelines/\"]").await;
     wait_js(&client, "the pipeline page again", LONG, &node("flaky")).await;
+    // The graph re-renders on every change; a click is only sure to land (mouse down and
+    // up on the same button) once the pipeline has settled.
+    let settled = "document.querySelector('main').dataset.pipelineStatus === 'success'";
+    wait_js(&client, "the pipeline to settle", LONG, settled).await;
     click(
         &client,
         ".job-node[data-job=\"flaky\"] button[data-action=\"retry\"]",
@@ -416,6 +420,7 @@ async fn follow_a_pipeline() {
         &format!("{}.dataset.status === 'manual'", node("ship")),
     )
     .await;
+    wait_js(&client, "the pipeline to settle again", LONG, settled).await;
     click(
         &client,
         ".job-node[data-job=\"ship\"] button[data-action=\"play\"]",

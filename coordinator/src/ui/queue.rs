@@ -3,9 +3,9 @@
 //! group, how many wait, since when the oldest waits, and which agents could take them now
 //! (online, not paused, with the labels).
 //!
-//! One read of the pending jobs through the partial index of migration 0008 (its cost
-//! follows the queue's length, not the history's) and one of the agents; the grouping is
-//! [`group`], a pure function.
+//! One read of the pending jobs through the `jobs_by_status` index (its cost follows the
+//! queue's length, not the history's) and one of the agents; the grouping is [`group`], a
+//! pure function.
 
 use std::collections::{BTreeMap, BTreeSet};
 
