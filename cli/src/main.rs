@@ -3,6 +3,7 @@
 
 mod api;
 mod environments;
+mod job_show;
 mod lint;
 mod resource_groups;
 mod variables;
@@ -54,7 +55,7 @@ enum RemoteCommand {
     /// Pipelines: run, list, show, wait, cancel.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
-    /// Jobs: log, cancel, retry, play.
+    /// Jobs: show, log, artifacts, cancel, retry, play.
     #[command(subcommand)]
     Job(JobCommand),
     /// Agents.
@@ -232,6 +233,12 @@ enum PipelineCommand {
 
 #[derive(Subcommand)]
 enum JobCommand {
+    /// Show a job: status, reason, timing, coverage, test summary and artifact files.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a job's log (raw bytes).
     Log {
         id: i64,
@@ -509,6 +516,15 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
                 text(&pipeline["sha"]).chars().take(8).collect::<String>(),
                 text(&pipeline["status"])
             );
+            if let Some(title) = pipeline["commit_title"].as_str() {
+                match pipeline["commit_author"].as_str() {
+                    Some(author) => println!("commit: {title} ({author})"),
+                    None => println!("commit: {title}"),
+                }
+            }
+            if let Some(coverage) = pipeline["coverage"].as_f64() {
+                println!("coverage: {coverage:.2}%");
+            }
             print_jobs(&pipeline);
             Ok(ExitCode::SUCCESS)
         }
@@ -590,6 +606,23 @@ fn print_jobs(pipeline: &Value) {
 
 async fn job(api: &Api, command: JobCommand) -> anyhow::Result<ExitCode> {
     let (action, id) = match command {
+        JobCommand::Show { id, json } => {
+            let job = api.get(&format!("/jobs/{id}")).await?;
+            let files = if job["artifacts_size"].is_null() {
+                None
+            } else {
+                Some(api.get(&format!("/jobs/{id}/artifacts/files")).await?)
+            };
+            if json {
+                let mut job = job;
+                job["artifact_files"] = files.unwrap_or(Value::Null);
+                return print_json(&job);
+            }
+            for line in job_show::describe(&job, files.as_ref()) {
+                println!("{line}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         JobCommand::Log { id, follow } => {
             let path = format!("/jobs/{id}/log?follow={follow}");
             api.stream_to(&path, &mut std::io::stdout().lock()).await?;

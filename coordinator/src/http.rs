@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::broadcast;
 
+use crate::artifacts::Listing;
 use crate::events::Event;
 use crate::model::{AgentId, JobId, PipelineId, PipelineStatus};
 use crate::scheduler::SchedulerError;
@@ -59,6 +60,7 @@ pub fn router(state: HttpState, read_token_required: bool) -> Router {
         .route("/api/v1/jobs/{id}", get(show_job))
         .route("/api/v1/jobs/{id}/log", get(job_log))
         .route("/api/v1/jobs/{id}/artifacts", get(job_artifacts))
+        .route("/api/v1/jobs/{id}/artifacts/files", get(job_artifact_files))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
         .route("/api/v1/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/jobs/{id}/play", post(play_job))
@@ -430,8 +432,6 @@ struct PipelineView {
     #[serde(flatten)]
     pipeline: Pipeline,
     stages: Vec<String>,
-    /// The mean of the latest job attempts' coverage figures, as GitLab shows it.
-    coverage: Option<f64>,
     jobs: Vec<Job>,
 }
 
@@ -443,17 +443,9 @@ async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineV
         .ok_or_else(|| ApiError::NotFound(format!("pipeline {id} does not exist")))?;
     let stages = serde_json::from_str(&pipeline.stages_json).map_err(StoreError::from)?;
     let jobs = store.pipeline_jobs(id).await?;
-    let figures: Vec<f64> = jobs
-        .iter()
-        .filter(|job| !job.retried)
-        .filter_map(|job| job.coverage)
-        .collect();
-    let coverage =
-        (!figures.is_empty()).then(|| figures.iter().sum::<f64>() / figures.len() as f64);
     Ok(PipelineView {
         pipeline,
         stages,
-        coverage,
         jobs,
     })
 }
@@ -639,6 +631,24 @@ async fn job_artifacts(State(state): State<HttpState>, Path(id): Path<i64>) -> A
         body,
     )
         .into_response())
+}
+
+/// The files in the job's artifacts archive (path and size), read from the archive itself.
+async fn job_artifact_files(
+    State(state): State<HttpState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Listing>> {
+    let job = find_job(&state, JobId(id)).await?;
+    let listing = state
+        .pipelines
+        .scheduler
+        .config()
+        .artifacts
+        .list(job.id)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} has no artifacts")))?;
+    Ok(Json(listing))
 }
 
 async fn cancel_job(

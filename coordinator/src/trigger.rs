@@ -84,6 +84,8 @@ pub async fn start_pipeline(
     let CommitFacts {
         variables: commit_variables,
         changed_files,
+        title: commit_title,
+        author: commit_author,
     } = facts;
     // The event's variables travel with the pipeline (jobs see them), before the given
     // ones so that those win.
@@ -162,6 +164,8 @@ pub async fn start_pipeline(
                 git_ref: git_ref_name,
                 ref_kind,
                 sha,
+                commit_title,
+                commit_author,
                 source: source_name(trigger.source),
                 stages: plan.stages,
                 variables: stored_variables,
@@ -205,11 +209,14 @@ async fn fetch_and_resolve(
     Ok((mirror, git_ref, sha))
 }
 
-/// What the mirror tells about the commit: its message, author and time, and the files
-/// changed since the trigger's diff base.
+/// What the mirror tells about the commit: its message, author and time (as variables,
+/// and the title and author name for the pipeline's record), and the files changed since
+/// the trigger's diff base.
 struct CommitFacts {
     variables: Vec<(String, String)>,
     changed_files: Option<Vec<String>>,
+    title: Option<String>,
+    author: Option<String>,
 }
 
 async fn commit_facts(
@@ -236,13 +243,17 @@ async fn commit_facts(
             output.status.success().then_some(output.stdout)
         };
         let mut variables = Vec::new();
-        if let Some(out) = run(&["log", "-1", "--format=%an <%ae>%x00%aI%x00%B", &sha]) {
+        let (mut commit_title, mut commit_author) = (None, None);
+        if let Some(out) = run(&["log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", &sha]) {
             let text = String::from_utf8_lossy(&out);
-            let mut parts = text.splitn(3, '\0');
-            let author = parts.next().unwrap_or_default().to_string();
+            let mut parts = text.splitn(4, '\0');
+            let name = parts.next().unwrap_or_default().to_string();
+            let author = format!("{name} <{}>", parts.next().unwrap_or_default());
             let timestamp = parts.next().unwrap_or_default().to_string();
             let message = parts.next().unwrap_or_default().trim_end().to_string();
             let title = message.lines().next().unwrap_or_default().to_string();
+            commit_title = Some(title.clone());
+            commit_author = Some(name);
             let description = message
                 .split_once('\n')
                 .map(|(_, rest)| rest.trim_start_matches('\n').to_string())
@@ -271,6 +282,8 @@ async fn commit_facts(
         CommitFacts {
             variables,
             changed_files: diffed.or(listed),
+            title: commit_title,
+            author: commit_author,
         }
     })
     .await

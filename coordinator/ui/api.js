@@ -31,10 +31,11 @@ const esteira = (() => {
 
   // The token dialog: one prompt at a time, resolved with the token or null.
   let asking = null;
-  function askToken(reason) {
+  function askToken(reason, title) {
     if (asking) return asking;
     const dialog = document.getElementById("token-dialog");
     const input = document.getElementById("token-input");
+    document.getElementById("token-title").textContent = title || "Admin token";
     document.getElementById("token-reason").textContent = reason ||
       "Actions such as retry, cancel and play need the coordinator's admin token (or an API token). It is kept in this browser only.";
     input.value = "";
@@ -79,7 +80,7 @@ const esteira = (() => {
         ? "This coordinator requires a token to read. Enter an API token or the admin token."
         : (t ? "The saved token was refused. Enter the admin token or an API token."
              : "This action needs the admin token (or an API token).");
-      if (await askToken(reason)) return request(method, path, body, true);
+      if (await askToken(reason, method === "GET" ? "Token required" : null)) return request(method, path, body, true);
     }
     const text = await response.text();
     let data = null;
@@ -246,8 +247,20 @@ const esteira = (() => {
 
   function shortSha(sha) { return (sha || "").slice(0, 8); }
 
+  // A coverage figure as GitLab prints it ("87.35%"), or null without one.
+  function percent(figure) {
+    return figure === null || figure === undefined ? null : `${Number(figure).toFixed(2)}%`;
+  }
+
+  function size(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1 << 20) return `${(bytes / 1024).toFixed(1)} KiB`;
+    if (bytes < 1 << 30) return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+    return `${(bytes / (1 << 30)).toFixed(1)} GiB`;
+  }
+
   return {
     api, ApiError, token, setToken, askToken, live, failedStreams, h, icon, badge, jobLook, LABELS,
-    duration, elapsed, ago, when, toast, act, shortSha, pages: {},
+    duration, elapsed, ago, when, toast, act, shortSha, percent, size, pages: {},
   };
 })();

@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const { api, h, badge, jobLook, duration, elapsed, when, shortSha } = esteira;
+  const { api, h, badge, jobLook, duration, elapsed, when, shortSha, size } = esteira;
 
   function decodeBase64(text) {
     if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
@@ -13,12 +13,6 @@
     const bytes = new Uint8Array(binary.length);
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
     return bytes;
-  }
-
-  function size(bytes) {
-    if (bytes < 1024) return `${bytes} B`;
-    if (bytes < 1 << 20) return `${(bytes / 1024).toFixed(1)} KiB`;
-    return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
   }
 
   function fact(label, value) {
@@ -42,6 +36,9 @@
     let sources = [];
     let view = null;
     let closed = false;
+    // The archive's file list: null until read, an Error if it could not be.
+    let listing = null;
+    let listingAsked = false;
 
     api.get("/api/v1/agents").then((list) => { agents = new Map((list || []).map((a) => [a.id, a])); render(); }).catch(() => {});
 
@@ -136,8 +133,6 @@
       const wait = job.queued_at && job.started_at ? job.started_at - job.queued_at : null;
       const image = spec.image && spec.image.name;
       const env = spec.environment && spec.environment.name;
-      const artifacts = (details && (details.artifacts || details.artifact_files)) || null;
-      const tests = details && (details.tests || details.test_report || details.junit) || null;
       aside.replaceChildren(...[
         h("section.side-card", null, h("h2", null, "Details"), h("dl.facts-list", null,
           fact("Status", badge(look)),
@@ -153,25 +148,70 @@
           fact("Needs", spec.needs ? (spec.needs.length ? spec.needs.map((n) => n.job).join(", ") : "nothing (starts at once)") : null),
           fact("Allowed to fail", job.allow_failure || (spec.allow_failure && spec.allow_failure !== "no") ? "yes" : null),
           fact("Exit code", job.exit_code !== null && job.exit_code !== undefined ? String(job.exit_code) : null),
-          fact("Commit", pipelineView ? h("code", { title: pipelineView.sha }, shortSha(pipelineView.sha)) : null),
+          fact("Commit", pipelineView ? h("span", null, h("code", { title: pipelineView.sha }, shortSha(pipelineView.sha)),
+            pipelineView.commit_title && h("span.fact-sub", null, pipelineView.commit_title)) : null),
           fact("Ref", pipelineView ? pipelineView.git_ref : null))),
+        testsCard(),
+        artifactsCard(),
         h("section.side-card", null, h("h2", null, "Timing"), h("dl.facts-list", null,
           fact("Created", when(job.created_at)),
           fact("Queued for", wait !== null ? duration(wait) : null),
           fact("Started", job.started_at ? when(job.started_at) : null),
           fact("Finished", job.finished_at ? when(job.finished_at) : null),
           fact("Duration", h("span", { dataset: { started: job.started_at || "", finished: job.finished_at || "" } }, duration(elapsed(job)))),
-          fact("Log", size(job.log_size || 0)))),
-        artifacts || (spec.artifacts && spec.artifacts.paths && spec.artifacts.paths.length)
-          ? h("section.side-card", null, h("h2", null, "Artifacts"),
-            Array.isArray(artifacts) && artifacts.length
-              ? h("ul.plain-list", null, artifacts.map((a) => h("li", null, typeof a === "string" ? a : (a.name || a.path || JSON.stringify(a)))))
-              : h("p.muted", null, "Paths: ", (spec.artifacts.paths || []).join(", ")))
-          : null,
-        tests ? h("section.side-card", null, h("h2", null, "Tests"), h("p", null,
-          typeof tests === "object" ? ["total", "passed", "failed", "skipped"].filter((k) => tests[k] !== undefined).map((k) => `${tests[k]} ${k}`).join(" · ") : String(tests)))
-          : null].filter(Boolean));
+          fact("Log", size(job.log_size || 0))))].filter(Boolean));
       main.dataset.loaded = "true";
+    }
+
+    // The junit summary the agent reported in the job's details.
+    function testsCard() {
+      const report = details && details.junit;
+      if (!report) return null;
+      const failed = (report.failures || 0) + (report.errors || 0);
+      const skipped = report.skipped || 0;
+      const passed = Math.max(0, (report.tests || 0) - failed - skipped);
+      const count = (value, label, look) => h(`li.test-count${look ? ".s-" + look : ""}`, { dataset: { count: label } },
+        h("span.test-count-value", null, String(value)), h("span.test-count-label", null, label));
+      const list = report.failed || [];
+      return h("section.side-card.tests-card", null, h("h2", null, "Tests"),
+        h("ul.test-counts", null, count(report.tests || 0, "total"), count(passed, "passed", passed ? "success" : null),
+          count(failed, "failed", failed ? "failed" : null), count(skipped, "skipped")),
+        list.length ? h("details.failed-tests", { open: true }, h("summary", null, `Failed tests (${list.length}${list.length < failed ? ` of ${failed}` : ""})`),
+          h("ul.plain-list", null, list.map((test) => h("li", null, h("strong", null, test.name),
+            test.classname && h("div.muted.small", null, test.classname),
+            test.message && h("div.test-message", null, test.message))))) : null);
+    }
+
+    // The stored archive: its download and its files, read from
+    // /api/v1/jobs/{id}/artifacts/files once the job has one.
+    function artifactsCard() {
+      const declared = spec.artifacts && ((spec.artifacts.paths || []).length || spec.artifacts.untracked);
+      if (job.artifacts_size === null || job.artifacts_size === undefined) {
+        if (!declared) return null;
+        const finished = Boolean(job.finished_at);
+        return h("section.side-card", null, h("h2", null, "Artifacts"),
+          h("p.muted", null, finished ? "This job kept no artifacts." : `Keeps ${(spec.artifacts.paths || []).join(", ") || "untracked files"} when it ends.`));
+      }
+      if (!listingAsked) {
+        listingAsked = true;
+        api.get(`/api/v1/jobs/${id}/artifacts/files`)
+          .then((found) => { listing = found; }, (error) => { listing = error; })
+          .then(() => { if (!closed) render(); });
+      }
+      let body;
+      if (listing === null) body = h("p.muted", null, "Reading the archive…");
+      else if (listing instanceof Error) body = h("p.muted", null, `The file list is unavailable: ${listing.message}`);
+      else if (!listing.files.length) body = h("p.muted", null, "The archive holds no files.");
+      else {
+        body = [h("ul.file-list", null, listing.files.map((file) => h("li", { dataset: { path: file.path } },
+          h("span.file-path", { title: file.path }, file.path), h("span.file-size", null, size(file.size))))),
+        listing.truncated && h("p.muted.small", null, `…and ${listing.count - listing.files.length} more files in the archive.`)];
+      }
+      return h("section.side-card.artifacts-card", null,
+        h("div.side-head", null, h("h2", null, "Artifacts"),
+          h("a.btn.btn-small", { href: `/api/v1/jobs/${id}/artifacts`, download: `job-${id}-artifacts.tar.gz`, "data-download": "artifacts" },
+            "Download", h("span.muted", null, ` ${size(job.artifacts_size)}`))),
+        body);
     }
 
     const ticker = setInterval(() => {

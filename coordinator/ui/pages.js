@@ -1,11 +1,12 @@
 // pages.js — the list pages: pipelines (across projects, or one project's, with filters
 // and "older" pagination by id, refreshed live from /api/v1/events), agents (status,
-// labels, load, pause/resume/remove) and environments (current deployment, history,
+// labels, load, pause/resume/remove, and the queue per required label set from
+// /api/v1/queue) and environments (current deployment, history,
 // rollback; an empty state while the coordinator has no environments API).
 "use strict";
 
 (() => {
-  const { api, h, badge, icon, duration, elapsed, when, ago, act, toast, shortSha } = esteira;
+  const { api, h, badge, icon, duration, elapsed, when, ago, act, toast, shortSha, percent } = esteira;
   const PAGE_SIZE = 50;
   const STATUSES = ["running", "pending", "success", "failed", "canceled", "manual", "skipped", "created"];
 
@@ -32,8 +33,10 @@
     const before = query.get("before") || "";
 
     const title = fixedProject ? fixedProject : "Pipelines";
-    const badgeUrl = fixedProject ? `/badges/${encodeURIComponent(fixedProject)}/pipeline.svg${ref ? `?ref=${encodeURIComponent(ref)}` : ""}` : null;
-    main.append(pageHeader(title, badgeUrl && h("img.project-badge", { src: badgeUrl, alt: "pipeline status badge", height: 20 })));
+    const badgeUrl = (kind) => `/badges/${encodeURIComponent(fixedProject)}/${kind}.svg${ref ? `?ref=${encodeURIComponent(ref)}` : ""}`;
+    main.append(pageHeader(title, fixedProject && h("span.project-badges", null,
+      h("img.project-badge", { src: badgeUrl("pipeline"), alt: "pipeline status badge", height: 20 }),
+      h("img.project-badge", { src: badgeUrl("coverage"), alt: "coverage badge", height: 20 }))));
 
     const projectSelect = h("select#f-project", { name: "project", disabled: fixedProject ? true : null },
       h("option", { value: "" }, "All projects"));
@@ -89,16 +92,19 @@
         h("td", { "data-label": "Pipeline" }, h("a.strong", { href: `/pipelines/${p.id}` }, `#${p.id}`)),
         fixedProject ? null : h("td", { "data-label": "Project" }, h("a", { href: `/projects/${encodeURIComponent(p.project)}` }, p.project)),
         h("td", { "data-label": "Ref" }, h("span.ref", { title: p.ref_kind }, p.ref_kind === "tag" ? "tag " : "", p.git_ref)),
-        h("td", { "data-label": "Commit" }, h("code.sha", { title: p.sha }, shortSha(p.sha))),
+        h("td.commit-cell", { "data-label": "Commit" },
+          h("div.commit-title", { title: p.commit_title || "" }, p.commit_title || h("span.muted", null, "—")),
+          h("div.commit-meta", null, h("code.sha", { title: p.sha }, shortSha(p.sha)), p.commit_author && ` · ${p.commit_author}`)),
         h("td", { "data-label": "Source" }, p.source),
         h("td.num", { "data-label": "Duration" }, h("span", { dataset: { started: p.started_at || "", finished: p.finished_at || "" } }, duration(elapsed(p)))),
+        h("td.num", { "data-label": "Coverage" }, percent(p.coverage) || h("span.muted", null, "—")),
         h("td", { "data-label": "Created" }, when(p.created_at))));
       const table = h("table.data-table.pipelines-table", null,
         h("caption.visually-hidden", null, "Pipelines, newest first"),
         h("thead", null, h("tr", null, h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Pipeline"),
           fixedProject ? null : h("th", { scope: "col" }, "Project"), h("th", { scope: "col" }, "Ref"),
           h("th", { scope: "col" }, "Commit"), h("th", { scope: "col" }, "Source"),
-          h("th.num", { scope: "col" }, "Duration"), h("th", { scope: "col" }, "Created"))),
+          h("th.num", { scope: "col" }, "Duration"), h("th.num", { scope: "col" }, "Coverage"), h("th", { scope: "col" }, "Created"))),
         h("tbody", null, rows));
       const pager = new URLSearchParams(search);
       pager.delete("limit");
@@ -134,18 +140,25 @@
   function agents(main) {
     main.append(pageHeader("Agents", h("p.page-lead", null, "Build hosts that dial in to this coordinator and run jobs in Docker.")));
     const summary = h("div.summary-cards");
+    const queueRegion = h("div.queue-region");
     const region = h("div.list-region", null, h("p.loading", null, "Loading agents…"));
-    main.append(summary, region);
+    main.append(summary, queueRegion, region);
     const AGENT_LOOK = { online: "success", idle: "success", busy: "running", paused: "manual", draining: "pending", offline: "canceled" };
 
     async function load() {
       let list;
-      try { list = await api.get("/api/v1/agents"); } catch (error) { region.replaceChildren(errorBox(error)); return; }
+      let queue;
+      try {
+        [list, queue] = await Promise.all([api.get("/api/v1/agents"), api.get("/api/v1/queue")]);
+      } catch (error) { region.replaceChildren(errorBox(error)); return; }
       const count = (s) => list.filter((a) => a.status === s).length;
+      const waiting = queue.reduce((n, g) => n + g.pending, 0);
       summary.replaceChildren(
         card("Agents", list.length), card("Busy", count("busy")), card("Idle", count("idle")),
         card("Paused", count("paused")), card("Offline", count("offline")),
-        card("Running jobs", list.reduce((n, a) => n + (a.running_jobs || []).length, 0)));
+        card("Running jobs", list.reduce((n, a) => n + (a.running_jobs || []).length, 0)),
+        card("Queued jobs", waiting));
+      queueRegion.replaceChildren(renderQueue(queue));
       if (!list.length) {
         region.replaceChildren(h("div.empty-state", null, h("h2", null, "No agents registered"),
           h("p", null, "Start one with ", h("code", null, "esteira-agent --coordinator URL --registration-token TOKEN"), ".")));
@@ -176,9 +189,32 @@
         h("caption.visually-hidden", null, "Agents"),
         h("thead", null, h("tr", null, ["Agent", "Status", "Labels", "Version", "Load", "Running jobs", "Last contact", "Actions"]
           .map((t) => h(t === "Load" ? "th.num" : "th", { scope: "col" }, t)))),
-        h("tbody", null, rows))),
-        h("p.muted.small", null, "Queue depth and longest wait per label will show here once the coordinator reports them."));
+        h("tbody", null, rows))));
       main.dataset.loaded = "true";
+    }
+
+    // Pending jobs per required label set: how many, the longest wait (ticking), and the
+    // agents that could take them now; a set no agent can take is flagged.
+    function renderQueue(queue) {
+      const head = h("div.card-head", null, h("h2#queue-title", null, "Queue"),
+        h("span.muted.small", null, "Pending jobs by the labels they require"));
+      if (!queue.length) {
+        return h("section.card.queue-card", { "aria-labelledby": "queue-title" }, head,
+          h("p.queue-empty", null, icon("success"), " No job is waiting for an agent."));
+      }
+      const rows = queue.map((g) => h("tr", { dataset: { queueTags: g.tags.join(","), pending: g.pending } },
+        h("td", { "data-label": "Labels" }, g.tags.length ? h("ul.chips", null, g.tags.map((t) => h("li.chip", null, t))) : h("span.muted", null, "any agent")),
+        h("td.num", { "data-label": "Pending" }, h("strong", null, String(g.pending))),
+        h("td.num", { "data-label": "Longest wait" }, h("span", { dataset: { waitingSince: g.oldest_queued_at || "" } }, duration(g.longest_wait_ms))),
+        h("td", { "data-label": "Oldest job" }, h("a", { href: `/jobs/${g.oldest_job}` }, `#${g.oldest_job}`)),
+        h("td", { "data-label": "Can run them" }, g.agents.length
+          ? g.agents.map((a, i) => [i ? ", " : "", a.name])
+          : h("span.badge.s-failed", { dataset: { status: "no-agent" } }, icon("failed"), h("span.badge-text", null, "no online agent")))));
+      return h("section.card.queue-card", { "aria-labelledby": "queue-title" }, head,
+        h("div.table-wrap", null, h("table.data-table.queue-table", null, h("caption.visually-hidden", null, "Queue by required labels"),
+          h("thead", null, h("tr", null, ["Labels", "Pending", "Longest wait", "Oldest job", "Can run them"]
+            .map((t) => h(["Pending", "Longest wait"].includes(t) ? "th.num" : "th", { scope: "col" }, t)))),
+          h("tbody", null, rows))));
     }
 
     function card(label, value) {
@@ -194,7 +230,12 @@
     const refresh = debounce(1000, load);
     const source = esteira.live("/api/v1/events", { pipeline: refresh, lagged: refresh });
     const timer = setInterval(load, 10000);
-    return () => { source.close(); clearInterval(timer); };
+    const ticker = setInterval(() => {
+      for (const span of queueRegion.querySelectorAll("span[data-waiting-since]")) {
+        if (span.dataset.waitingSince) span.textContent = duration(Date.now() - Number(span.dataset.waitingSince));
+      }
+    }, 1000);
+    return () => { source.close(); clearInterval(timer); clearInterval(ticker); };
   }
 
   // ---- environments ---------------------------------------------------------------

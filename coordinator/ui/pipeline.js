@@ -6,7 +6,7 @@
 "use strict";
 
 (() => {
-  const { api, h, badge, icon, jobLook, duration, elapsed, when, act, toast, shortSha, LABELS } = esteira;
+  const { api, h, badge, icon, jobLook, duration, elapsed, when, act, toast, shortSha, percent, LABELS } = esteira;
 
   const ACTION_ICONS = {
     retry: '<path d="M12.5 8a4.5 4.5 0 1 1-1.3-3.2" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round"/><path d="M12.8 2.6v3h-3" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"/>',
@@ -179,12 +179,15 @@
             type: "button", "data-action": "cancel-pipeline",
             onclick: async () => { if (await act("Cancel pipeline", () => api.post(`/api/v1/pipelines/${p.id}/cancel`)) !== null) toast("Canceling the pipeline.", "success"); },
           }, "Cancel pipeline"))),
+        p.commit_title && h("p.commit-line", null, h("span.commit-title", null, p.commit_title),
+          p.commit_author && h("span.muted", null, ` by ${p.commit_author}`)),
         h("dl.facts", null,
           h("div", null, h("dt", null, "Project"), h("dd", null, h("a", { href: `/projects/${encodeURIComponent(p.project)}` }, p.project))),
           h("div", null, h("dt", null, p.ref_kind === "tag" ? "Tag" : "Branch"), h("dd", null, h("span.ref", null, p.git_ref))),
           h("div", null, h("dt", null, "Commit"), h("dd", null, h("code.sha", { title: p.sha }, shortSha(p.sha)))),
           h("div", null, h("dt", null, "Source"), h("dd", null, p.source)),
           h("div", null, h("dt", null, "Created"), h("dd", null, when(p.created_at))),
+          percent(p.coverage) && h("div", null, h("dt", null, "Coverage"), h("dd", { dataset: { coverage: p.coverage } }, percent(p.coverage))),
           h("div", null, h("dt", null, "Duration"), h("dd", null, h("span", { dataset: { started: p.started_at || "", finished: p.finished_at || "" } }, duration(elapsed(p)))))));
     }
 

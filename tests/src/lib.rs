@@ -128,8 +128,8 @@ pub struct Coordinator {
     pub registration_token: String,
     /// Serve both ports over TLS with this certificate.
     pub tls: Option<Tls>,
-    /// More flags for the coordinator (e.g. `--artifacts-sweep-interval 1`).
-    pub extra_args: Vec<String>,
+    /// More command-line flags for the process (kept across restarts).
+    pub flags: Vec<String>,
     process: Process,
     log: PathBuf,
 }
@@ -220,19 +220,15 @@ impl Coordinator {
     }
 
     pub fn start_with_tls(root: &Path, lease_timeout_secs: u64, tls: Option<Tls>) -> Coordinator {
-        Coordinator::launch(root, lease_timeout_secs, tls, &[])
+        Coordinator::start_with(root, lease_timeout_secs, tls, &[])
     }
 
-    /// Starts a coordinator with more flags.
-    pub fn start_with_args(root: &Path, lease_timeout_secs: u64, args: &[&str]) -> Coordinator {
-        Coordinator::launch(root, lease_timeout_secs, None, args)
-    }
-
-    fn launch(
+    /// Starts a coordinator given extra `flags` (e.g. `--read-token-required`).
+    pub fn start_with(
         root: &Path,
         lease_timeout_secs: u64,
         tls: Option<Tls>,
-        args: &[&str],
+        flags: &[&str],
     ) -> Coordinator {
         let mut coordinator = Coordinator {
             data_dir: root.join("coordinator"),
@@ -242,7 +238,7 @@ impl Coordinator {
             admin_token: "test-admin-token".to_string(),
             registration_token: "test-registration-token".to_string(),
             tls,
-            extra_args: args.iter().map(|arg| arg.to_string()).collect(),
+            flags: flags.iter().map(|flag| flag.to_string()).collect(),
             process: Process(None),
             log: root.join("coordinator.log"),
         };
@@ -271,7 +267,7 @@ impl Coordinator {
             .args(["--http", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--grpc", &format!("127.0.0.1:{}", self.grpc_port)])
             .args(["--lease-timeout", &self.lease_timeout_secs.to_string()])
-            .args(&self.extra_args)
+            .args(&self.flags)
             .env("ESTEIRA_ADMIN_TOKEN", &self.admin_token)
             .env("ESTEIRA_REGISTRATION_TOKEN", &self.registration_token)
             .stdout(Stdio::null())

@@ -75,7 +75,7 @@ fn expired_artifacts_are_deleted_except_the_latest_successful_pipelines() {
     repo.commit(&[(".gitlab-ci.yml", &file)], "expiring artifacts");
     repo.git(&["branch", "other"]);
     let coordinator =
-        Coordinator::start_with_args(root.path(), 10, &["--artifacts-sweep-interval", "1"]);
+        Coordinator::start_with(root.path(), 10, None, &["--artifacts-sweep-interval", "1"]);
     let _agent = coordinator.start_agent(root.path(), "a", "", 1);
     coordinator.cli_ok(&["project", "add", "expiry", "--repo", &repo.url()]);
     let run = |git_ref: &str, succeeds: bool| {

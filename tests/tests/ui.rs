@@ -123,14 +123,22 @@ async fn js(client: &Client, script: &str) -> Value {
         .expect("execute script")
 }
 
+/// Clicks the element `css` finds. Live pages re-render: an element replaced between the
+/// find and the click is found again.
 async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|error| panic!("no element {css}: {error}"))
-        .click()
-        .await
-        .unwrap_or_else(|error| panic!("cannot click {css}: {error}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element {css}: {error}"));
+        match element.click().await {
+            Ok(_) => return,
+            Err(error)
+                if error.to_string().contains("stale element") && Instant::now() < deadline => {}
+            Err(error) => panic!("cannot click {css}: {error}"),
+        }
+    }
 }
 
 /// Where screenshots go: `<target dir>/ui-screenshots/`.
@@ -146,7 +154,13 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Saves a screenshot of the page as it is, without the action toasts in front of it.
 async fn screenshot(client: &Client, name: &str) {
+    js(
+        client,
+        "document.getElementById('toasts').replaceChildren(); return true",
+    )
+    .await;
     let png = client.screenshot().await.expect("screenshot");
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, png).expect("write screenshot");
@@ -173,7 +187,16 @@ flaky:
 unit:
   stage: test
   needs: [slow]
-  script: [echo unit tests pass]
+  coverage: '/TOTAL.+ ([0-9.]+%)/'
+  script:
+    - echo unit tests pass
+    - echo 'TOTAL 120 15 87.50%'
+    - mkdir -p dist && echo wheel > dist/app.whl
+    - printf '<testsuite><testcase classname="api.Users" name="test_list"/><testcase classname="api.Users" name="test_create"><failure message="expected 201, got 500"/></testcase><testcase classname="api.Users" name="test_later"><skipped/></testcase></testsuite>' > report.xml
+  artifacts:
+    paths: [dist/, report.xml]
+    reports:
+      junit: report.xml
 lint:
   stage: test
   script: [echo lint is clean]
@@ -206,7 +229,7 @@ async fn follow_a_pipeline() {
     let repo = GitRepo::init(root.path().join("repo"));
     repo.commit(
         &[(".gitlab-ci.yml", &PIPELINE_FILE.replace("IMAGE", IMAGE))],
-        "a pipeline to watch",
+        "Add the pipeline to watch\n\nIts body is not the title.",
     );
     let coordinator = Coordinator::start(root.path(), 10);
     let _agent = coordinator.start_agent(root.path(), "builder-1", "docker,linux", 2);
@@ -237,6 +260,26 @@ async fn follow_a_pipeline() {
     )
     .await;
     js(&client, "window.__noReload = 'still here'; return true").await;
+    let row = format!("tr[data-pipeline=\"{id}\"]");
+    assert_eq!(
+        js(
+            &client,
+            &format!("return document.querySelector('{row} .commit-title').textContent")
+        )
+        .await,
+        "Add the pipeline to watch",
+        "the list shows the commit's title"
+    );
+    assert!(
+        js(
+            &client,
+            &format!("return document.querySelector('{row} .commit-meta').textContent")
+        )
+        .await
+        .as_str()
+        .is_some_and(|meta| meta.ends_with(" · esteira tests")),
+        "the list shows the commit's author"
+    );
 
     // The pipeline page: statuses change without a reload.
     click(&client, &format!("tr[data-pipeline=\"{id}\"] a.strong")).await;
@@ -323,6 +366,10 @@ async fn follow_a_pipeline() {
     // Retry the failed job: the token dialog asks once, then the new attempt shows.
     click(&client, ".breadcrumbs a[href^=\"/pipelines/\"]").await;
     wait_js(&client, "the pipeline page again", LONG, &node("flaky")).await;
+    // The graph re-renders on every change; a click is only sure to land (mouse down and
+    // up on the same button) once the pipeline has settled.
+    let settled = "document.querySelector('main').dataset.pipelineStatus === 'success'";
+    wait_js(&client, "the pipeline to settle", LONG, settled).await;
     click(
         &client,
         ".job-node[data-job=\"flaky\"] button[data-action=\"retry\"]",
@@ -373,6 +420,7 @@ async fn follow_a_pipeline() {
         &format!("{}.dataset.status === 'manual'", node("ship")),
     )
     .await;
+    wait_js(&client, "the pipeline to settle again", LONG, settled).await;
     click(
         &client,
         ".job-node[data-job=\"ship\"] button[data-action=\"play\"]",
@@ -392,6 +440,21 @@ async fn follow_a_pipeline() {
         "document.querySelector('.needs-edges path[data-from=\"slow\"][data-to=\"unit\"]')",
     )
     .await;
+    assert_eq!(
+        js(
+            &client,
+            "return document.querySelector('.commit-line').textContent"
+        )
+        .await,
+        "Add the pipeline to watch by esteira tests"
+    );
+    wait_js(
+        &client,
+        "the pipeline's coverage",
+        LONG,
+        "document.querySelector('dd[data-coverage]').textContent === '87.50%'",
+    )
+    .await;
     screenshot(&client, "pipeline").await;
     assert_eq!(
         js(&client, "return window.__noReload").await,
@@ -399,7 +462,72 @@ async fn follow_a_pipeline() {
         "the page reloaded"
     );
 
-    // The other pages.
+    // The unit job's page: its artifact files with the download, and its test summary.
+    click(&client, ".job-node[data-job=\"unit\"] a.job-link").await;
+    wait_js(
+        &client,
+        "the artifact files",
+        LONG,
+        "document.querySelector('.artifacts-card li[data-path=\"dist/app.whl\"]')",
+    )
+    .await;
+    let files = js(
+        &client,
+        "return [...document.querySelectorAll('.file-list li')].map(li => li.dataset.path + ' ' + li.querySelector('.file-size').textContent)",
+    )
+    .await;
+    assert_eq!(files, json!(["dist/app.whl 6 B", "report.xml 248 B"]));
+    let download = js(
+        &client,
+        "return document.querySelector('a[data-download=\"artifacts\"]').getAttribute('href')",
+    )
+    .await;
+    let unit = download
+        .as_str()
+        .and_then(|href| href.strip_prefix("/api/v1/jobs/"))
+        .and_then(|rest| rest.strip_suffix("/artifacts"))
+        .unwrap_or_else(|| panic!("the download link of the archive: {download}"))
+        .to_string();
+    let counts = js(
+        &client,
+        "return [...document.querySelectorAll('.test-count')].map(c => c.dataset.count + '=' + c.querySelector('.test-count-value').textContent)",
+    )
+    .await;
+    assert_eq!(
+        counts,
+        json!(["total=3", "passed=1", "failed=1", "skipped=1"])
+    );
+    assert!(
+        js(
+            &client,
+            "return document.querySelector('.failed-tests').textContent"
+        )
+        .await
+        .as_str()
+        .is_some_and(|text| text.contains("test_create") && text.contains("expected 201, got 500")),
+        "the failed test and its message"
+    );
+    js(
+        &client,
+        "document.querySelector('.tests-card').scrollIntoView(); return true",
+    )
+    .await;
+    screenshot(&client, "job-artifacts").await;
+
+    // The other pages. A project whose jobs need a label no agent has fills the queue.
+    let gpu_repo = GitRepo::init(root.path().join("gpu-repo"));
+    gpu_repo.commit(
+        &[(
+            ".gitlab-ci.yml",
+            &format!(
+                "image: {IMAGE}\ntrain:\n  tags: [gpu, linux]\n  script: [echo train]\n\
+                 evaluate:\n  tags: [linux, gpu]\n  script: [echo evaluate]\n"
+            ),
+        )],
+        "Train the model",
+    );
+    coordinator.cli_ok(&["project", "add", "models", "--repo", &gpu_repo.url()]);
+    coordinator.run_pipeline("models", "main");
     click(&client, "nav a[data-section=\"agents\"]").await;
     wait_js(
         &client,
@@ -431,6 +559,14 @@ async fn follow_a_pipeline() {
         "the agent back",
         LONG,
         "['idle', 'busy'].includes(document.querySelector('tr[data-agent]').dataset.status)",
+    )
+    .await;
+    let queued = "document.querySelector('tr[data-queue-tags=\"gpu,linux\"]')";
+    wait_js(
+        &client,
+        "the gpu jobs in the queue",
+        LONG,
+        &format!("{queued}.dataset.pending === '2' && {queued}.querySelector('[data-status=\"no-agent\"]')"),
     )
     .await;
     screenshot(&client, "agents").await;
@@ -501,8 +637,166 @@ async fn follow_a_pipeline() {
         badge.contains("pipeline") && badge.contains("passed"),
         "{badge}"
     );
-
     client.close().await.expect("close the browser");
+
+    // The same facts over REST and the CLI.
+    let (status, coverage) = http_get(&base, "/badges/webshop/coverage.svg", None);
+    assert_eq!(status, 200);
+    assert!(
+        coverage.contains(">87.50%</text>") && coverage.contains("fill=\"#a3c51c\""),
+        "{coverage}"
+    );
+    let (_, unknown) = http_get(&base, "/badges/webshop/coverage.svg?ref=nowhere", None);
+    assert!(unknown.contains(">unknown</text>"), "{unknown}");
+    let (status, files) = http_get(&base, &format!("/api/v1/jobs/{unit}/artifacts/files"), None);
+    assert_eq!(status, 200, "{files}");
+    let files: Value = serde_json::from_str(&files).expect("JSON");
+    assert_eq!(
+        files,
+        json!({"files": [{"path": "dist/app.whl", "size": 6}, {"path": "report.xml", "size": 248}],
+               "count": 2, "truncated": false})
+    );
+    let (_, queue) = http_get(&base, "/api/v1/queue", None);
+    let queue: Value = serde_json::from_str(&queue).expect("JSON");
+    assert_eq!(queue[0]["tags"], json!(["gpu", "linux"]), "{queue}");
+    assert_eq!(queue[0]["pending"], 2, "{queue}");
+    assert_eq!(queue[0]["agents"], json!([]), "{queue}");
+    let shown = coordinator.cli_ok(&["pipeline", "show", &id]);
+    assert!(
+        shown.contains("commit: Add the pipeline to watch (esteira tests)\ncoverage: 87.50%\n"),
+        "{shown}"
+    );
+    let job = coordinator.cli_ok(&["job", "show", &unit]);
+    for line in [
+        "tests: 3 total, 1 passed, 1 failed, 1 skipped",
+        "  failed: api.Users.test_create: expected 201, got 500",
+        "artifacts: 2 files, ",
+        "  dist/app.whl  6 B",
+    ] {
+        assert!(job.contains(line), "{line:?} in:\n{job}");
+    }
+}
+
+/// With `--read-token-required`, every read without the token gets 401, and the page asks
+/// for the token, then shows the pipelines (and keeps the token across a reload).
+#[test]
+fn the_ui_asks_for_the_read_token() {
+    run(read_token());
+}
+
+async fn read_token() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    repo.commit(
+        &[(
+            ".gitlab-ci.yml",
+            &format!("image: {IMAGE}\nbuild:\n  script: [echo built]\n"),
+        )],
+        "Keep the reads private",
+    );
+    let coordinator = Coordinator::start_with(root.path(), 10, None, &["--read-token-required"]);
+    coordinator.cli_ok(&["project", "add", "private", "--repo", &repo.url()]);
+    let id = coordinator.run_pipeline("private", "main");
+    let base = coordinator.url();
+
+    // Plain HTTP: reads need the token; the page itself stays public so that it can ask.
+    for path in [
+        "/api/v1/pipelines",
+        "/api/v1/queue",
+        "/api/v1/events",
+        "/badges/private/coverage.svg",
+        "/metrics",
+    ] {
+        let (status, body) = http_get(&base, path, None);
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let (status, body) = http_get(&base, "/api/v1/pipelines", Some(&coordinator.admin_token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http_get(&base, "/pipelines", None).0, 200);
+
+    let driver = Driver::start();
+    let client = browser(&driver, 1280, 900).await;
+    client
+        .goto(&format!("{base}/pipelines"))
+        .await
+        .expect("open the list");
+    let reason = wait_js(
+        &client,
+        "the token dialog",
+        LONG,
+        "document.getElementById('token-dialog').open && document.getElementById('token-reason').textContent",
+    )
+    .await;
+    assert!(
+        reason
+            .as_str()
+            .is_some_and(|text| text.contains("requires a token to read")),
+        "{reason}"
+    );
+    assert_eq!(
+        js(
+            &client,
+            "return document.getElementById('token-title').textContent"
+        )
+        .await,
+        "Token required"
+    );
+    let row = format!("document.querySelector('tr[data-pipeline=\"{id}\"]')");
+    assert_eq!(
+        js(&client, &format!("return {row} === null")).await,
+        true,
+        "nothing shows before the token"
+    );
+    screenshot(&client, "read-token").await;
+    client
+        .find(Locator::Css("#token-input"))
+        .await
+        .expect("token input")
+        .send_keys(&coordinator.admin_token)
+        .await
+        .expect("type the token");
+    click(&client, "#token-save").await;
+    wait_js(&client, "the pipelines once the token is in", LONG, &row).await;
+
+    // The token stays in the browser: a reload shows the list without asking.
+    client.refresh().await.expect("reload");
+    wait_js(&client, "the pipelines after a reload", LONG, &row).await;
+    assert_eq!(
+        js(
+            &client,
+            "return document.getElementById('token-dialog').open"
+        )
+        .await,
+        false
+    );
+    assert_eq!(
+        js(&client, "return window.__errors").await,
+        json!([]),
+        "script errors in the pages"
+    );
+    client.close().await.expect("close the browser");
+}
+
+/// `GET path` over plain HTTP/1.1, with the token as a bearer when given: (status, body).
+fn http_get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the coordinator");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP answer: {head}"));
+    (status, body.to_string())
 }
 
 /// Fills a fresh coordinator store with `pipelines` finished pipelines and one job whose
@@ -542,6 +836,8 @@ async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
                 },
                 ref_kind: "branch",
                 sha: format!("{:040x}", n * 7919),
+                commit_title: Some(format!("Change number {n} of the big project")),
+                commit_author: Some("Ana Lima".into()),
                 source: "push".into(),
                 stages: vec!["build".into()],
                 variables: vec![],

@@ -15,6 +15,10 @@ pub struct Pipeline {
     /// `branch` or `tag`.
     pub ref_kind: String,
     pub sha: String,
+    /// The first line of the commit's message, as the mirror had it.
+    pub commit_title: Option<String>,
+    /// The commit's author name.
+    pub commit_author: Option<String>,
     pub source: String,
     pub status: PipelineStatus,
     #[serde(skip)]
@@ -24,6 +28,8 @@ pub struct Pipeline {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The mean of the latest job attempts' coverage figures, as GitLab shows it.
+    pub coverage: Option<f64>,
 }
 
 /// A pipeline about to be stored, with its planned jobs.
@@ -33,6 +39,8 @@ pub struct NewPipeline {
     pub git_ref: String,
     pub ref_kind: &'static str,
     pub sha: String,
+    pub commit_title: Option<String>,
+    pub commit_author: Option<String>,
     pub source: String,
     pub stages: Vec<String>,
     pub variables: Vec<(String, String)>,
@@ -57,8 +65,11 @@ pub struct PipelineFilter {
     pub limit: i64,
 }
 
-const SELECT_PIPELINE: &str =
-    "SELECT p.*, pr.name AS project FROM pipelines p JOIN projects pr ON pr.id = p.project_id";
+/// A pipeline row with its project's name and its coverage (the mean over the latest
+/// attempts; `avg` skips jobs without a figure, and the per-pipeline index keeps it cheap).
+const SELECT_PIPELINE: &str = "SELECT p.*, pr.name AS project,
+       (SELECT avg(j.coverage) FROM jobs j WHERE j.pipeline_id = p.id AND j.retried = 0) AS coverage
+     FROM pipelines p JOIN projects pr ON pr.id = p.project_id";
 
 impl Store {
     /// The id the next pipeline gets. Only meaningful under the scheduler's lock.
@@ -74,15 +85,18 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO pipelines (id, project_id, git_ref, ref_kind, sha, source, status,
-                                    stages_json, variables_json, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)",
+            "INSERT INTO pipelines (id, project_id, git_ref, ref_kind, sha, commit_title,
+                                    commit_author, source, status, stages_json,
+                                    variables_json, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)",
         )
         .bind(new.id)
         .bind(new.project_id)
         .bind(&new.git_ref)
         .bind(new.ref_kind)
         .bind(&new.sha)
+        .bind(&new.commit_title)
+        .bind(&new.commit_author)
         .bind(&new.source)
         .bind(serde_json::to_string(&new.stages)?)
         .bind(serde_json::to_string(&new.variables)?)
@@ -127,6 +141,24 @@ impl Store {
             .bind(filter.before)
             .bind(filter.limit)
             .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// The project's newest finished pipeline on `git_ref` (what a coverage badge shows).
+    pub async fn latest_finished_pipeline(
+        &self,
+        project: &str,
+        git_ref: &str,
+    ) -> Result<Option<Pipeline>, StoreError> {
+        let sql = format!(
+            "{SELECT_PIPELINE} WHERE pr.name = ? AND p.git_ref = ?
+             AND p.status IN ('success', 'failed', 'canceled', 'skipped')
+             ORDER BY p.id DESC LIMIT 1"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(project)
+            .bind(git_ref)
+            .fetch_optional(self.pool())
             .await?)
     }
 

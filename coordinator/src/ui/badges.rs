@@ -1,7 +1,13 @@
 //! Status badges as GitLab draws them (flat, two-part SVG), for READMEs and dashboards:
-//! `/badges/{project}/pipeline.svg?ref=REF` shows the status of the project's latest
-//! pipeline for the ref (or for any ref when none is given). An unknown project or a ref
-//! without pipelines shows `unknown` rather than an error, as a README image must render.
+//!
+//! - `/badges/{project}/pipeline.svg?ref=REF`: the status of the project's latest pipeline
+//!   for the ref (or for any ref when none is given).
+//! - `/badges/{project}/coverage.svg?ref=REF`: the coverage of the project's latest
+//!   finished pipeline on the ref (the project's default branch when none is given), with
+//!   two decimals and GitLab's colours by value.
+//!
+//! An unknown project, a ref without pipelines or a pipeline without a coverage figure
+//! shows `unknown` rather than an error, as a README image must render.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -15,7 +21,9 @@ use crate::model::PipelineStatus;
 use crate::store::pipelines::PipelineFilter;
 
 pub fn router() -> Router<HttpState> {
-    Router::new().route("/badges/{project}/pipeline.svg", get(pipeline_badge))
+    Router::new()
+        .route("/badges/{project}/pipeline.svg", get(pipeline_badge))
+        .route("/badges/{project}/coverage.svg", get(coverage_badge))
 }
 
 #[derive(Deserialize)]
@@ -47,6 +55,37 @@ async fn pipeline_badge(
         None => ("unknown", "#9f9f9f"),
     };
     Ok(svg_response(badge("pipeline", text, colour)))
+}
+
+async fn coverage_badge(
+    State(state): State<HttpState>,
+    Path(project): Path<String>,
+    Query(query): Query<BadgeQuery>,
+) -> Result<Response, ApiError> {
+    let store = state.pipelines.scheduler.store();
+    let coverage = match store.project_by_name(&project).await? {
+        None => None,
+        Some(found) => {
+            let git_ref = query.git_ref.unwrap_or(found.default_branch);
+            let latest = store.latest_finished_pipeline(&project, &git_ref).await?;
+            latest.and_then(|pipeline| pipeline.coverage)
+        }
+    };
+    Ok(svg_response(coverage_svg(coverage)))
+}
+
+/// The coverage badge for a figure in percent: GitLab's thresholds and colours.
+fn coverage_svg(coverage: Option<f64>) -> String {
+    let Some(figure) = coverage else {
+        return badge("coverage", "unknown", "#9f9f9f");
+    };
+    let colour = match figure {
+        f if f >= 95.0 => "#4c1",
+        f if f >= 75.0 => "#a3c51c",
+        f if f >= 50.0 => "#dfb317",
+        _ => "#e05d44",
+    };
+    badge("coverage", &format!("{figure:.2}%"), colour)
 }
 
 fn svg_response(svg: String) -> Response {
@@ -104,6 +143,32 @@ mod tests {
         assert!(svg.contains(">pipeline</text>"));
         assert!(svg.contains(">a&lt;b</text>"));
         assert!(svg.contains("fill=\"#4c1\""));
+    }
+
+    #[test]
+    fn the_coverage_badge_shows_two_decimals_coloured_by_value() {
+        let cases = [
+            (Some(100.0), "100.00%", "#4c1"),
+            (Some(95.0), "95.00%", "#4c1"),
+            (Some(87.349), "87.35%", "#a3c51c"),
+            (Some(75.0), "75.00%", "#a3c51c"),
+            (Some(50.0), "50.00%", "#dfb317"),
+            (Some(12.5), "12.50%", "#e05d44"),
+            (None, "unknown", "#9f9f9f"),
+        ];
+        for (figure, text, colour) in cases {
+            let svg = coverage_svg(figure);
+            assert!(svg.contains(">coverage</text>"), "{svg}");
+            assert!(
+                svg.contains(&format!(">{text}</text>")),
+                "{figure:?}: {svg}"
+            );
+            assert!(
+                svg.contains(&format!("fill=\"{colour}\"")),
+                "{figure:?}: {svg}"
+            );
+            assert!(svg.contains(&format!("aria-label=\"coverage: {text}\"")));
+        }
     }
 
     #[test]

@@ -334,6 +334,8 @@ mod tests {
                 git_ref: "main".into(),
                 ref_kind: "branch",
                 sha: "0".repeat(40),
+                commit_title: None,
+                commit_author: None,
                 source: "api".into(),
                 stages: vec!["test".into()],
                 variables: vec![],
