@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod seed;
-pub mod seed_bench;
 
 /// The image every test pipeline runs in, built by `.ci/images.sh`.
 pub const IMAGE: &str = "esteira-test/busybox:latest";
@@ -428,6 +427,40 @@ impl Agent {
             .expect("start esteira-agent");
         Agent {
             process: Process(Some(child)),
+        }
+    }
+}
+
+/// What most end-to-end tests start from: the Docker lock held, the test image built, a
+/// temp dir, a git repository whose `main` holds `pipeline_file` as `.gitlab-ci.yml`, a
+/// coordinator, one agent (`a`, no labels) and the project on that repository.
+pub struct Setup {
+    pub coordinator: Coordinator,
+    pub agent: Agent,
+    pub repo: GitRepo,
+    /// The commit holding the pipeline file.
+    pub sha: String,
+    pub root: tempfile::TempDir,
+    _docker: MutexGuard<'static, ()>,
+}
+
+impl Setup {
+    pub fn start(project: &str, pipeline_file: &str, concurrency: u32) -> Setup {
+        let docker = docker_lock();
+        ensure_image();
+        let root = tempfile::tempdir().expect("temp dir");
+        let repo = GitRepo::init(root.path().join("repo"));
+        let sha = repo.commit(&[(".gitlab-ci.yml", pipeline_file)], "the pipeline");
+        let coordinator = Coordinator::start(root.path(), 10);
+        let agent = coordinator.start_agent(root.path(), "a", "", concurrency);
+        coordinator.cli_ok(&["project", "add", project, "--repo", &repo.url()]);
+        Setup {
+            coordinator,
+            agent,
+            repo,
+            sha,
+            root,
+            _docker: docker,
         }
     }
 }

@@ -5,24 +5,18 @@
 
 use std::time::Duration;
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
+use esteira_tests::{Coordinator, GitRepo, IMAGE, Setup, docker_lock, ensure_image, wait_until};
 
 #[test]
 fn artifacts_flow_to_the_jobs_that_need_them() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
-    let repo = GitRepo::init(root.path().join("repo"));
     let file = format!(
         "image: {IMAGE}\nstages: [make, use]\n\
          make:\n  stage: make\n  script:\n    - mkdir -p out\n    - echo \"made at $CI_COMMIT_SHORT_SHA\" > out/result.txt\n    - echo scratch > out/skip.tmp\n  artifacts:\n    paths: [out/]\n    exclude: [\"out/*.tmp\"]\n\
          consume:\n  stage: use\n  script:\n    - cat out/result.txt\n    - test ! -e out/skip.tmp\n\
          without:\n  stage: use\n  needs: [{{job: make, artifacts: false}}]\n  script:\n    - test ! -e out/result.txt\n    - echo no artifacts here\n"
     );
-    let sha = repo.commit(&[(".gitlab-ci.yml", &file)], "artifacts");
-    let coordinator = Coordinator::start(root.path(), 10);
-    let _agent = coordinator.start_agent(root.path(), "a", "", 1);
-    coordinator.cli_ok(&["project", "add", "arts", "--repo", &repo.url()]);
+    let setup = Setup::start("arts", &file, 1);
+    let (coordinator, sha) = (&setup.coordinator, &setup.sha);
     let id = coordinator.run_pipeline("arts", "main");
     let waited = coordinator.cli(&["pipeline", "wait", &id]);
     let pipeline = coordinator.pipeline(&id);
@@ -34,7 +28,7 @@ fn artifacts_flow_to_the_jobs_that_need_them() {
 
     let make = coordinator.job(&pipeline, "make");
     assert!(make["artifacts_size"].as_i64().unwrap() > 0);
-    let output = root.path().join("downloaded");
+    let output = setup.root.path().join("downloaded");
     coordinator.cli_ok(&[
         "job",
         "artifacts",

@@ -4,23 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
+use esteira_tests::{IMAGE, Setup, wait_until};
 
 #[test]
 fn a_canceled_job_stops_within_seconds_and_runs_its_after_script() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
-    let repo = GitRepo::init(root.path().join("repo"));
     let file = format!(
         "image: {IMAGE}\n\
          long:\n  script:\n    - echo started\n    - sleep 600\n  after_script:\n    - echo after script ran\n\
          later:\n  stage: deploy\n  script: [echo never]\n"
     );
-    repo.commit(&[(".gitlab-ci.yml", &file)], "long");
-    let coordinator = Coordinator::start(root.path(), 10);
-    let _agent = coordinator.start_agent(root.path(), "a", "", 1);
-    coordinator.cli_ok(&["project", "add", "long", "--repo", &repo.url()]);
+    let setup = Setup::start("long", &file, 1);
+    let coordinator = &setup.coordinator;
     let id = coordinator.run_pipeline("long", "main");
     let job = wait_until(
         "the job to start its script",

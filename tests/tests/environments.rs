@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
+use esteira_tests::{Coordinator, GitRepo, IMAGE, Setup, docker_lock, ensure_image, wait_until};
 use serde_json::Value;
 
 fn pipeline_file(message: &str) -> String {
@@ -90,17 +90,11 @@ fn deployments_are_recorded_listed_and_rolled_back() {
 
 #[test]
 fn deploys_of_one_resource_group_run_one_after_the_other() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
-    let repo = GitRepo::init(root.path().join("repo"));
     let file = format!(
         "deploy:\n  image: {IMAGE}\n  resource_group: production\n  script: [echo deploying, sleep 2]\n"
     );
-    repo.commit(&[(".gitlab-ci.yml", &file)], "deploy");
-    let coordinator = Coordinator::start(root.path(), 10);
-    let _agent = coordinator.start_agent(root.path(), "a", "", 2);
-    coordinator.cli_ok(&["project", "add", "app", "--repo", &repo.url()]);
+    let setup = Setup::start("app", &file, 2);
+    let coordinator = &setup.coordinator;
     let first = coordinator.run_pipeline("app", "main");
     let second = coordinator.run_pipeline("app", "main");
     for id in [&first, &second] {
@@ -116,18 +110,12 @@ fn deploys_of_one_resource_group_run_one_after_the_other() {
 
 #[test]
 fn newest_first_deploys_the_newest_pipeline_and_skips_the_outdated_one() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
-    let repo = GitRepo::init(root.path().join("repo"));
     let file = format!(
         "deploy:\n  image: {IMAGE}\n  environment: production\n  resource_group: production\n  \
          script: [echo deploying, sleep 3]\n"
     );
-    repo.commit(&[(".gitlab-ci.yml", &file)], "deploy");
-    let coordinator = Coordinator::start(root.path(), 10);
-    let _agent = coordinator.start_agent(root.path(), "a", "", 3);
-    coordinator.cli_ok(&["project", "add", "app", "--repo", &repo.url()]);
+    let setup = Setup::start("app", &file, 3);
+    let coordinator = &setup.coordinator;
     coordinator.cli_ok(&[
         "resource-group",
         "set",

@@ -5,18 +5,8 @@
 
 use std::time::Duration;
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
+use esteira_tests::{Coordinator, IMAGE, Setup, wait_until};
 use serde_json::Value;
-
-/// A coordinator and one agent on a project `demo` whose repository holds `file`.
-fn start(root: &std::path::Path, file: &str) -> (Coordinator, esteira_tests::Agent) {
-    let repo = GitRepo::init(root.join("repo"));
-    repo.commit(&[(".gitlab-ci.yml", file)], "pipeline");
-    let coordinator = Coordinator::start(root, 10);
-    let agent = coordinator.start_agent(root, "a", "", 1);
-    coordinator.cli_ok(&["project", "add", "demo", "--repo", &repo.url()]);
-    (coordinator, agent)
-}
 
 /// Runs a pipeline on main to its end; returns it and whether `pipeline wait` succeeded.
 fn run(coordinator: &Coordinator) -> (Value, bool) {
@@ -32,20 +22,18 @@ fn log_text(coordinator: &Coordinator, pipeline: &Value, job: &str) -> String {
 
 #[test]
 fn a_second_pipeline_restores_the_cache_the_first_saved() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
     let file = format!(
         "cached:\n  image: {IMAGE}\n  cache: {{key: k, paths: [c/]}}\n  script:\n    - if [ -f c/stamp ]; then echo \"restored $(cat c/stamp)\"; else echo \"no cache yet\"; fi\n    - mkdir -p c && echo \"pipeline $CI_PIPELINE_ID\" > c/stamp\n"
     );
-    let (coordinator, _agent) = start(root.path(), &file);
+    let setup = Setup::start("demo", &file, 1);
+    let coordinator = &setup.coordinator;
 
-    let (first, ok) = run(&coordinator);
+    let (first, ok) = run(coordinator);
     assert!(ok, "{first:#}");
-    assert!(log_text(&coordinator, &first, "cached").contains("no cache yet"));
-    let (second, ok) = run(&coordinator);
+    assert!(log_text(coordinator, &first, "cached").contains("no cache yet"));
+    let (second, ok) = run(coordinator);
     assert!(ok, "{second:#}");
-    let text = log_text(&coordinator, &second, "cached");
+    let text = log_text(coordinator, &second, "cached");
     assert!(
         text.contains(&format!("restored pipeline {}", first["id"])),
         "{text}"
@@ -54,9 +42,6 @@ fn a_second_pipeline_restores_the_cache_the_first_saved() {
 
 #[test]
 fn retry_follows_when_and_exit_codes() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
     let file = format!(
         "image: {IMAGE}\n\
          script_failure:\n  script: [\"exit 3\"]\n  retry: {{max: 2, when: script_failure}}\n\
@@ -64,9 +49,10 @@ fn retry_follows_when_and_exit_codes() {
          other_code:\n  script: [\"exit 4\"]\n  retry: {{max: 2, exit_codes: [5]}}\n\
          listed_code:\n  script: [\"exit 5\"]\n  retry: {{max: 1, exit_codes: [5]}}\n"
     );
-    let (coordinator, _agent) = start(root.path(), &file);
+    let setup = Setup::start("demo", &file, 1);
+    let coordinator = &setup.coordinator;
 
-    let (pipeline, ok) = run(&coordinator);
+    let (pipeline, ok) = run(coordinator);
     assert!(!ok, "every job fails: {pipeline:#}");
     let attempts = |name: &str| -> Vec<(i64, String)> {
         pipeline["jobs"]
@@ -114,16 +100,14 @@ fn peak_rss(pid: u32) -> u64 {
 
 #[test]
 fn a_200_mib_artifact_crosses_stages_without_memory_growing_with_it() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
     let file = format!(
         "image: {IMAGE}\nstages: [make, check]\n\
          make:\n  stage: make\n  script:\n    - mkdir -p big\n    - dd if=/dev/urandom of=big/blob bs=1048576 count=200 2>/dev/null\n    - sha256sum big/blob > big/blob.sha256\n    - cat big/blob.sha256\n  artifacts:\n    paths: [big/]\n\
          check:\n  stage: check\n  script:\n    - sha256sum -c big/blob.sha256\n    - echo \"size $(stat -c %s big/blob)\"\n"
     );
-    let (coordinator, agent) = start(root.path(), &file);
-    let agent_pid = agent.process.id().expect("the agent runs");
+    let setup = Setup::start("demo", &file, 1);
+    let coordinator = &setup.coordinator;
+    let agent_pid = setup.agent.process.id().expect("the agent runs");
     let coordinator_pid = coordinator.pid().expect("the coordinator runs");
     wait_until("the agent to connect", Duration::from_secs(30), || {
         let agents = coordinator.cli_json(&["agent", "list"]);
@@ -131,11 +115,11 @@ fn a_200_mib_artifact_crosses_stages_without_memory_growing_with_it() {
     });
     let before = (peak_rss(agent_pid), peak_rss(coordinator_pid));
 
-    let (pipeline, ok) = run(&coordinator);
+    let (pipeline, ok) = run(coordinator);
     assert!(ok, "{pipeline:#}");
     let after = (peak_rss(agent_pid), peak_rss(coordinator_pid));
-    let made = log_text(&coordinator, &pipeline, "make");
-    let checked = log_text(&coordinator, &pipeline, "check");
+    let made = log_text(coordinator, &pipeline, "make");
+    let checked = log_text(coordinator, &pipeline, "check");
     assert!(checked.contains("big/blob: OK"), "{checked}");
     assert!(checked.contains("size 209715200\n"), "{checked}");
     let sum = made

@@ -2,38 +2,9 @@
 //! protected ones only on protected branches; file variables as paths of files holding
 //! their values.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use esteira_tests::{Coordinator, GitRepo, IMAGE, binary, docker_lock, ensure_image};
+use esteira_tests::{Coordinator, GitRepo, IMAGE, Setup, docker_lock, ensure_image};
 
 const SECRET: &str = "s3cr3t-Value-42";
-
-/// `esteira variable set ARGS` with `value` on stdin; returns its output.
-fn set_variable(coordinator: &Coordinator, args: &[&str], value: &str) -> std::process::Output {
-    let mut child = Command::new(binary("esteira"))
-        .args([
-            "--server",
-            &coordinator.url(),
-            "--token",
-            &coordinator.admin_token,
-            "variable",
-            "set",
-        ])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(value.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
@@ -64,20 +35,17 @@ fn secrets_are_encrypted_masked_and_protected() {
         "--protected-branches",
         "master",
     ]);
-    let set = set_variable(
-        &coordinator,
-        &["vars", "DEPLOY_TOKEN", "--masked", "--protected"],
-        SECRET,
-    );
+    let set =
+        coordinator.set_variable(&["vars", "DEPLOY_TOKEN", "--masked", "--protected"], SECRET);
     assert!(
         set.status.success(),
         "{}",
         String::from_utf8_lossy(&set.stderr)
     );
-    let refused = set_variable(&coordinator, &["vars", "GREETING", "--masked"], "short");
+    let refused = coordinator.set_variable(&["vars", "GREETING", "--masked"], "short");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 8 characters"));
-    let set = set_variable(&coordinator, &["vars", "GREETING"], "hello-there\n");
+    let set = coordinator.set_variable(&["vars", "GREETING"], "hello-there\n");
     assert!(set.status.success());
 
     let listed = coordinator.cli_ok(&["variable", "list", "vars"]);
@@ -137,19 +105,12 @@ fn secrets_are_encrypted_masked_and_protected() {
 
 #[test]
 fn file_variables_are_paths_to_files_holding_the_value() {
-    let _guard = docker_lock();
-    ensure_image();
-    let root = tempfile::tempdir().unwrap();
-    let repo = GitRepo::init(root.path().join("repo"));
     let file = format!(
         "show:\n  image: {IMAGE}\n  script:\n    - echo \"path=$APP_CONFIG\"\n    - cat \"$APP_CONFIG\"\n    - echo \"key=$(cat \"$SIGNING_KEY\").\"\n"
     );
-    repo.commit(&[(".gitlab-ci.yml", &file)], "file variables");
-    let coordinator = Coordinator::start(root.path(), 10);
-    let _agent = coordinator.start_agent(root.path(), "a", "", 1);
-    coordinator.cli_ok(&["project", "add", "files", "--repo", &repo.url()]);
-    let set = set_variable(
-        &coordinator,
+    let setup = Setup::start("files", &file, 1);
+    let coordinator = &setup.coordinator;
+    let set = coordinator.set_variable(
         &["files", "APP_CONFIG", "--file"],
         "listen: 8080\nmode: test\n",
     );
@@ -158,11 +119,7 @@ fn file_variables_are_paths_to_files_holding_the_value() {
         "{}",
         String::from_utf8_lossy(&set.stderr)
     );
-    let set = set_variable(
-        &coordinator,
-        &["files", "SIGNING_KEY", "--file", "--masked"],
-        SECRET,
-    );
+    let set = coordinator.set_variable(&["files", "SIGNING_KEY", "--file", "--masked"], SECRET);
     assert!(
         set.status.success(),
         "{}",

@@ -1,6 +1,6 @@
 //! `esteira-bench seed [RUNS]`: time from `git push` of the seed example to `devel` until
 //! staging's `/version` answers the pushed commit, on the whole system of
-//! [`crate::seed::SeedStack`] (polled remote, registry with a login, three agents).
+//! `esteira_tests::seed::SeedStack` (polled remote, registry with a login, three agents).
 //!
 //! Each run commits one change and pushes it, after the previous run is deployed. The
 //! total splits into: push → pipeline created (the poll, every second), test (pipeline
@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::seed::SeedStack;
-use crate::wait_until;
+use esteira_tests::seed::SeedStack;
+use esteira_tests::wait_until;
 
 fn now_ms() -> i64 {
     let since = SystemTime::now()

@@ -12,14 +12,17 @@
 //!   MIB (default 100) MiB artifact against the same pipeline making the file without
 //!   keeping it. The difference of the second pair is the artifact's whole way (collect,
 //!   upload, store, download, extract); MIB over it is the throughput. Prints medians.
-//! - `webhooks [DELIVERIES] [SENDERS]`: see `bench_webhooks.rs`.
+//! - `webhooks [DELIVERIES] [SENDERS]`: see `webhooks.rs`.
 //! - `seed [RUNS]`: `git push` of the seed example to staging answering, split into
-//!   test, release and deploy (see `esteira_tests::seed_bench`; default 5 runs).
+//!   test, release and deploy (see `seed.rs`; default 5 runs).
 //!
 //! Build with `cargo build --release --workspace --bins` and run
 //! `target/release/esteira-bench pickup` / `overhead` / `artifacts` / `webhooks` / `seed`.
 
-mod bench_webhooks;
+mod seed;
+mod webhooks;
+#[path = "../../../tests/webhooks_support/mod.rs"]
+mod webhooks_support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -38,8 +41,8 @@ fn main() {
         Some("pickup") => pickup(number(1, 200), number(2, 4)),
         Some("overhead") => overhead(number(1, 20)),
         Some("artifacts") => artifacts(number(1, 5), number(2, 100)),
-        Some("webhooks") => bench_webhooks::run(&args[1..]),
-        Some("seed") => esteira_tests::seed_bench::run(number(1, 5)),
+        Some("webhooks") => webhooks::run(&args[1..]),
+        Some("seed") => seed::run(number(1, 5)),
         _ => {
             eprintln!(
                 "usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS] \

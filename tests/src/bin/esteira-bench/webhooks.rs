@@ -7,11 +7,6 @@
 //!   once the pipeline is planned and stored): p50, p99, max.
 //! - throughput: DELIVERIES more deliveries from SENDERS (default 16) concurrent senders:
 //!   deliveries per second, each creating its pipeline.
-//!
-//! Also built alone as `bench_webhooks` (same thing).
-
-#[path = "../../tests/webhooks_support/mod.rs"]
-mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,12 +14,6 @@ use std::time::{Duration, Instant};
 use esteira_tests::{Coordinator, GitRepo};
 
 const SECRET: &str = "bench-secret";
-
-#[allow(dead_code)]
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    run(&args);
-}
 
 pub fn run(args: &[String]) {
     let number = |index: usize, default: usize| {
@@ -76,17 +65,17 @@ pub fn run(args: &[String]) {
         SECRET,
     ]);
     let address = format!("127.0.0.1:{}", coordinator.http_port);
-    let template = support::fixture("github-push-2.json");
+    let template = crate::webhooks_support::fixture("github-push-2.json");
     let delivery = |index: usize| {
         let mut push = template.clone();
-        support::set(&mut push, "/ref", format!("refs/heads/b{index}"));
-        support::set(
+        crate::webhooks_support::set(&mut push, "/ref", format!("refs/heads/b{index}"));
+        crate::webhooks_support::set(
             &mut push,
             "/before",
             "0000000000000000000000000000000000000000",
         );
-        support::set(&mut push, "/after", sha.as_str());
-        support::Delivery::new(
+        crate::webhooks_support::set(&mut push, "/after", sha.as_str());
+        crate::webhooks_support::Delivery::new(
             "github",
             "bench",
             "push",
