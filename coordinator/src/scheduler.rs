@@ -1011,7 +1011,13 @@ impl Scheduler {
 }
 
 /// Whether a protected-ref pattern (`main`, `release/*`) covers `git_ref`.
+/// Whether a protected-branch `pattern` (`*` a wildcard) covers `git_ref`. The refs of
+/// merge requests from forks (`refs/pull/…`, `refs/merge-requests/…`) are never protected,
+/// whatever the pattern.
 fn ref_matches(pattern: &str, git_ref: &str) -> bool {
+    if git_ref.starts_with("refs/") {
+        return false;
+    }
     match pattern.split_once('*') {
         None => pattern == git_ref,
         Some((prefix, suffix)) => {
@@ -1175,4 +1181,19 @@ fn retries(spec: &PlannedJob, job: &Job, ending: &JobEnding) -> bool {
             .exit_code
             .is_some_and(|code| retry.exit_codes.iter().any(|c| i64::from(*c) == code));
     when_matches && code_matches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ref_matches;
+
+    #[test]
+    fn protected_patterns_cover_branches_but_never_fork_refs() {
+        assert!(ref_matches("master", "master"));
+        assert!(ref_matches("release/*", "release/1.2"));
+        assert!(ref_matches("*", "devel"));
+        assert!(!ref_matches("release/*", "releases"));
+        assert!(!ref_matches("*", "refs/pull/7/head"));
+        assert!(!ref_matches("refs/*", "refs/merge-requests/3/head"));
+    }
 }
