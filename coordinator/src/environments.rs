@@ -43,7 +43,9 @@ struct EnvironmentView {
     name: String,
     tier: String,
     url: Option<String>,
-    /// The newest successful deployment: what runs there now.
+    /// `available`, or `stopped` when an `action: stop` job ran after the last deployment.
+    state: &'static str,
+    /// The newest successful deployment: what runs there now (none once stopped).
     current: Option<DeploymentView>,
     /// Every deployment, newest first.
     history: Vec<DeploymentView>,
@@ -66,6 +68,7 @@ fn environments(deployments: Vec<Deployment>) -> Vec<EnvironmentView> {
                     name,
                     tier: view.deployment.tier.clone(),
                     url: view.deployment.url.clone(),
+                    state: "available",
                     current: None,
                     history: Vec::new(),
                 });
@@ -75,10 +78,15 @@ fn environments(deployments: Vec<Deployment>) -> Vec<EnvironmentView> {
         views[index].history.push(view);
     }
     for env in &mut views {
-        let current = env
+        let latest = env
             .history
             .iter()
-            .position(|d| d.deployment.status == "success");
+            .position(|d| ["success", "stopped"].contains(&d.deployment.status.as_str()));
+        let stopped = latest.is_some_and(|at| env.history[at].deployment.status == "stopped");
+        if stopped {
+            env.state = "stopped";
+        }
+        let current = latest.filter(|_| !stopped);
         env.current = current.map(|at| DeploymentView {
             deployment: env.history[at].deployment.clone(),
             version: env.history[at].version.clone(),
@@ -174,4 +182,65 @@ async fn rollback(
     Ok(Json(
         json!({ "environment": env, "deployment": target.id, "job": job }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PipelineId;
+
+    fn deployment(id: i64, environment: &str, status: &str) -> Deployment {
+        Deployment {
+            id,
+            environment: environment.to_string(),
+            tier: "production".to_string(),
+            url: None,
+            job_id: JobId(id * 10),
+            pipeline_id: PipelineId(id),
+            sha: format!("{id:0>40}"),
+            git_ref: "master".to_string(),
+            status: status.to_string(),
+            image_digest: None,
+            started_at: None,
+            finished_at: id,
+        }
+    }
+
+    #[test]
+    fn the_current_deployment_is_the_newest_success_until_a_stop() {
+        // Newest first, as the store reads them.
+        let views = environments(vec![
+            deployment(4, "production", "failed"),
+            deployment(3, "production", "success"),
+            deployment(2, "staging", "stopped"),
+            deployment(1, "staging", "success"),
+        ]);
+        let production = &views[0];
+        assert_eq!(
+            (production.name.as_str(), production.state),
+            ("production", "available")
+        );
+        assert_eq!(
+            production.current.as_ref().map(|d| d.deployment.id),
+            Some(3)
+        );
+        assert_eq!(production.history.len(), 2);
+        let staging = &views[1];
+        assert_eq!(staging.state, "stopped");
+        assert!(
+            staging.current.is_none(),
+            "a stopped environment runs nothing"
+        );
+
+        let redeployed = environments(vec![
+            deployment(3, "staging", "success"),
+            deployment(2, "staging", "stopped"),
+            deployment(1, "staging", "success"),
+        ]);
+        assert_eq!(redeployed[0].state, "available");
+        assert_eq!(
+            redeployed[0].current.as_ref().map(|d| d.deployment.id),
+            Some(3)
+        );
+    }
 }

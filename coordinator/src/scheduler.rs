@@ -750,14 +750,18 @@ impl Scheduler {
         Ok(())
     }
 
-    /// A finished job that deploys to an environment adds to that environment's history.
+    /// A finished job that deploys to an environment (`action: start`) adds to that
+    /// environment's history; a successful `action: stop` job adds a `stopped` entry. The
+    /// other actions (`prepare`, `verify`, `access`) leave the environment as it is.
     async fn record_deployment(&self, job: &Job, ending: &JobEnding) -> Result<(), SchedulerError> {
         let Some(environment) = spec_of(job)?.environment else {
             return Ok(());
         };
-        if environment.action != "start" {
-            return Ok(());
-        }
+        let status = match environment.action.as_str() {
+            "start" => ending.status.as_str(),
+            "stop" if ending.status == JobStatus::Success => "stopped",
+            _ => return Ok(()),
+        };
         let Some(pipeline) = self.store.pipeline(job.pipeline_id).await? else {
             return Ok(());
         };
@@ -777,7 +781,7 @@ impl Scheduler {
             pipeline: pipeline.id,
             sha: &pipeline.sha,
             git_ref: &pipeline.git_ref,
-            status: ending.status.as_str(),
+            status,
             image_digest: digest.as_deref(),
             started_at: job.started_at,
             finished_at: now_ms(),

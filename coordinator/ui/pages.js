@@ -287,12 +287,12 @@
                 h("dt", null, "Commit"), h("dd", null, h("code", null, shortSha(current.sha))),
                 h("dt", null, "Deployed"), h("dd", null, when(current.deployed_at || current.finished_at || current.created_at)),
                 h("dt", null, "Pipeline"), h("dd", null, current.pipeline_id ? h("a", { href: `/pipelines/${current.pipeline_id}` }, `#${current.pipeline_id}`) : "—"))
-              : h("p.muted", null, "Nothing deployed yet."),
+              : h("p.muted", null, env.state === "stopped" ? "Stopped: nothing runs here." : "Nothing deployed yet."),
             history.length > 1 && h("details.env-history", null, h("summary", null, `History (${history.length})`),
               h("ol", null, history.map((d) => h("li", null, badge(d.status || "success"), " ",
                 h("code", null, d.version || shortSha(d.sha)), " ", when(d.deployed_at || d.created_at), " ",
                 d.pipeline_id && h("a", { href: `/pipelines/${d.pipeline_id}` }, `#${d.pipeline_id}`), " ",
-                current && d.id !== current.id && h("button.btn.btn-small", {
+                (!current || d.id !== current.id) && d.status === "success" && h("button.btn.btn-small", {
                   type: "button", "data-action": "rollback",
                   onclick: async () => {
                     const done = await act("Rollback", () => api.post(`/api/v1/projects/${encodeURIComponent(projectName)}/environments/${encodeURIComponent(env.name)}/rollback`, { deployment: d.id }));
