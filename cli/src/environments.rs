@@ -33,12 +33,13 @@ pub enum EnvCommand {
 
 fn deployment_line(deployment: &Value) -> String {
     format!(
-        "#{}  {}  {}  pipeline {}  job {}",
+        "#{}  {}  {}  pipeline {}  job {}  {}",
         deployment["id"],
         deployment["version"].as_str().unwrap_or("?"),
         deployment["status"].as_str().unwrap_or("?"),
         deployment["pipeline_id"],
-        deployment["job_id"]
+        deployment["job_id"],
+        deployment["triggered_by"].as_str().unwrap_or("")
     )
 }
 

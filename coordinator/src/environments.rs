@@ -203,6 +203,7 @@ mod tests {
             image_digest: None,
             started_at: None,
             finished_at: id,
+            triggered_by: "push".to_string(),
         }
     }
 

@@ -286,7 +286,8 @@
                 h("dt", null, "Version"), h("dd", null, h("code", null, current.version || shortSha(current.sha))),
                 h("dt", null, "Commit"), h("dd", null, h("code", null, shortSha(current.sha))),
                 h("dt", null, "Deployed"), h("dd", null, when(current.deployed_at || current.finished_at || current.created_at)),
-                h("dt", null, "Pipeline"), h("dd", null, current.pipeline_id ? h("a", { href: `/pipelines/${current.pipeline_id}` }, `#${current.pipeline_id}`) : "—"))
+                h("dt", null, "Pipeline"), h("dd", null, current.pipeline_id ? h("a", { href: `/pipelines/${current.pipeline_id}` }, `#${current.pipeline_id}`) : "—"),
+                current.triggered_by && h("dt", null, "Triggered by"), current.triggered_by && h("dd", null, current.triggered_by))
               : h("p.muted", null, env.state === "stopped" ? "Stopped: nothing runs here." : "Nothing deployed yet."),
             history.length > 1 && h("details.env-history", null, h("summary", null, `History (${history.length})`),
               h("ol", null, history.map((d) => h("li", null, badge(d.status || "success"), " ",

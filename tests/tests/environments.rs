@@ -84,6 +84,12 @@ fn deployments_are_recorded_listed_and_rolled_back() {
         first.as_str(),
         "production runs the first commit again"
     );
+    assert_eq!(production["current"]["triggered_by"], "rollback");
+    let oldest = &production["history"][2]["triggered_by"];
+    assert!(
+        oldest.as_str().unwrap().starts_with("api by esteira tests"),
+        "who started the first deployment: {oldest}"
+    );
     let listed = coordinator.cli_ok(&["env", "list", "app"]);
     assert!(listed.starts_with("production\tproduction\t#"), "{listed}");
 }

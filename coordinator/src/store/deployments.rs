@@ -20,6 +20,9 @@ pub struct Deployment {
     pub image_digest: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: i64,
+    /// Who or what started it: `rollback` (a re-run of an earlier deploy job), else the
+    /// pipeline's source (`push`, `api`, `web`, …) and the commit's author when known.
+    pub triggered_by: String,
 }
 
 /// A deployment about to be recorded.
@@ -65,9 +68,15 @@ impl Store {
     /// Every deployment of a project, newest first.
     pub async fn deployments(&self, project: ProjectId) -> Result<Vec<Deployment>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, environment, tier, url, job_id, pipeline_id, sha, git_ref, status,
-                    image_digest, started_at, finished_at
-             FROM deployments WHERE project_id = ? ORDER BY id DESC",
+            "SELECT d.id, d.environment, d.tier, d.url, d.job_id, d.pipeline_id, d.sha,
+                    d.git_ref, d.status, d.image_digest, d.started_at, d.finished_at,
+                    CASE WHEN j.attempt > 1 THEN 'rollback'
+                         WHEN p.commit_author IS NULL THEN p.source
+                         ELSE p.source || ' by ' || p.commit_author END AS triggered_by
+             FROM deployments d
+             JOIN jobs j ON j.id = d.job_id
+             JOIN pipelines p ON p.id = d.pipeline_id
+             WHERE d.project_id = ? ORDER BY d.id DESC",
         )
         .bind(project)
         .fetch_all(self.pool())
