@@ -122,6 +122,7 @@ async fn prepare(
         job_id: lease.job_id,
         project: assignment.project,
         repo_url: assignment.repo_url,
+        fetch_url: Some(assignment.fetch_url).filter(|url| !url.is_empty()),
         sha: assignment.sha,
         git_ref: assignment.git_ref,
         spec,

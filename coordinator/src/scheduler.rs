@@ -490,6 +490,9 @@ impl Scheduler {
             pipeline_id: pipeline.id.0,
             project: project.name.clone(),
             repo_url: project.repo_url.clone(),
+            fetch_url: Some(project.fetch_url())
+                .filter(|url| *url != project.repo_url)
+                .unwrap_or_default(),
             sha: pipeline.sha.clone(),
             git_ref: pipeline.git_ref.clone(),
             spec_json: job.spec_json.clone(),

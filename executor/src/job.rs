@@ -35,7 +35,9 @@ pub(crate) async fn run(
     log_tx: Sender<Bytes>,
     cancel: CancellationToken,
 ) -> Outcome {
-    let mut log = LogSink::new(log_tx, &job.masked);
+    let mut masked = job.masked.clone();
+    masked.extend(job.fetch_url.as_deref().and_then(workspace::url_password));
+    let mut log = LogSink::new(log_tx, &masked);
     log.note(&format!(
         "Running with esteira {} (Docker executor)",
         env!("CARGO_PKG_VERSION")
@@ -177,7 +179,8 @@ impl Runner<'_> {
             {
                 let lock = self.exec.mirror_lock(&mirror);
                 let _held = lock.lock().await;
-                workspace::update_mirror(&mirror, &job.repo_url, &job.sha).await?;
+                let fetch_url = job.fetch_url.as_deref().unwrap_or(&job.repo_url);
+                workspace::update_mirror(&mirror, fetch_url, &job.sha).await?;
             }
             workspace::checkout(&mirror, &self.project_dir(), &job.repo_url, &job.sha).await?;
             Ok::<(), ExecutorError>(())

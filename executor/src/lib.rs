@@ -133,6 +133,9 @@ pub struct JobRun {
     pub project: String,
     /// Git URL (`file://`, `http(s)://`, `git://` or a local path).
     pub repo_url: String,
+    /// The URL to fetch from when it carries credentials (`https://user:token@…`); the
+    /// job only ever sees `repo_url`, and the password is masked in the log.
+    pub fetch_url: Option<String>,
     /// The exact commit to check out.
     pub sha: String,
     /// Branch or tag name the commit was pushed to.

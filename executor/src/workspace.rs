@@ -60,6 +60,15 @@ pub(crate) fn sanitize(name: &str) -> String {
     }
 }
 
+/// The password of a `scheme://user:password@host/…` URL, to mask wherever git may
+/// print the URL.
+pub(crate) fn url_password(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let (userinfo, _) = rest.split_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty() && !password.contains('/')).then(|| password.to_string())
+}
+
 /// Brings the mirror up to date with `url` and makes sure it holds `sha`. The caller
 /// holds the mirror's lock.
 pub(crate) async fn update_mirror(
@@ -198,6 +207,16 @@ mod tests {
         assert!(a.to_string_lossy().starts_with("/m/app-"));
         assert!(b.to_string_lossy().starts_with("/m/app-"));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn url_passwords_are_found_for_masking() {
+        assert_eq!(
+            url_password("https://oauth2:glpat-secret@git.example.com/g/p.git").as_deref(),
+            Some("glpat-secret")
+        );
+        assert_eq!(url_password("https://git.example.com/g/p.git"), None);
+        assert_eq!(url_password("ssh://git@host/g/p.git"), None);
     }
 
     #[test]

@@ -268,3 +268,24 @@ async fn the_images_entrypoint_wraps_the_script_unless_overridden() {
     assert!(text.contains("\nscript-ran\n"), "{text}");
     h.assert_nothing_left().await;
 }
+
+#[tokio::test]
+async fn fetches_from_the_fetch_url_while_the_job_sees_the_repository_url() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("private.txt", b"behind a token\n")]);
+    let h = Harness::new("fetchurl").await;
+    let spec = spec(&["cat private.txt", "grep 'url = ' .git/config"]);
+    let mut job = h.job(&repo, 131, spec);
+    // The repository URL alone does not answer; the credentials' URL does.
+    job.fetch_url = Some(job.repo_url.clone());
+    job.repo_url = "https://git.example.invalid/team/private.git".to_string();
+    let (outcome, log) = h.run(job).await;
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(outcome.result, JobResult::Success, "{text}");
+    assert!(text.contains("\nbehind a token\n"), "{text}");
+    assert!(
+        text.contains("url = https://git.example.invalid/team/private.git"),
+        "the job's origin is the repository URL: {text}"
+    );
+    h.assert_nothing_left().await;
+}

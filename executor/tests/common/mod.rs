@@ -116,6 +116,7 @@ impl Harness {
             job_id,
             project: "demo".to_string(),
             repo_url: repo.url(),
+            fetch_url: None,
             sha: repo.sha.clone(),
             git_ref: "main".to_string(),
             spec,
