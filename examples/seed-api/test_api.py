@@ -31,7 +31,8 @@ class ServerTest(unittest.TestCase):
         environ = {"APP_VERSION": "abc123", "APP_ENV": "test"}
         handler = api.make_handler(api.Store(), environ)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits for the server loop's next poll.
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
 
     def tearDown(self):
