@@ -61,6 +61,16 @@ fn the_seed_pipeline_tests_releases_deploys_and_rolls_back() {
     );
     let tests_log = coordinator.job_log(&coordinator.job(&feature, "unit-tests")["id"]);
     assert!(String::from_utf8_lossy(&tests_log).contains("TOTAL"));
+    let (status, badge) = http_get(
+        coordinator.http_port,
+        &format!("/badges/{PROJECT}/coverage.svg?ref=feature/items"),
+    )
+    .expect("the coverage badge");
+    assert_eq!(status, 200);
+    assert!(
+        badge.contains(&format!("{coverage:.2}%")),
+        "the badge shows {coverage:.2}%: {badge}"
+    );
 
     // devel: test, release and the staging deploy; staging answers with the commit.
     let (devel_sha, devel, passed) = push_and_finish(&stack, "devel");
