@@ -141,6 +141,18 @@ async fn click(client: &Client, css: &str) {
     }
 }
 
+/// Types `token` into the token dialog and saves it.
+async fn enter_token(client: &Client, token: &str) {
+    client
+        .find(Locator::Css("#token-input"))
+        .await
+        .expect("token input")
+        .send_keys(token)
+        .await
+        .expect("type the token");
+    click(client, "#token-save").await;
+}
+
 /// Where screenshots go: `<target dir>/ui-screenshots/`.
 fn screenshot_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -382,14 +394,7 @@ async fn follow_a_pipeline() {
         "document.getElementById('token-dialog').open",
     )
     .await;
-    client
-        .find(Locator::Css("#token-input"))
-        .await
-        .expect("token input")
-        .send_keys(&coordinator.admin_token)
-        .await
-        .expect("type the token");
-    click(&client, "#token-save").await;
+    enter_token(&client, &coordinator.admin_token).await;
     wait_js(
         &client,
         "attempt 2 of flaky",
@@ -748,14 +753,7 @@ async fn read_token() {
         "nothing shows before the token"
     );
     screenshot(&client, "read-token").await;
-    client
-        .find(Locator::Css("#token-input"))
-        .await
-        .expect("token input")
-        .send_keys(&coordinator.admin_token)
-        .await
-        .expect("type the token");
-    click(&client, "#token-save").await;
+    enter_token(&client, &coordinator.admin_token).await;
     wait_js(&client, "the pipelines once the token is in", LONG, &row).await;
 
     // The token stays in the browser: a reload shows the list without asking.

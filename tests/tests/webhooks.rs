@@ -972,31 +972,6 @@ fn forge_secrets_are_stored_encrypted_and_webhooks_still_verify() {
     assert_eq!(leaks(&data_dir), Vec::<String>::new());
 }
 
-/// `esteira variable set PROJECT KEY [FLAGS]` with `value` on stdin.
-fn set_variable(coordinator: &Coordinator, project: &str, key: &str, value: &str, flags: &[&str]) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(esteira_tests::binary("esteira"))
-        .args([
-            "--server",
-            &coordinator.url(),
-            "--token",
-            &coordinator.admin_token,
-        ])
-        .args(["variable", "set", project, key])
-        .args(flags)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("esteira variable set");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(value.as_bytes())
-        .expect("value");
-    assert!(child.wait().expect("wait").success());
-}
-
 #[test]
 fn requests_from_forks_run_their_head_without_protected_variables() {
     let _guard = docker_lock();
@@ -1024,14 +999,16 @@ fn requests_from_forks_run_their_head_without_protected_variables() {
     for (name, forge) in [("gh", "github"), ("gl", "gitlab")] {
         add_project(&coordinator, name, forge, &repo);
         coordinator.cli_ok(&["project", "edit", name, "--protected-branches", "main"]);
-        set_variable(
-            &coordinator,
-            name,
-            "DEPLOY_KEY",
-            "deploy-secret",
-            &["--protected"],
-        );
-        set_variable(&coordinator, name, "OPEN_VAR", "visible", &[]);
+        for (args, value) in [
+            (
+                [name, "DEPLOY_KEY", "--protected"].as_slice(),
+                "deploy-secret",
+            ),
+            (&[name, "OPEN_VAR"], "visible"),
+        ] {
+            let set = coordinator.set_variable(args, value);
+            assert!(set.status.success(), "{set:?}");
+        }
     }
     let log_of = |id: &str| -> String {
         let output = coordinator.cli(&["pipeline", "wait", id]);
