@@ -46,6 +46,10 @@ pub struct Args {
     /// Let jobs use the host's Docker socket (GitLab-style `docker build` in scripts).
     #[arg(long, env = "ESTEIRA_ALLOW_DOCKER_SOCKET")]
     pub allow_docker_socket: bool,
+    /// Give every job a Docker network of its own (isolated from other jobs' containers);
+    /// without it, only jobs with services get one and the others start faster.
+    #[arg(long, env = "ESTEIRA_NETWORK_PER_JOB")]
+    pub network_per_job: bool,
     /// Upper bound on any job's timeout, in seconds.
     #[arg(long, env = "ESTEIRA_MAX_TIMEOUT")]
     pub max_timeout: Option<u64>,
@@ -62,6 +66,7 @@ pub struct Config {
     pub ca_cert: Option<PathBuf>,
     pub default_image: String,
     pub allow_docker_socket: bool,
+    pub network_per_job: bool,
     pub max_timeout: Option<Duration>,
 }
 
@@ -89,6 +94,7 @@ impl From<Args> for Config {
             ca_cert: args.ca_cert,
             default_image: args.default_image,
             allow_docker_socket: args.allow_docker_socket,
+            network_per_job: args.network_per_job,
             max_timeout: args.max_timeout.map(Duration::from_secs),
         }
     }

@@ -59,6 +59,7 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
             instance: config.name.clone(),
             work_dir: config.work_dir.clone(),
             allow_docker_socket: config.allow_docker_socket,
+            network_per_job: config.network_per_job,
             max_timeout: config.max_timeout,
             default_image: config.default_image.clone(),
             ..ExecutorConfig::default()

@@ -57,7 +57,11 @@ pub(crate) async fn run(
             .join("builds")
             .join(job.job_id.to_string()),
         project: workspace::sanitize(&job.project),
-        network: format!("{prefix}-net"),
+        // A network of its own for a job with services (they are reached by alias there), or
+        // for every job when the agent isolates jobs from each other; otherwise Docker's
+        // default bridge, which starts containers faster.
+        network: (!job.spec.services.is_empty() || exec.config.network_per_job)
+            .then(|| format!("{prefix}-net")),
         prefix,
         deadline: Instant::now() + timeout,
         timeout,
@@ -108,7 +112,8 @@ struct Runner<'a> {
     project: String,
     /// The start of the names of the job's Docker objects.
     prefix: String,
-    network: String,
+    /// The job's own network, when it has one.
+    network: Option<String>,
     deadline: Instant,
     timeout: Duration,
     /// Every request creating one of the job's Docker objects, awaited before cleanup.
@@ -167,7 +172,9 @@ impl Runner<'_> {
         let docker_side = async {
             // A job id that ran before on this host (a retry after a crash) starts clean.
             cleanup::remove_job(docker, &config.instance, job.job_id).await?;
-            services::create_network(&self.creations, docker, &self.network, self.labels()).await?;
+            if let Some(network) = &self.network {
+                services::create_network(&self.creations, docker, network, self.labels()).await?;
+            }
             if let Some(image) = &image {
                 let credentials = registry::credentials(image, &job.env);
                 container::ensure_image(docker, image, credentials, config.pull_timeout).await?;
@@ -198,12 +205,12 @@ impl Runner<'_> {
         }
         self.restore_caches(log).await;
 
-        if !job.spec.services.is_empty() {
+        if let (false, Some(network)) = (job.spec.services.is_empty(), &self.network) {
             let ctx = ServiceContext {
                 docker,
                 creations: &self.creations,
                 prefix: &self.prefix,
-                network: &self.network,
+                network,
                 labels: self.labels(),
                 env: self.env(),
                 vars: &job.env,
@@ -513,7 +520,7 @@ impl Runner<'_> {
             env: self.env(),
             working_dir: Some(format!("{BUILDS_DIR}/{}", self.project)),
             binds,
-            network: Some(self.network.clone()),
+            network: self.network.clone(),
             aliases: Vec::new(),
             privileged: false,
             cpu_limit: config.cpu_limit,

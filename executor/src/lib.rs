@@ -83,6 +83,10 @@ pub struct ExecutorConfig {
     pub work_dir: PathBuf,
     /// Lets jobs use the host's Docker socket (mounted) and privileged `docker:dind` services.
     pub allow_docker_socket: bool,
+    /// Gives every job a Docker network of its own, isolating it from other jobs'
+    /// containers; without it only jobs with services get one (as GitLab Runner without
+    /// `FF_NETWORK_PER_BUILD`) and the others use the default bridge.
+    pub network_per_job: bool,
     /// Upper bound on any job's `timeout`.
     pub max_timeout: Option<Duration>,
     /// CPUs per container (e.g. `1.5`).
@@ -111,6 +115,7 @@ impl Default for ExecutorConfig {
             instance: "default".to_string(),
             work_dir: PathBuf::from("esteira-work"),
             allow_docker_socket: false,
+            network_per_job: false,
             max_timeout: None,
             cpu_limit: None,
             memory_limit: None,

@@ -105,8 +105,9 @@ async fn a_missing_image_fails_with_its_name() {
 async fn an_unknown_commit_fails_the_checkout() {
     let _slot = slot().await;
     let repo = Repo::new(&[("a", b"a")]);
-    let h = Harness::new("nocommit").await;
-    // git fails while Docker still creates the network: the network must not outlive it.
+    // Every job gets a network here: git fails while Docker still creates it, and the
+    // network must not outlive the job.
+    let h = Harness::with("nocommit", |config| config.network_per_job = true).await;
     for job_id in 104..109 {
         let mut job = h.job(&repo, job_id, spec(&["echo hi"]));
         job.sha = "0123456789abcdef0123456789abcdef01234567".to_string();
@@ -288,4 +289,24 @@ async fn fetches_from_the_fetch_url_while_the_job_sees_the_repository_url() {
         "the job's origin is the repository URL: {text}"
     );
     h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn only_jobs_with_services_get_a_network_unless_every_job_should() {
+    let _slot = slot().await;
+    let repo = Repo::new(&[("a", b"a")]);
+    // On a network of its own, a container resolves names through Docker's embedded DNS
+    // (127.0.0.11); on the default bridge it has the host's resolvers.
+    let script = ["echo \"embedded-dns=$(grep -c 127.0.0.11 /etc/resolv.conf)\""];
+    for (isolate, name, expected) in [(false, "shared", "0"), (true, "isolated", "1")] {
+        let h = Harness::with(name, |config| config.network_per_job = isolate).await;
+        let (outcome, log) = h.run(h.job(&repo, 141, spec(&script))).await;
+        let text = String::from_utf8_lossy(&log);
+        assert!(
+            text.contains(&format!("\nembedded-dns={expected}\n")),
+            "network_per_job={isolate}: {text}"
+        );
+        assert_eq!(outcome.result, JobResult::Success, "{text}");
+        h.assert_nothing_left().await;
+    }
 }
