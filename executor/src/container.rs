@@ -317,16 +317,37 @@ async fn attach_and_run(
     };
     // The wait stream reports a non-zero exit as an error; the inspection below has it.
     let _ = docker.wait_container(id, Some(options)).next().await;
+    let (exit_code, mut oom_killed) = exit_state(docker, id).await?;
+    // Docker learns of an OOM kill from an event that may come after the exit: a SIGKILL
+    // nobody sent is looked at again, briefly, before it counts as the script's own.
+    let mut looks = 0;
+    while exit_code == 137 && !oom_killed && stopped.is_none() && looks < OOM_EVENT_LOOKS {
+        tokio::time::sleep(OOM_EVENT_PAUSE).await;
+        oom_killed = exit_state(docker, id).await?.1;
+        looks += 1;
+    }
+    Ok(ScriptEnd {
+        exit_code,
+        oom_killed,
+        stopped,
+    })
+}
+
+/// How often, and how far apart, an unexplained SIGKILL is checked for an OOM kill.
+const OOM_EVENT_LOOKS: u32 = 10;
+const OOM_EVENT_PAUSE: Duration = Duration::from_millis(50);
+
+/// The stopped container's exit code and whether Docker saw it killed for memory.
+async fn exit_state(docker: &Docker, id: &str) -> Result<(i64, bool), ContainerError> {
     let inspected = docker
         .inspect_container(id, None)
         .await
         .map_err(ContainerError::docker("cannot inspect the job container"))?;
     let state = inspected.state.unwrap_or_default();
-    Ok(ScriptEnd {
-        exit_code: state.exit_code.unwrap_or(-1),
-        oom_killed: state.oom_killed.unwrap_or(false),
-        stopped,
-    })
+    Ok((
+        state.exit_code.unwrap_or(-1),
+        state.oom_killed.unwrap_or(false),
+    ))
 }
 
 async fn signal(docker: &Docker, id: &str, signal: &str) {
