@@ -123,6 +123,7 @@ async fn prepare(
         project: assignment.project,
         repo_url: assignment.repo_url,
         fetch_url: Some(assignment.fetch_url).filter(|url| !url.is_empty()),
+        ssh_key: Some(assignment.ssh_key).filter(|key| !key.is_empty()),
         sha: assignment.sha,
         git_ref: assignment.git_ref,
         spec,

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use esteira_gitssh::TemporaryKey;
 use esteira_pipeline::{FileSource, RefKind};
 use tokio::sync::Mutex;
 
@@ -76,7 +77,7 @@ impl Mirrors {
             let env: Vec<(&str, String)> = key
                 .iter()
                 .map(|key| {
-                    let command = ssh_command(&key.path, &ssh_dir.join("known_hosts"));
+                    let command = key.git_ssh_command(&ssh_dir.join("known_hosts"));
                     ("GIT_SSH_COMMAND", command)
                 })
                 .collect();
@@ -89,47 +90,6 @@ impl Mirrors {
         .await??;
         Ok(mirror)
     }
-}
-
-/// A project's SSH key written for one fetch: readable by its owner only, removed when
-/// dropped.
-struct TemporaryKey {
-    path: PathBuf,
-}
-
-impl TemporaryKey {
-    fn write(dir: &Path, key: &str) -> std::io::Result<TemporaryKey> {
-        std::fs::create_dir_all(dir)?;
-        #[cfg(unix)]
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        let path = dir.join(format!("key-{}", hex::encode(rand::random::<[u8; 8]>())));
-        // Made before the write, so that a failed write removes what it left.
-        let written = TemporaryKey { path };
-        crate::tokens::write_private(&written.path, key.trim_end())?;
-        Ok(written)
-    }
-}
-
-impl Drop for TemporaryKey {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// The ssh command git runs for a project with a key: that key only, no agent's keys,
-/// and the host's key checked against the data dir's known hosts (recorded on first
-/// contact, refused if it changes later).
-pub fn ssh_command(key: &Path, known_hosts: &Path) -> String {
-    format!(
-        "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
-        shell_quote(&key.to_string_lossy()),
-        shell_quote(&known_hosts.to_string_lossy())
-    )
-}
-
-/// `text` as one word for `sh` (git runs `GIT_SSH_COMMAND` through the shell).
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// Resolves `git_ref` (a merge request's head ref, a branch, then a tag) and checks
@@ -217,55 +177,5 @@ impl FileSource for CommitFiles {
             .filter(|name| !name.is_empty())
             .map(|name| String::from_utf8_lossy(name).into_owned())
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ssh_command_uses_the_key_only_and_the_data_dirs_known_hosts() {
-        let command = ssh_command(
-            Path::new("/data/repos/.ssh/key-01"),
-            Path::new("/data dir/it's/known_hosts"),
-        );
-        assert_eq!(
-            command,
-            "ssh -i '/data/repos/.ssh/key-01' -o IdentitiesOnly=yes \
-             -o StrictHostKeyChecking=accept-new \
-             -o UserKnownHostsFile='/data dir/it'\\''s/known_hosts'"
-        );
-        // The shell reads the quoted path back as one word.
-        let words = Command::new("sh")
-            .args([
-                "-c",
-                &format!("printf '%s\\n' {}", shell_quote("/a b/it's")),
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&words.stdout), "/a b/it's\n");
-    }
-
-    #[test]
-    fn a_key_is_written_for_its_owner_only_and_removed_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let ssh_dir = dir.path().join(".ssh");
-        let key =
-            TemporaryKey::write(&ssh_dir, "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n").unwrap();
-        let path = key.path.clone();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"
-        );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(&path), 0o600);
-            assert_eq!(mode(&ssh_dir), 0o700);
-        }
-        drop(key);
-        assert!(!path.exists());
     }
 }

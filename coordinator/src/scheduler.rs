@@ -493,6 +493,7 @@ impl Scheduler {
             fetch_url: Some(project.fetch_url())
                 .filter(|url| *url != project.repo_url)
                 .unwrap_or_default(),
+            ssh_key: project.ssh_key.clone().unwrap_or_default(),
             sha: pipeline.sha.clone(),
             git_ref: pipeline.git_ref.clone(),
             spec_json: job.spec_json.clone(),

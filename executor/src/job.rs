@@ -186,8 +186,12 @@ impl Runner<'_> {
             {
                 let lock = self.exec.mirror_lock(&mirror);
                 let _held = lock.lock().await;
-                let fetch_url = job.fetch_url.as_deref().unwrap_or(&job.repo_url);
-                workspace::update_mirror(&mirror, fetch_url, &job.sha).await?;
+                let remote = workspace::Remote {
+                    url: job.fetch_url.as_deref().unwrap_or(&job.repo_url),
+                    ssh_key: job.ssh_key.as_deref(),
+                    ssh_dir: &config.work_dir.join("ssh"),
+                };
+                workspace::update_mirror(&mirror, &remote, &job.sha).await?;
             }
             workspace::checkout(&mirror, &self.project_dir(), &job.repo_url, &job.sha).await?;
             Ok::<(), ExecutorError>(())

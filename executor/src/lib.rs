@@ -141,6 +141,8 @@ pub struct JobRun {
     /// The URL to fetch from when it carries credentials (`https://user:token@…`); the
     /// job only ever sees `repo_url`, and the password is masked in the log.
     pub fetch_url: Option<String>,
+    /// A private key for fetching an `ssh://` repository (the project's deploy key).
+    pub ssh_key: Option<String>,
     /// The exact commit to check out.
     pub sha: String,
     /// Branch or tag name the commit was pushed to.

@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use esteira_gitssh::TemporaryKey;
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
@@ -69,13 +70,24 @@ pub(crate) fn url_password(url: &str) -> Option<String> {
     (!password.is_empty() && !password.contains('/')).then(|| password.to_string())
 }
 
-/// Brings the mirror up to date with `url` and makes sure it holds `sha`. The caller
+/// Where a mirror fetches from.
+pub(crate) struct Remote<'a> {
+    /// The URL, with credentials when it needs them.
+    pub url: &'a str,
+    /// The deploy key of an `ssh://` repository.
+    pub ssh_key: Option<&'a str>,
+    /// Where a key is written for the fetch, and hosts' keys remembered.
+    pub ssh_dir: &'a Path,
+}
+
+/// Brings the mirror up to date with `remote` and makes sure it holds `sha`. The caller
 /// holds the mirror's lock.
 pub(crate) async fn update_mirror(
     mirror: &Path,
-    url: &str,
+    remote: &Remote<'_>,
     sha: &str,
 ) -> Result<(), WorkspaceError> {
+    let url = remote.url;
     if !mirror.join("HEAD").exists() {
         tokio::fs::create_dir_all(mirror)
             .await
@@ -88,7 +100,22 @@ pub(crate) async fn update_mirror(
         // A commit never changes: the mirror already has everything the job needs.
         return Ok(());
     }
-    git(
+    let key = remote
+        .ssh_key
+        .map(|key| TemporaryKey::write(remote.ssh_dir, key))
+        .transpose()
+        .map_err(|source| WorkspaceError::Io {
+            path: remote.ssh_dir.to_path_buf(),
+            source,
+        })?;
+    let env: Vec<(&str, String)> = key
+        .iter()
+        .map(|key| {
+            let command = key.git_ssh_command(&remote.ssh_dir.join("known_hosts"));
+            ("GIT_SSH_COMMAND", command)
+        })
+        .collect();
+    git_with(
         mirror,
         &[
             "fetch",
@@ -99,13 +126,14 @@ pub(crate) async fn update_mirror(
             url,
             "+refs/heads/*:refs/heads/*",
         ],
+        &env,
     )
     .await?;
     if has_commit(mirror, sha).await {
         return Ok(());
     }
     // Not reachable from a branch or tag (e.g. a merge request ref): ask for it by name.
-    let _ = git(mirror, &["fetch", "--quiet", url, sha]).await;
+    let _ = git_with(mirror, &["fetch", "--quiet", url, sha], &env).await;
     if has_commit(mirror, sha).await {
         Ok(())
     } else {
@@ -155,7 +183,7 @@ pub(crate) async fn checkout(
 /// The files git does not track in a checkout, ignored ones included (GitLab's
 /// `untracked: true`), relative to it.
 pub(crate) async fn untracked(dir: &Path) -> Result<Vec<PathBuf>, WorkspaceError> {
-    let listed = git_output(dir, &["ls-files", "--others", "-z"]).await?;
+    let listed = git_output(dir, &["ls-files", "--others", "-z"], &[]).await?;
     Ok(listed
         .split(|b| *b == 0)
         .filter(|name| !name.is_empty())
@@ -170,14 +198,24 @@ async fn has_commit(repo: &Path, sha: &str) -> bool {
 }
 
 async fn git(dir: &Path, args: &[&str]) -> Result<(), WorkspaceError> {
-    git_output(dir, args).await.map(drop)
+    git_output(dir, args, &[]).await.map(drop)
+}
+
+/// Runs git in `dir` with more environment variables.
+async fn git_with(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Result<(), WorkspaceError> {
+    git_output(dir, args, env).await.map(drop)
 }
 
 /// Runs git in `dir`; returns its standard output.
-async fn git_output(dir: &Path, args: &[&str]) -> Result<Vec<u8>, WorkspaceError> {
+async fn git_output(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<Vec<u8>, WorkspaceError> {
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .stdin(std::process::Stdio::null())

@@ -79,6 +79,12 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut condition: impl FnMut() 
 /// A child process killed when dropped.
 pub struct Process(Option<Child>);
 
+impl From<Child> for Process {
+    fn from(child: Child) -> Process {
+        Process(Some(child))
+    }
+}
+
 impl Process {
     /// The process id, while it runs.
     pub fn id(&self) -> Option<u32> {

@@ -54,7 +54,7 @@ impl Registry {
             TcpStream::connect(&address).ok()
         });
         Registry {
-            _process: Process(Some(child)),
+            _process: Process::from(child),
             address,
         }
     }

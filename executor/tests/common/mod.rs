@@ -117,6 +117,7 @@ impl Harness {
             project: "demo".to_string(),
             repo_url: repo.url(),
             fetch_url: None,
+            ssh_key: None,
             sha: repo.sha.clone(),
             git_ref: "main".to_string(),
             spec,
