@@ -520,6 +520,35 @@ impl GitRepo {
     }
 }
 
+/// Every file under `dir` (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Each file under `dir` holding one of `needles`, as "FILE holds NEEDLE": for secrets
+/// that must not be on disk in clear.
+pub fn leaks_under(dir: &Path, needles: &[&str]) -> Vec<String> {
+    let mut leaks = Vec::new();
+    for file in files_under(dir) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for needle in needles {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                leaks.push(format!("{} holds {needle}", file.display()));
+            }
+        }
+    }
+    leaks
+}
+
 /// Containers, networks and volumes carrying esteira's job label.
 pub fn leftover_docker_objects() -> Vec<String> {
     let mut found = Vec::new();

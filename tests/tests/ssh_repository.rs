@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, Process, docker_lock, ensure_image, free_port};
+use esteira_tests::{
+    Coordinator, GitRepo, IMAGE, Process, docker_lock, ensure_image, free_port, leaks_under,
+};
 
 /// `ssh-keygen` an ed25519 key pair without a passphrase at `path` (and `path.pub`).
 fn key_pair(path: &Path) {
@@ -51,21 +53,6 @@ fn start_sshd(dir: &Path, port: u16) -> Process {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
     Process::from(child)
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                found.extend(files_under(&path));
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 #[test]
@@ -130,16 +117,10 @@ fn a_deploy_key_fetches_a_private_ssh_repository_for_the_coordinator_and_the_age
     let secret_line = key.lines().nth(1).expect("a key body line");
     assert!(!log.contains(secret_line), "the key never reaches the log");
     for dir in [root.path().join("coordinator"), agent_dir] {
-        let keys: Vec<_> = files_under(&dir)
-            .into_iter()
-            .filter(|path| {
-                std::fs::read(path).is_ok_and(|bytes| {
-                    bytes
-                        .windows(secret_line.len())
-                        .any(|w| w == secret_line.as_bytes())
-                })
-            })
-            .collect();
-        assert_eq!(keys, Vec::<std::path::PathBuf>::new(), "key copies left");
+        assert_eq!(
+            leaks_under(&dir, &[secret_line]),
+            Vec::<String>::new(),
+            "no copy of the key is left"
+        );
     }
 }

@@ -8,7 +8,9 @@ mod webhooks_support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use esteira_tests::{Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, wait_until};
+use esteira_tests::{
+    Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, files_under, leaks_under, wait_until,
+};
 use serde_json::{Value, json};
 use webhooks_support::{Delivery, FakeForge, fixture, get, post, set};
 
@@ -858,20 +860,6 @@ fn a_newer_push_cancels_the_interruptible_jobs_of_older_pipelines() {
     let _ = coordinator.cli(&["pipeline", "wait", &newer_id]);
 }
 
-/// Every file under `dir`, for looking for bytes that must not be there.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 #[test]
 fn forge_secrets_are_stored_encrypted_and_webhooks_still_verify() {
     let root = tempfile::tempdir().expect("temp dir");
@@ -937,19 +925,8 @@ fn forge_secrets_are_stored_encrypted_and_webhooks_still_verify() {
     assert_eq!(wrong.send(&address(&coordinator)).status, 401);
 
     let data_dir = root.path().join("coordinator");
-    let leaks = |data_dir: &std::path::Path| -> Vec<String> {
-        let mut leaks = Vec::new();
-        for file in files_under(data_dir) {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            for needle in [secret, token, repo_token, key_body] {
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    leaks.push(format!("{} holds {needle}", file.display()));
-                }
-            }
-        }
-        leaks
-    };
-    assert_eq!(leaks(&data_dir), Vec::<String>::new());
+    let needles = [secret, token, repo_token, key_body];
+    assert_eq!(leaks_under(&data_dir, &needles), Vec::<String>::new());
     let keys_left: Vec<_> = files_under(&data_dir.join("repos"))
         .into_iter()
         .filter(|f| {
@@ -969,7 +946,7 @@ fn forge_secrets_are_stored_encrypted_and_webhooks_still_verify() {
         &coordinator,
         &Delivery::new("github", "sec", "push", "s-3", secret, &push),
     );
-    assert_eq!(leaks(&data_dir), Vec::<String>::new());
+    assert_eq!(leaks_under(&data_dir, &needles), Vec::<String>::new());
 }
 
 #[test]
