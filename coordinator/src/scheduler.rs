@@ -512,12 +512,16 @@ impl Scheduler {
     }
 
     /// The project's variables that a pipeline on `git_ref` may see (protected ones only
-    /// on protected refs), opened.
+    /// on protected refs), opened. A merge request from a fork (its ref is the forge's
+    /// `refs/pull/…` or `refs/merge-requests/…`) sees none: its code is not the project's.
     pub async fn project_variables(
         &self,
         project: ProjectId,
         git_ref: &str,
     ) -> Result<Vec<ProjectVariable>, SchedulerError> {
+        if git_ref.starts_with("refs/") {
+            return Ok(Vec::new());
+        }
         let protected_ref = self
             .store
             .protected_refs(project)
@@ -1019,13 +1023,8 @@ impl Scheduler {
 }
 
 /// Whether a protected-ref pattern (`main`, `release/*`) covers `git_ref`.
-/// Whether a protected-branch `pattern` (`*` a wildcard) covers `git_ref`. The refs of
-/// merge requests from forks (`refs/pull/…`, `refs/merge-requests/…`) are never protected,
-/// whatever the pattern.
+/// Whether a protected-branch `pattern` (`*` a wildcard) covers `git_ref`.
 fn ref_matches(pattern: &str, git_ref: &str) -> bool {
-    if git_ref.starts_with("refs/") {
-        return false;
-    }
     match pattern.split_once('*') {
         None => pattern == git_ref,
         Some((prefix, suffix)) => {
@@ -1196,12 +1195,11 @@ mod tests {
     use super::ref_matches;
 
     #[test]
-    fn protected_patterns_cover_branches_but_never_fork_refs() {
+    fn protected_patterns_cover_branches() {
         assert!(ref_matches("master", "master"));
         assert!(ref_matches("release/*", "release/1.2"));
         assert!(ref_matches("*", "devel"));
         assert!(!ref_matches("release/*", "releases"));
-        assert!(!ref_matches("*", "refs/pull/7/head"));
-        assert!(!ref_matches("refs/*", "refs/merge-requests/3/head"));
+        assert!(!ref_matches("master", "master2"));
     }
 }

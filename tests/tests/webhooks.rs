@@ -1010,7 +1010,7 @@ fn requests_from_forks_run_their_head_without_protected_variables() {
     assert_eq!(pipeline["source"], "merge_request_event");
     let log = log_of(&pipeline["id"].to_string());
     assert!(
-        log.contains("ref=refs/pull/2/head protected=[none] open=[visible]"),
+        log.contains("ref=refs/pull/2/head protected=[none] open=[none]"),
         "{log}"
     );
 
@@ -1030,7 +1030,7 @@ fn requests_from_forks_run_their_head_without_protected_variables() {
     assert_eq!(pipeline["git_ref"], "refs/merge-requests/1/head");
     assert_eq!(pipeline["sha"], gitlab_head.as_str());
     let log = log_of(&pipeline["id"].to_string());
-    assert!(log.contains("protected=[none] open=[visible]"), "{log}");
+    assert!(log.contains("protected=[none] open=[none]"), "{log}");
 
     // The project's own protected branch does get the protected variable.
     let id = coordinator.run_pipeline("gh", "main");
