@@ -19,8 +19,8 @@ use tokio::sync::broadcast;
 
 use crate::artifacts::Listing;
 use crate::events::Event;
-use crate::model::{AgentId, JobId, PipelineId, PipelineStatus};
-use crate::scheduler::SchedulerError;
+use crate::model::{AgentId, JobId, PipelineId, PipelineStatus, now_ms};
+use crate::scheduler::{SchedulerError, heartbeat_interval};
 use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::pipelines::{Pipeline, PipelineFilter};
@@ -685,6 +685,8 @@ async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_jso
     let scheduler = &state.pipelines.scheduler;
     let connected = scheduler.connected_agents().await;
     let running = scheduler.store().running_jobs().await?;
+    let heartbeat_window = 2_000 * i64::from(heartbeat_interval(scheduler.config().lease_timeout));
+    let now = now_ms();
     let agents: Vec<serde_json::Value> = scheduler
         .store()
         .agents()
@@ -697,7 +699,12 @@ async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_jso
                 .map(|job| job.id)
                 .collect();
             let online = connected.contains(&agent.id);
+            // An agent told to stop closes its session but heartbeats until its jobs end.
+            let heartbeating = agent
+                .last_contact_at
+                .is_some_and(|at| now - at <= heartbeat_window);
             let status = match (online, agent.paused, jobs.is_empty()) {
+                (false, _, false) if heartbeating => "draining",
                 (false, _, _) => "offline",
                 (true, true, _) => "paused",
                 (true, false, true) => "idle",

@@ -99,21 +99,26 @@ impl Process {
         }
     }
 
-    /// SIGTERM, then wait for the exit.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.0.take()?;
-        let pid = i32::try_from(child.id()).ok()?;
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+    /// SIGTERM, as `systemctl stop` or Ctrl-C would: the process decides what follows.
+    pub fn interrupt(&self) {
+        if let Some(pid) = self.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: sending a signal to our own child process.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits for the process to exit by itself, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.0.as_mut()?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                self.0 = None;
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = child.kill();
-        child.wait().ok()
+        None
     }
 }
 
