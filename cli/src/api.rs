@@ -101,4 +101,39 @@ impl Api {
         }
         Ok(())
     }
+
+    /// Follows a server-sent event stream, giving each event's data to `on_data` until it
+    /// answers false or the stream ends.
+    pub async fn follow_events(
+        &self,
+        path: &str,
+        mut on_data: impl FnMut(&str) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let mut body = self
+            .send(self.request(Method::GET, path))
+            .await?
+            .bytes_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut data = String::new();
+        while let Some(piece) = body.next().await {
+            pending.extend_from_slice(&piece?);
+            while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if line.is_empty() {
+                    if !data.is_empty() && !on_data(&data)? {
+                        return Ok(());
+                    }
+                    data.clear();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -529,28 +529,29 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Wait { id, progress } => {
-            // With --progress, wake up every second to show job changes.
-            let timeout = if progress { 1 } else { 60 };
-            let mut shown: HashMap<String, String> = HashMap::new();
-            loop {
-                let path = format!("/pipelines/{id}/wait?timeout={timeout}");
-                let pipeline = api.get(&path).await?;
-                if progress {
+            let mut status = String::new();
+            if progress {
+                // The pipeline's live stream: every change of it or of one of its jobs.
+                let mut shown: HashMap<String, String> = HashMap::new();
+                api.follow_events(&format!("/pipelines/{id}/events"), |data| {
+                    let pipeline: Value = serde_json::from_str(data)?;
                     print_job_changes(&pipeline, &mut shown);
-                }
-                let status = text(&pipeline["status"]);
-                if matches!(
-                    status.as_str(),
-                    "success" | "failed" | "canceled" | "skipped"
-                ) {
-                    eprintln!("pipeline {id}: {status}");
-                    return Ok(if status == "success" {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    });
-                }
+                    status = text(&pipeline["status"]);
+                    Ok(!is_finished(&status))
+                })
+                .await?;
             }
+            // Without --progress (or if the stream ended early): long polls.
+            while !is_finished(&status) {
+                let pipeline = api.get(&format!("/pipelines/{id}/wait?timeout=60")).await?;
+                status = text(&pipeline["status"]);
+            }
+            eprintln!("pipeline {id}: {status}");
+            Ok(if status == "success" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         PipelineCommand::Cancel { id } => {
             api.post(&format!("/pipelines/{id}/cancel"), &json!({}))
@@ -559,6 +560,10 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn is_finished(status: &str) -> bool {
+    matches!(status, "success" | "failed" | "canceled" | "skipped")
 }
 
 /// Prints the jobs (latest attempts) whose status differs from the one last shown.

@@ -103,9 +103,28 @@ fn deploys_of_one_resource_group_run_one_after_the_other() {
     let coordinator = &setup.coordinator;
     let first = coordinator.run_pipeline("app", "main");
     let second = coordinator.run_pipeline("app", "main");
-    for id in [&first, &second] {
-        assert!(coordinator.cli(&["pipeline", "wait", id]).status.success());
-    }
+    // `--progress` follows the pipeline's live stream: each status of the job as it comes.
+    let followed = coordinator.cli(&["pipeline", "wait", &first, "--progress"]);
+    assert!(followed.status.success());
+    let statuses: Vec<String> = String::from_utf8_lossy(&followed.stdout)
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words.get(1) == Some(&"deploy")).then(|| words[2].to_string())
+        })
+        .collect();
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("success"),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&"running".to_string()), "{statuses:?}");
+    assert!(
+        coordinator
+            .cli(&["pipeline", "wait", &second])
+            .status
+            .success()
+    );
     let deploy = |id: &str| coordinator.job(&coordinator.pipeline(id), "deploy").clone();
     let (a, b) = (deploy(&first), deploy(&second));
     assert!(
