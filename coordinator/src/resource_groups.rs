@@ -39,17 +39,14 @@ pub fn turns(waiting: &[WaitingForResource]) -> HashMap<(ProjectId, String), Job
     let mut chosen: HashMap<(ProjectId, String), &WaitingForResource> = HashMap::new();
     let order = |w: &WaitingForResource| (w.pipeline, w.job);
     for candidate in waiting {
-        let goes_before = |current: &WaitingForResource| match candidate.mode {
-            ProcessMode::Unordered => false,
-            ProcessMode::OldestFirst => order(candidate) < order(current),
-            ProcessMode::NewestFirst => order(candidate) > order(current),
+        let newest_wins = match candidate.mode {
+            ProcessMode::Unordered => continue,
+            ProcessMode::OldestFirst => false,
+            ProcessMode::NewestFirst => true,
         };
-        if candidate.mode == ProcessMode::Unordered {
-            continue;
-        }
         if chosen
             .get(&candidate.group)
-            .is_none_or(|current| goes_before(current))
+            .is_none_or(|current| (order(candidate) > order(current)) == newest_wins)
         {
             chosen.insert(candidate.group.clone(), candidate);
         }

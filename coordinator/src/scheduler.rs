@@ -207,16 +207,15 @@ impl Scheduler {
     /// Leases pending jobs to connected agents with room and the right labels.
     ///
     /// Cheap when nothing can be placed: the pending queue is read only when some agent
-    /// has room, and the walk stops once none has. A `resource_group` runs one job at a
-    /// time per project; whose turn it is follows the group's process mode
-    /// ([`crate::resource_groups`]). A first run of a deploy job that is older than the
-    /// environment's current deployment is skipped as outdated first.
+    /// has room, and the walk stops once none has. Then a first run of a deploy job that is
+    /// older than its environment's current deployment is skipped as outdated, before the
+    /// queue is read. A `resource_group` runs one job at a time per project; whose turn it
+    /// is follows the group's process mode ([`crate::resource_groups`]).
     async fn dispatch(&self, decision: &mut Decision<'_>) -> Result<(), SchedulerError> {
         if decision.by_agent.is_empty() {
             return Ok(());
         }
         let mut pipelines: HashMap<PipelineId, Pipeline> = HashMap::new();
-        self.skip_outdated_deploys(decision, &mut pipelines).await?;
         let mut load: HashMap<AgentId, u32> = HashMap::new();
         let mut busy_groups: HashSet<(ProjectId, String)> = HashSet::new();
         for job in self.store.running_jobs().await? {
@@ -250,6 +249,7 @@ impl Scheduler {
         if !any_room(&load, &decision.by_agent) {
             return Ok(());
         }
+        self.skip_outdated_deploys(decision, &mut pipelines).await?;
         let mut queue = Vec::new();
         for job in self.store.pending_jobs().await? {
             let spec = spec_of(&job)?;

@@ -128,7 +128,7 @@ pub async fn start_pipeline(
                 source: trigger.source,
                 changed_files: changed_files.clone(),
                 variables: variables.into_iter().collect(),
-                overriding_variables: overriding_variables.clone(),
+                overriding_variables,
                 project_path: project.name.clone(),
             };
             let files = CommitFiles {

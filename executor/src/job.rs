@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::container::{self, ContainerSpec, Creations, ScriptEnd, StopReason};
+use crate::container::{self, ContainerError, ContainerSpec, Creations, ScriptEnd, StopReason};
 use crate::expand::expand;
 use crate::log::LogSink;
 use crate::outcome::{Failure, FailureKind, JobResult, Outcome};
@@ -254,17 +254,7 @@ impl Runner<'_> {
                     _ = tokio::time::sleep_until(self.deadline) => StopReason::TimedOut,
                 }
             };
-            let grace = self.exec.config.stop_grace;
-            match container::run_to_end(
-                &self.creations,
-                &self.exec.docker,
-                &container,
-                log,
-                stop,
-                grace,
-            )
-            .await
-            {
+            match self.run_container(&container, log, stop).await {
                 Ok(end) => self.script_outcome(end),
                 Err(error) => Outcome::failed(ExecutorError::from(error).failure()),
             }
@@ -356,6 +346,26 @@ impl Runner<'_> {
         }
     }
 
+    /// Runs one of the job's containers to its end, stopped (SIGTERM, the agent's grace,
+    /// SIGKILL) when `stop` resolves first.
+    async fn run_container(
+        &self,
+        container: &ContainerSpec,
+        log: &mut LogSink,
+        stop: impl Future<Output = StopReason>,
+    ) -> Result<ScriptEnd, ContainerError> {
+        let grace = self.exec.config.stop_grace;
+        container::run_to_end(
+            &self.creations,
+            &self.exec.docker,
+            container,
+            log,
+            stop,
+            grace,
+        )
+        .await
+    }
+
     fn script_outcome(&self, end: ScriptEnd) -> Outcome {
         let failure = match end.stopped {
             Some(StopReason::Canceled) => canceled(),
@@ -401,17 +411,7 @@ impl Runner<'_> {
                 _ = self.cancel.cancelled(), if watch_cancel => StopReason::Canceled,
             }
         };
-        let grace = self.exec.config.stop_grace;
-        match container::run_to_end(
-            &self.creations,
-            &self.exec.docker,
-            &container,
-            log,
-            stop,
-            grace,
-        )
-        .await
-        {
+        match self.run_container(&container, log, stop).await {
             Ok(ScriptEnd {
                 stopped: Some(StopReason::TimedOut),
                 ..

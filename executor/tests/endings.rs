@@ -17,27 +17,8 @@ async fn cancel_stops_a_long_job_within_five_seconds_and_runs_after_script() {
     let mut spec = spec(&["echo started", "sleep 600"]);
     spec.after_script = vec!["echo after the $CI_JOB_STATUS".to_string()];
     let job = h.job(&repo, 201, spec);
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-    let cancel = CancellationToken::new();
-    let run = {
-        let cancel = cancel.clone();
-        async { h.executor.run(job, tx, cancel).await }
-    };
-    let watch = async {
-        let mut log = Vec::new();
-        let mut canceled_at = None;
-        while let Some(chunk) = rx.recv().await {
-            log.extend_from_slice(&chunk);
-            if canceled_at.is_none() && find(&log, b"started\n").is_some() {
-                cancel.cancel();
-                canceled_at = Some(Instant::now());
-            }
-        }
-        (log, canceled_at)
-    };
-    let (outcome, (log, canceled_at)) = tokio::join!(run, watch);
-    let took = canceled_at.expect("the script started").elapsed();
+    let (outcome, log, took) = h.run_canceled_at(job, b"started\n").await;
+    let took = took.expect("the script started");
     let text = String::from_utf8_lossy(&log);
 
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -243,26 +224,8 @@ async fn cancel_during_after_script_stops_it() {
     let mut spec = spec(&["true"]);
     spec.after_script = vec!["echo after-started".to_string(), "sleep 600".to_string()];
     let job = h.job(&repo, 207, spec);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-    let cancel = CancellationToken::new();
-    let run = {
-        let cancel = cancel.clone();
-        async { h.executor.run(job, tx, cancel).await }
-    };
-    let watch = async {
-        let mut log = Vec::new();
-        let mut canceled_at = None;
-        while let Some(chunk) = rx.recv().await {
-            log.extend_from_slice(&chunk);
-            if canceled_at.is_none() && find(&log, b"\nafter-started\n").is_some() {
-                cancel.cancel();
-                canceled_at = Some(Instant::now());
-            }
-        }
-        (log, canceled_at)
-    };
-    let (outcome, (log, canceled_at)) = tokio::join!(run, watch);
-    let took = canceled_at.expect("after_script started").elapsed();
+    let (outcome, log, took) = h.run_canceled_at(job, b"\nafter-started\n").await;
+    let took = took.expect("after_script started");
     let text = String::from_utf8_lossy(&log);
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(outcome.result, JobResult::Canceled, "{text}");

@@ -12,7 +12,7 @@ use esteira_tests::{
     Coordinator, GitRepo, IMAGE, docker_lock, ensure_image, files_under, leaks_under, wait_until,
 };
 use serde_json::{Value, json};
-use webhooks_support::{Delivery, FakeForge, fixture, get, post, set};
+use webhooks_support::{Delivery, FakeForge, fixture, get, post, push_fixture, set};
 
 const SECRET: &str = "s3cret-webhook";
 
@@ -178,10 +178,12 @@ fn gitlab_payloads_start_the_right_pipelines() {
     add_project(&coordinator, "gl", "gitlab", &r.repo);
 
     // A push to devel: tests, the docs job (docs/ changed), release and the staging deploy.
-    let mut push = fixture("gitlab-push-1.json");
-    set(&mut push, "/ref", "refs/heads/devel");
-    set(&mut push, "/before", r.c1.as_str());
-    set(&mut push, "/after", r.c2.as_str());
+    let mut push = push_fixture(
+        "gitlab-push-1.json",
+        "refs/heads/devel",
+        Some(r.c1.as_str()),
+        r.c2.as_str(),
+    );
     set(&mut push, "/checkout_sha", r.c2.as_str());
     set(&mut push, "/commits/0/id", r.c2.as_str());
     let delivery = Delivery::new("gitlab", "gl", "Push Hook", "gl-1", SECRET, &push);
@@ -257,10 +259,12 @@ fn github_gitea_and_forgejo_payloads_start_the_right_pipelines() {
     add_project(&coordinator, "fj", "forgejo", &r.repo);
 
     // GitHub: a push to a feature branch runs only the tests.
-    let mut push = fixture("github-push-2.json");
-    set(&mut push, "/ref", "refs/heads/feature/x");
-    set(&mut push, "/before", r.c1.as_str());
-    set(&mut push, "/after", r.c3.as_str());
+    let mut push = push_fixture(
+        "github-push-2.json",
+        "refs/heads/feature/x",
+        Some(r.c1.as_str()),
+        r.c3.as_str(),
+    );
     set(&mut push, "/head_commit/id", r.c3.as_str());
     set(&mut push, "/commits/0/id", r.c3.as_str());
     let pipeline = created(
@@ -284,10 +288,12 @@ fn github_gitea_and_forgejo_payloads_start_the_right_pipelines() {
     assert!(job_names(&pipeline).contains(&"mr-into-main".to_string()));
 
     // Gitea: a push to devel plans release and the staging deploy.
-    let mut push = fixture("gitea-push-1.json");
-    set(&mut push, "/before", r.c1.as_str());
-    set(&mut push, "/after", r.c2.as_str());
-    set(&mut push, "/ref", "refs/heads/devel");
+    let push = push_fixture(
+        "gitea-push-1.json",
+        "refs/heads/devel",
+        Some(r.c1.as_str()),
+        r.c2.as_str(),
+    );
     let pipeline = created(
         &coordinator,
         &Delivery::new("gitea", "gt", "push", "gt-1", SECRET, &push),
@@ -322,14 +328,12 @@ fn github_gitea_and_forgejo_payloads_start_the_right_pipelines() {
     assert_eq!(answer.json()["pipeline"], pipeline["id"]);
 
     // Forgejo: a push to master plans the production deploy; a pull request.
-    let mut push = fixture("forgejo-push-1.json");
-    set(&mut push, "/ref", "refs/heads/master");
-    set(
-        &mut push,
-        "/before",
-        "0000000000000000000000000000000000000000",
+    let push = push_fixture(
+        "forgejo-push-1.json",
+        "refs/heads/master",
+        Some("0000000000000000000000000000000000000000"),
+        r.c1.as_str(),
     );
-    set(&mut push, "/after", r.c1.as_str());
     let pipeline = created(
         &coordinator,
         &Delivery::new("forgejo", "fj", "push", "fj-1", SECRET, &push),
@@ -360,9 +364,7 @@ fn refused_deliveries_change_nothing() {
     let coordinator = Coordinator::start(root.path(), 10);
     add_project(&coordinator, "gh", "github", &r.repo);
     let at = address(&coordinator);
-    let mut push = fixture("github-push-2.json");
-    set(&mut push, "/ref", "refs/heads/main");
-    set(&mut push, "/after", r.c1.as_str());
+    let push = push_fixture("github-push-2.json", "refs/heads/main", None, r.c1.as_str());
     let good = Delivery::new("github", "gh", "push", "d-1", SECRET, &push);
     let state = |c: &Coordinator| (pipelines(c, "gh"), deliveries(c, "gh"));
     let before = state(&coordinator);
@@ -441,10 +443,12 @@ fn a_delivery_sent_twenty_times_at_once_creates_one_pipeline() {
     let r = seed_repo(root.path());
     let coordinator = Coordinator::start(root.path(), 10);
     add_project(&coordinator, "gh", "github", &r.repo);
-    let mut push = fixture("github-push-2.json");
-    set(&mut push, "/ref", "refs/heads/devel");
-    set(&mut push, "/before", r.c1.as_str());
-    set(&mut push, "/after", r.c2.as_str());
+    let push = push_fixture(
+        "github-push-2.json",
+        "refs/heads/devel",
+        Some(r.c1.as_str()),
+        r.c2.as_str(),
+    );
     let delivery = Delivery::new("github", "gh", "push", "same-delivery", SECRET, &push);
     let at = address(&coordinator);
     let answers: Vec<_> = std::thread::scope(|scope| {
@@ -534,10 +538,19 @@ fn a_commit_pushed_to_a_polled_repository_starts_one_pipeline() {
             (on("hotfix") == 1 && on("v2.0.0") == 1).then_some(())
         },
     );
-    // Three more polls change nothing.
-    std::thread::sleep(Duration::from_millis(3500));
+    // Later polls change nothing for the refs already built: once a poll has seen a new
+    // branch (at an older commit), every other ref was compared again and none restarted.
+    r.repo.git(&["branch", "sentinel", &r.c1]);
+    wait_until(
+        "the sentinel branch's pipeline",
+        Duration::from_secs(20),
+        || {
+            let all = pipelines(&coordinator, "polled");
+            all.iter().any(|p| p["git_ref"] == "sentinel").then_some(())
+        },
+    );
     let all = pipelines(&coordinator, "polled");
-    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(all.len(), 5, "{all:#?}");
     assert_eq!(all.iter().filter(|p| p["sha"] == c4.as_str()).count(), 3);
 }
 
@@ -810,10 +823,7 @@ fn a_newer_push_cancels_the_interruptible_jobs_of_older_pipelines() {
     let _agent = coordinator.start_agent(root.path(), "a", "docker", 4);
     add_project(&coordinator, "app", "github", &repo);
     let push = |before: &str, after: &str, id: &str| {
-        let mut push = fixture("github-push-2.json");
-        set(&mut push, "/ref", "refs/heads/main");
-        set(&mut push, "/before", before);
-        set(&mut push, "/after", after);
+        let push = push_fixture("github-push-2.json", "refs/heads/main", Some(before), after);
         created(
             &coordinator,
             &Delivery::new("github", "app", "push", id, SECRET, &push),
@@ -914,9 +924,7 @@ fn forge_secrets_are_stored_encrypted_and_webhooks_still_verify() {
 
     // A signed delivery verifies against the sealed secret (and the fetch with the key
     // leaves no key file behind).
-    let mut push = fixture("github-push-2.json");
-    set(&mut push, "/ref", "refs/heads/main");
-    set(&mut push, "/after", r.c1.as_str());
+    let mut push = push_fixture("github-push-2.json", "refs/heads/main", None, r.c1.as_str());
     created(
         &coordinator,
         &Delivery::new("github", "sec", "push", "s-1", secret, &push),

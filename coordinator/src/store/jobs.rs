@@ -52,6 +52,19 @@ pub struct JobEnding {
     pub details_json: Option<String>,
 }
 
+impl JobEnding {
+    /// A script that exited 0, with nothing more to say.
+    pub fn success() -> JobEnding {
+        JobEnding {
+            status: JobStatus::Success,
+            exit_code: Some(0),
+            failure_kind: None,
+            failure_message: None,
+            details_json: None,
+        }
+    }
+}
+
 impl Store {
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = ?")

@@ -1,8 +1,9 @@
 //! The coordinator's durable state in SQLite (WAL), through sqlx with embedded migrations.
 //!
 //! One file per concern: [`projects`], [`pipelines`], [`jobs`], [`artifacts`], [`agents`],
-//! [`logs`], [`deliveries`]. The functions here are plain reads and writes; every decision about what
-//! state comes next is the scheduler's.
+//! [`logs`], [`deliveries`], [`deployments`], [`resource_groups`], [`variables`]. The
+//! functions here are plain reads and writes; every decision about what state comes next
+//! is the scheduler's.
 
 pub mod agents;
 pub mod artifacts;
@@ -12,6 +13,7 @@ pub mod jobs;
 pub mod logs;
 pub mod pipelines;
 pub mod projects;
+pub mod resource_groups;
 pub mod variables;
 
 use std::path::Path;

@@ -368,13 +368,7 @@ mod tests {
                 .unwrap();
             offset += chunk.len() as u64;
         }
-        let ending = JobEnding {
-            status: JobStatus::Success,
-            exit_code: Some(0),
-            failure_kind: None,
-            failure_message: None,
-            details_json: None,
-        };
+        let ending = JobEnding::success();
         assert!(store.finish_job(job, epoch, &ending).await.unwrap());
         let config = SchedulerConfig {
             lease_timeout: Duration::from_secs(10),

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::http::HttpState;
+use crate::http::{ApiResult, HttpState, find_project};
 use crate::model::PipelineId;
 use crate::store::deliveries::{Claim, NewDelivery};
 use crate::store::projects::{Forge, Project};
@@ -358,23 +358,16 @@ async fn list_deliveries(
     State(state): State<HttpState>,
     Path(name): Path<String>,
     Query(query): Query<DeliveriesQuery>,
-) -> Response {
-    let store = state.pipelines.scheduler.store();
-    let project = match store.project_by_name(&name).await {
-        Ok(Some(project)) => project,
-        Ok(None) => {
-            return refuse(
-                StatusCode::NOT_FOUND,
-                format!("project '{name}' does not exist"),
-            );
-        }
-        Err(error) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, error),
-    };
+) -> ApiResult<Json<Value>> {
+    let project = find_project(&state, &name).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    match store.deliveries(project.id, limit).await {
-        Ok(rows) => Json(json!(rows)).into_response(),
-        Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, error),
-    }
+    let rows = state
+        .pipelines
+        .scheduler
+        .store()
+        .deliveries(project.id, limit)
+        .await?;
+    Ok(Json(json!(rows)))
 }
 
 #[cfg(test)]

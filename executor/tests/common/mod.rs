@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
@@ -149,6 +149,33 @@ impl Harness {
         let outcome = self.executor.run(job, tx, cancel).await;
         let log = collector.await.expect("collector");
         (outcome, log)
+    }
+
+    /// Runs a job and cancels it the moment its log holds `marker`; returns the outcome,
+    /// the whole log and how long the job took to end after the cancel (`None` when the
+    /// marker never came).
+    pub async fn run_canceled_at(
+        &self,
+        job: JobRun,
+        marker: &[u8],
+    ) -> (Outcome, Vec<u8>, Option<Duration>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let cancel = CancellationToken::new();
+        let run = self.executor.run(job, tx, cancel.clone());
+        let watch = async {
+            let mut log = Vec::new();
+            let mut canceled_at = None;
+            while let Some(chunk) = rx.recv().await {
+                log.extend_from_slice(&chunk);
+                if canceled_at.is_none() && find(&log, marker).is_some() {
+                    cancel.cancel();
+                    canceled_at = Some(Instant::now());
+                }
+            }
+            (log, canceled_at)
+        };
+        let (outcome, (log, canceled_at)) = tokio::join!(run, watch);
+        (outcome, log, canceled_at.map(|at| at.elapsed()))
     }
 
     /// Asserts that Docker holds no container, network or volume of this instance once

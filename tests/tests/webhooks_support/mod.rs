@@ -23,6 +23,19 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_slice(&bytes).expect("fixture JSON")
 }
 
+/// The push payload of fixture `name` moved to `git_ref` (`refs/heads/…`), from
+/// `before` (when given) to `after`: the `/ref`, `/before` and `/after` every forge's push
+/// event has.
+pub fn push_fixture(name: &str, git_ref: &str, before: Option<&str>, after: &str) -> Value {
+    let mut push = fixture(name);
+    set(&mut push, "/ref", git_ref);
+    if let Some(before) = before {
+        set(&mut push, "/before", before);
+    }
+    set(&mut push, "/after", after);
+    push
+}
+
 /// Sets the JSON pointer `pointer` of `value` (which must exist) to `new`.
 pub fn set(value: &mut Value, pointer: &str, new: impl Into<Value>) {
     let slot = value

@@ -65,16 +65,13 @@ pub fn run(args: &[String]) {
         SECRET,
     ]);
     let address = format!("127.0.0.1:{}", coordinator.http_port);
-    let template = crate::webhooks_support::fixture("github-push-2.json");
     let delivery = |index: usize| {
-        let mut push = template.clone();
-        crate::webhooks_support::set(&mut push, "/ref", format!("refs/heads/b{index}"));
-        crate::webhooks_support::set(
-            &mut push,
-            "/before",
-            "0000000000000000000000000000000000000000",
+        let push = crate::webhooks_support::push_fixture(
+            "github-push-2.json",
+            &format!("refs/heads/b{index}"),
+            Some("0000000000000000000000000000000000000000"),
+            sha.as_str(),
         );
-        crate::webhooks_support::set(&mut push, "/after", sha.as_str());
         crate::webhooks_support::Delivery::new(
             "github",
             "bench",
