@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use esteira_proto::v1::agent_service_server::AgentService;
 use esteira_proto::v1::{
-    AppendLogRequest, AppendLogResponse, ArtifactChunk, CompleteJobRequest, CompleteJobResponse,
-    DownloadArtifactsRequest, HeartbeatRequest, HeartbeatResponse, JobResult, Lease,
-    OpenSessionRequest, RegisterRequest, RegisterResponse, ServerMessage, StartJobRequest,
-    StartJobResponse, UploadArtifactsResponse,
+    AppendLogRequest, AppendLogResponse, ArtifactChunk, CancelJob, CompleteJobRequest,
+    CompleteJobResponse, DownloadArtifactsRequest, HeartbeatRequest, HeartbeatResponse,
+    JobAssignment, JobResult, Lease, OpenSessionRequest, RegisterRequest, RegisterResponse,
+    ServerMessage, StartJobRequest, StartJobResponse, UploadArtifactsResponse, Variable,
+    server_message,
 };
 use esteira_proto::{AUTHORIZATION, PROTOCOL_VERSION};
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use tracing::{info, warn};
 use crate::artifacts::ArtifactError;
 use crate::expiry;
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
-use crate::scheduler::{Scheduler, SchedulerError};
+use crate::scheduler::{Assignment, LeaseRef, Scheduler, SchedulerError, SessionMessage};
 use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::jobs::JobEnding;
@@ -69,8 +70,66 @@ fn check_version(version: u32) -> Result<(), Status> {
     }
 }
 
-fn lease_of(lease: Option<Lease>) -> Result<Lease, Status> {
-    lease.ok_or_else(|| Status::invalid_argument("lease is required"))
+fn lease_of(lease: Option<Lease>) -> Result<LeaseRef, Status> {
+    lease
+        .map(lease_ref)
+        .ok_or_else(|| Status::invalid_argument("lease is required"))
+}
+
+fn lease_ref(lease: Lease) -> LeaseRef {
+    LeaseRef {
+        job: JobId(lease.job_id),
+        epoch: lease.epoch,
+    }
+}
+
+fn lease_proto(lease: LeaseRef) -> Lease {
+    Lease {
+        job_id: lease.job.0,
+        epoch: lease.epoch,
+    }
+}
+
+impl From<Assignment> for JobAssignment {
+    fn from(assignment: Assignment) -> JobAssignment {
+        JobAssignment {
+            lease: Some(lease_proto(assignment.lease)),
+            pipeline_id: assignment.pipeline.0,
+            project: assignment.project,
+            repo_url: assignment.repo_url,
+            fetch_url: assignment.fetch_url.unwrap_or_default(),
+            ssh_key: assignment.ssh_key.unwrap_or_default(),
+            sha: assignment.sha,
+            git_ref: assignment.git_ref,
+            spec_json: assignment.spec_json.to_string(),
+            variables: assignment
+                .variables
+                .into_iter()
+                .map(|variable| Variable {
+                    key: variable.key,
+                    value: variable.value,
+                    masked: variable.masked,
+                    file: variable.file,
+                })
+                .collect(),
+            heartbeat_interval_secs: assignment.heartbeat_interval_secs,
+            artifact_jobs: assignment.artifact_jobs,
+        }
+    }
+}
+
+impl From<SessionMessage> for ServerMessage {
+    fn from(message: SessionMessage) -> ServerMessage {
+        let kind = match message {
+            SessionMessage::Assign(assignment) => {
+                server_message::Kind::Assignment((*assignment).into())
+            }
+            SessionMessage::Cancel(lease) => server_message::Kind::Cancel(CancelJob {
+                lease: Some(lease_proto(lease)),
+            }),
+        };
+        ServerMessage { kind: Some(kind) }
+    }
 }
 
 fn store_status(error: StoreError) -> Status {
@@ -89,7 +148,8 @@ impl From<SchedulerError> for Status {
     }
 }
 
-type SessionStream = UnboundedReceiverStream<Result<ServerMessage, Status>>;
+type SessionStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<ServerMessage, Status>> + Send>>;
 type ArtifactStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<ArtifactChunk, Status>> + Send>>;
 
@@ -98,14 +158,14 @@ const ARTIFACT_CHUNK: usize = 1 << 20;
 
 impl AgentApi {
     /// The running job `lease` names, if `agent` holds it under that epoch.
-    async fn leased_job(&self, agent: AgentId, lease: &Lease) -> Result<Job, Status> {
+    async fn leased_job(&self, agent: AgentId, lease: &LeaseRef) -> Result<Job, Status> {
         let job = self
             .scheduler
             .store()
-            .job(JobId(lease.job_id))
+            .job(lease.job)
             .await
             .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("job {} not found", lease.job_id)))?;
+            .ok_or_else(|| Status::not_found(format!("job {} not found", lease.job)))?;
         if job.agent_id != Some(agent)
             || job.lease_epoch != lease.epoch
             || job.status != JobStatus::Running
@@ -166,9 +226,10 @@ impl AgentService for AgentApi {
             .map_err(store_status)?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let closed = sender.clone();
+        let running = request.running.into_iter().map(lease_ref).collect();
         let session = self
             .scheduler
-            .connect(agent, request.labels, concurrency, &request.running, sender)
+            .connect(agent, request.labels, concurrency, running, sender)
             .await?;
         info!(agent_id = %agent, session, "agent connected");
         let scheduler = self.scheduler.clone();
@@ -177,7 +238,8 @@ impl AgentService for AgentApi {
             scheduler.disconnect(agent, session).await;
             info!(agent_id = %agent, session, "agent disconnected");
         });
-        Ok(Response::new(UnboundedReceiverStream::new(receiver)))
+        let messages = UnboundedReceiverStream::new(receiver).map(|message| Ok(message.into()));
+        Ok(Response::new(Box::pin(messages)))
     }
 
     async fn start_job(
@@ -186,7 +248,7 @@ impl AgentService for AgentApi {
     ) -> Result<Response<StartJobResponse>, Status> {
         let agent = self.agent(&request).await?;
         let lease = lease_of(request.into_inner().lease)?;
-        self.scheduler.start_job(agent, &lease).await?;
+        self.scheduler.start_job(agent, lease).await?;
         Ok(Response::new(StartJobResponse {}))
     }
 
@@ -195,9 +257,17 @@ impl AgentService for AgentApi {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let agent = self.agent(&request).await?;
-        let running = request.into_inner().running;
-        let (abandon, cancel) = self.scheduler.heartbeat(agent, &running).await?;
-        Ok(Response::new(HeartbeatResponse { abandon, cancel }))
+        let running: Vec<LeaseRef> = request
+            .into_inner()
+            .running
+            .into_iter()
+            .map(lease_ref)
+            .collect();
+        let renewal = self.scheduler.heartbeat(agent, &running).await?;
+        Ok(Response::new(HeartbeatResponse {
+            abandon: renewal.abandon.into_iter().map(lease_proto).collect(),
+            cancel: renewal.cancel.into_iter().map(lease_proto).collect(),
+        }))
     }
 
     async fn append_log(
@@ -209,7 +279,7 @@ impl AgentService for AgentApi {
         let lease = lease_of(request.lease)?;
         let acknowledged = self
             .scheduler
-            .append_log(agent, &lease, request.offset, &request.data)
+            .append_log(agent, lease, request.offset, &request.data)
             .await?;
         Ok(Response::new(AppendLogResponse { acknowledged }))
     }
@@ -236,7 +306,7 @@ impl AgentService for AgentApi {
             details_json: non_empty(request.details_json),
         };
         self.scheduler
-            .complete(agent, &lease, request.log_size, ending)
+            .complete(agent, lease, request.log_size, ending)
             .await?;
         Ok(Response::new(CompleteJobResponse {}))
     }

@@ -66,6 +66,10 @@ use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::trigger::Pipelines;
 
+/// The largest message either side of the agents' protocol accepts: tonic's default
+/// decoding limit, which agents keep.
+const MAX_ASSIGNMENT_BYTES: usize = 4 << 20;
+
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run(
     mut config: Config,
@@ -137,6 +141,7 @@ pub async fn run(
                 config.data_dir.join("artifacts"),
                 config.artifacts_limit,
             ),
+            max_assignment_bytes: MAX_ASSIGNMENT_BYTES,
         },
     );
     scheduler.recover().await?;

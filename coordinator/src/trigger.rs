@@ -68,7 +68,7 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 
 /// Plans and starts a pipeline for `trigger`.
 pub async fn start_pipeline(
-    scheduler: &Scheduler,
+    scheduler: &Arc<Scheduler>,
     mirrors: &Mirrors,
     trigger: Trigger,
 ) -> Result<PipelineId, TriggerError> {

@@ -868,9 +868,9 @@ async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
         .await
         .expect("agent");
     let epoch = store
-        .lease_job(job.id, agent, i64::MAX)
+        .lease_jobs(&[(job.id, agent)], i64::MAX)
         .await
-        .expect("lease")
+        .expect("lease")[0]
         .expect("leased");
     let mut log = Vec::with_capacity(log_bytes + 200);
     let mut line = 0u64;
@@ -889,7 +889,7 @@ async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
     let mut offset = 0u64;
     for chunk in log.chunks(64 * 1024) {
         store
-            .append_log(job.id, epoch, offset, chunk, u64::MAX)
+            .append_log(job.id, agent, epoch, offset, chunk, u64::MAX)
             .await
             .expect("append")
             .expect("appended");

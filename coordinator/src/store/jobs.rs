@@ -42,6 +42,22 @@ pub struct Job {
     pub artifacts_expired: bool,
 }
 
+/// A guarded move of one job: it goes to `to` only from one of `from`.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub job: JobId,
+    pub from: Vec<JobStatus>,
+    pub to: JobStatus,
+}
+
+/// A job whose artifacts later jobs may download.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobWithArtifacts {
+    pub id: JobId,
+    pub name: String,
+    pub stage_index: i64,
+}
+
 /// How a running job ended, as its agent (or the lease expiry) reports it.
 #[derive(Debug, Clone)]
 pub struct JobEnding {
@@ -63,6 +79,15 @@ impl JobEnding {
             details_json: None,
         }
     }
+}
+
+/// `'created', 'pending'`: statuses as an SQL list (they are fixed words, never input).
+fn status_list(statuses: &[JobStatus]) -> String {
+    statuses
+        .iter()
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Store {
@@ -90,22 +115,41 @@ impl Store {
         from: &[JobStatus],
         to: JobStatus,
     ) -> Result<bool, StoreError> {
-        let from_json = serde_json::to_string(from)?;
+        let done = self
+            .transition_jobs(&[Transition {
+                job: id,
+                from: from.to_vec(),
+                to,
+            }])
+            .await?;
+        Ok(done.first().copied().unwrap_or(false))
+    }
+
+    /// Applies several guarded transitions in one transaction; for each, whether the job
+    /// was in one of its `from` statuses (and so moved).
+    pub async fn transition_jobs(&self, moves: &[Transition]) -> Result<Vec<bool>, StoreError> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE jobs SET status = ?2,
-                queued_at = CASE WHEN ?2 = 'pending' THEN ?3 ELSE queued_at END,
-                finished_at = CASE WHEN ?2 IN ('success', 'failed', 'canceled', 'skipped', 'lost')
-                                   THEN ?3 ELSE finished_at END
-             WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
-        )
-        .bind(id)
-        .bind(to)
-        .bind(now)
-        .bind(from_json)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.write().await?;
+        let mut done = Vec::with_capacity(moves.len());
+        for transition in moves {
+            let sql = format!(
+                "UPDATE jobs SET status = ?2,
+                    queued_at = CASE WHEN ?2 = 'pending' THEN ?3 ELSE queued_at END,
+                    finished_at = CASE WHEN ?2 IN ('success', 'failed', 'canceled', 'skipped', 'lost')
+                                       THEN ?3 ELSE finished_at END
+                 WHERE id = ?1 AND status IN ({})",
+                status_list(&transition.from)
+            );
+            let moved = sqlx::query(&sql)
+                .bind(transition.job)
+                .bind(transition.to)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            done.push(moved.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Pending jobs in the order they became runnable.
@@ -115,17 +159,6 @@ impl Store {
                 .fetch_all(self.pool())
                 .await?,
         )
-    }
-
-    /// Pending first runs of jobs that deploy (`environment:` with action `start`).
-    pub async fn pending_first_deploys(&self) -> Result<Vec<Job>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM jobs WHERE status = 'pending' AND attempt = 1
-                 AND json_extract(spec_json, '$.environment.action') = 'start'
-             ORDER BY id",
-        )
-        .fetch_all(self.pool())
-        .await?)
     }
 
     /// Ends a pending job as skipped, saying why; false when it was no longer pending.
@@ -151,44 +184,92 @@ impl Store {
         )
     }
 
-    /// Leases a pending job to an agent; returns the new epoch, `None` if no longer pending.
-    pub async fn lease_job(
-        &self,
-        id: JobId,
-        agent: AgentId,
-        expires_at: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE jobs SET status = 'running', agent_id = ?2, lease_epoch = lease_epoch + 1,
-                lease_expires_at = ?3, started_at = NULL
-             WHERE id = ?1 AND status = 'pending' RETURNING lease_epoch",
+    /// The running jobs leased to `agent`.
+    pub async fn running_jobs_of(&self, agent: AgentId) -> Result<Vec<Job>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE status = 'running' AND agent_id = ?")
+                .bind(agent)
+                .fetch_all(self.pool())
+                .await?,
         )
-        .bind(id)
-        .bind(agent)
-        .bind(expires_at)
-        .fetch_optional(self.pool())
+    }
+
+    /// Running jobs whose lease ended before `now`.
+    pub async fn expired_leases(&self, now: i64) -> Result<Vec<Job>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
         .await?)
     }
 
-    /// Extends the lease of a running job held by `agent` under `epoch`; false if fenced.
-    pub async fn renew_lease(
+    /// Leases pending jobs to agents in one transaction; for each, the new epoch, or `None`
+    /// when the job was no longer pending.
+    pub async fn lease_jobs(
         &self,
-        id: JobId,
-        agent: AgentId,
-        epoch: i64,
+        leases: &[(JobId, AgentId)],
         expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = max(coalesce(lease_expires_at, 0), ?4)
-             WHERE id = ?1 AND agent_id = ?2 AND lease_epoch = ?3 AND status = 'running'",
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut epochs = Vec::with_capacity(leases.len());
+        for (job, agent) in leases {
+            let epoch = sqlx::query_scalar(
+                "UPDATE jobs SET status = 'running', agent_id = ?2, lease_epoch = lease_epoch + 1,
+                    lease_expires_at = ?3, started_at = NULL
+                 WHERE id = ?1 AND status = 'pending' RETURNING lease_epoch",
+            )
+            .bind(job)
+            .bind(agent)
+            .bind(expires_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            epochs.push(epoch);
+        }
+        tx.commit().await?;
+        Ok(epochs)
+    }
+
+    /// The latest attempts of a pipeline's jobs that kept artifacts.
+    pub async fn jobs_with_artifacts(
+        &self,
+        pipeline: PipelineId,
+    ) -> Result<Vec<JobWithArtifacts>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, stage_index FROM jobs
+             WHERE pipeline_id = ? AND retried = 0 AND artifacts_size IS NOT NULL ORDER BY id",
         )
-        .bind(id)
-        .bind(agent)
-        .bind(epoch)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(pipeline)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Renews the leases `agent` says it holds, in one transaction; for each, `None` when
+    /// the lease is no longer valid, else whether a cancel was requested.
+    pub async fn renew_leases(
+        &self,
+        agent: AgentId,
+        leases: &[(JobId, i64)],
+        expires_at: i64,
+    ) -> Result<Vec<Option<bool>>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut renewed = Vec::with_capacity(leases.len());
+        for (job, epoch) in leases {
+            let cancel: Option<bool> = sqlx::query_scalar(
+                "UPDATE jobs SET lease_expires_at = max(coalesce(lease_expires_at, 0), ?4)
+                 WHERE id = ?1 AND agent_id = ?2 AND lease_epoch = ?3 AND status = 'running'
+                 RETURNING cancel_requested",
+            )
+            .bind(job)
+            .bind(agent)
+            .bind(epoch)
+            .bind(expires_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            renewed.push(cancel);
+        }
+        tx.commit().await?;
+        Ok(renewed)
     }
 
     /// Gives every running lease at least until `expires_at` (after a coordinator restart,
@@ -279,24 +360,21 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts the next attempt of `job` (status `created`) and marks `job` as retried.
-    pub async fn insert_retry(&self, job: &Job) -> Result<JobId, StoreError> {
-        let mut tx = self.pool().begin().await?;
+    /// Inserts the next attempt of `job` (status `created`) and marks `job` as retried;
+    /// returns the new attempt's id.
+    pub async fn insert_retry(&self, job: JobId) -> Result<JobId, StoreError> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE jobs SET retried = 1 WHERE id = ?")
-            .bind(job.id)
+            .bind(job)
             .execute(&mut *tx)
             .await?;
         let id = sqlx::query_scalar(
             "INSERT INTO jobs (pipeline_id, name, stage, stage_index, spec_json, status, attempt, created_at)
-             VALUES (?, ?, ?, ?, ?, 'created', ?, ?) RETURNING id",
+             SELECT pipeline_id, name, stage, stage_index, spec_json, 'created', attempt + 1, ?
+             FROM jobs WHERE id = ? RETURNING id",
         )
-        .bind(job.pipeline_id)
-        .bind(&job.name)
-        .bind(&job.stage)
-        .bind(job.stage_index)
-        .bind(&job.spec_json)
-        .bind(job.attempt + 1)
         .bind(now_ms())
+        .bind(job)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -8,7 +8,7 @@
 use futures::TryStreamExt;
 
 use super::{Store, StoreError};
-use crate::model::JobId;
+use crate::model::{AgentId, JobId};
 
 /// What an append did to the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,22 +20,25 @@ pub struct Appended {
 }
 
 impl Store {
-    /// Appends `data`, which starts at byte `offset` of the job's log, to a running job held
-    /// under `epoch`. `None` when the lease is no longer valid.
+    /// Appends `data`, which starts at byte `offset` of the job's log, to a running job that
+    /// `agent` holds under `epoch`. `None` when the lease is no longer valid. One
+    /// transaction, holding the write lock from its start.
     pub async fn append_log(
         &self,
         job: JobId,
+        agent: AgentId,
         epoch: i64,
         offset: u64,
         data: &[u8],
         limit: u64,
     ) -> Result<Option<Appended>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let row: Option<(i64, bool)> = sqlx::query_as(
             "SELECT log_size, log_truncated FROM jobs
-             WHERE id = ? AND lease_epoch = ? AND status = 'running'",
+             WHERE id = ? AND agent_id = ? AND lease_epoch = ? AND status = 'running'",
         )
         .bind(job)
+        .bind(agent)
         .bind(epoch)
         .fetch_optional(&mut *tx)
         .await?;

@@ -20,8 +20,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::secrets::SecretBox;
 
@@ -84,6 +84,13 @@ impl Store {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A transaction that may read before it writes. It takes SQLite's write lock at its
+    /// start (`BEGIN IMMEDIATE`), so a concurrent writer makes it wait its turn (the busy
+    /// timeout) instead of failing with `database is locked` when it upgrades.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     fn secrets(&self) -> Result<&SecretBox, StoreError> {

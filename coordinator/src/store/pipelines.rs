@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::model::{PipelineId, PipelineStatus, ProjectId, now_ms};
+use crate::model::{JobId, PipelineId, PipelineStatus, ProjectId, now_ms};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Pipeline {
@@ -72,18 +72,24 @@ const SELECT_PIPELINE: &str = "SELECT p.*, pr.name AS project,
      FROM pipelines p JOIN projects pr ON pr.id = p.project_id";
 
 impl Store {
-    /// The id the next pipeline gets. Only meaningful under the scheduler's lock.
-    pub async fn next_pipeline_id(&self) -> Result<PipelineId, StoreError> {
-        let max: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM pipelines")
-            .fetch_one(self.pool())
+    /// Hands out the id of a pipeline about to be planned; never the same one twice.
+    pub async fn reserve_pipeline_id(&self) -> Result<PipelineId, StoreError> {
+        let mut tx = self.write().await?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO pipeline_ids DEFAULT VALUES RETURNING id")
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(PipelineId(max.unwrap_or(0) + 1))
+        sqlx::query("DELETE FROM pipeline_ids")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PipelineId(id))
     }
 
-    /// Stores a pipeline and all its jobs (status `created`) in one transaction.
-    pub async fn insert_pipeline(&self, new: &NewPipeline) -> Result<(), StoreError> {
+    /// Stores a pipeline and all its jobs (status `created`) in one transaction; returns
+    /// the jobs' ids in the order of `new.jobs`.
+    pub async fn insert_pipeline(&self, new: &NewPipeline) -> Result<Vec<JobId>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO pipelines (id, project_id, git_ref, ref_kind, sha, commit_title,
                                     commit_author, source, status, stages_json,
@@ -103,10 +109,11 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let mut ids = Vec::with_capacity(new.jobs.len());
         for job in &new.jobs {
-            sqlx::query(
+            let id = sqlx::query_scalar(
                 "INSERT INTO jobs (pipeline_id, name, stage, stage_index, spec_json, status, created_at)
-                 VALUES (?, ?, ?, ?, ?, 'created', ?)",
+                 VALUES (?, ?, ?, ?, ?, 'created', ?) RETURNING id",
             )
             .bind(new.id)
             .bind(&job.name)
@@ -114,11 +121,12 @@ impl Store {
             .bind(job.stage_index)
             .bind(&job.spec_json)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            ids.push(id);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(ids)
     }
 
     pub async fn pipeline(&self, id: PipelineId) -> Result<Option<Pipeline>, StoreError> {

@@ -354,15 +354,11 @@ mod tests {
             .await
             .unwrap();
         let agent = store.insert_agent("a", "h", &[], "0").await.unwrap();
-        let epoch = store
-            .lease_job(job, agent, i64::MAX)
-            .await
-            .unwrap()
-            .unwrap();
+        let epoch = store.lease_jobs(&[(job, agent)], i64::MAX).await.unwrap()[0].unwrap();
         let mut offset = 0;
         for chunk in log.chunks(100_000) {
             store
-                .append_log(job, epoch, offset, chunk, u64::MAX)
+                .append_log(job, agent, epoch, offset, chunk, u64::MAX)
                 .await
                 .unwrap()
                 .unwrap();
@@ -375,6 +371,7 @@ mod tests {
             log_limit: u64::MAX,
             server_url: "http://x".into(),
             artifacts: crate::artifacts::ArtifactStore::new(dir.join("artifacts"), u64::MAX),
+            max_assignment_bytes: 4 << 20,
         };
         let state = HttpState {
             pipelines: Pipelines {
