@@ -1,5 +1,5 @@
 //! `deploy/` as ops use it: the systemd units pass `systemd-analyze verify`, the
-//! Kubernetes base renders offline, and the images build from the built binaries (on a
+//! Kubernetes base renders offline, the compose file is valid, and the images build from the built binaries (on a
 //! base made offline) and run: the coordinator container answers `/healthz` and an agent
 //! container registers with it over a Docker network the test makes. Nothing but what
 //! the test creates is touched.
@@ -70,11 +70,20 @@ fn the_kubernetes_base_renders_offline() {
     let documents: Vec<&str> = text.split("\n---\n").collect();
     let kinds: Vec<&str> = documents
         .iter()
-        .filter_map(|document| document.lines().find_map(|line| line.strip_prefix("kind: ")))
+        .filter_map(|document| {
+            document
+                .lines()
+                .find_map(|line| line.strip_prefix("kind: "))
+        })
         .collect();
     assert_eq!(
         kinds,
-        ["Service", "PersistentVolumeClaim", "Deployment", "Deployment"],
+        [
+            "Service",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Deployment"
+        ],
         "{text}"
     );
     for document in &documents {
@@ -84,7 +93,10 @@ fn the_kubernetes_base_renders_offline() {
         );
     }
     // What refers to something names what is there.
-    assert!(text.contains("claimName: esteira-coordinator-data"), "{text}");
+    assert!(
+        text.contains("claimName: esteira-coordinator-data"),
+        "{text}"
+    );
     assert!(text.contains("name: esteira-coordinator-data\n"), "{text}");
     assert!(
         text.contains("value: http://esteira-coordinator:9090"),
@@ -92,6 +104,31 @@ fn the_kubernetes_base_renders_offline() {
     );
     assert!(text.contains("image: esteira-coordinator:latest"), "{text}");
     assert!(text.contains("image: esteira-agent:latest"), "{text}");
+}
+
+#[test]
+fn the_compose_file_is_valid_with_the_example_settings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let compose = repository().join("deploy/compose");
+    std::fs::copy(
+        compose.join("docker-compose.yml"),
+        dir.path().join("docker-compose.yml"),
+    )
+    .expect("copy the compose file");
+    std::fs::copy(compose.join("env.example"), dir.path().join(".env")).expect("copy the env");
+    let config = run(Command::new("docker-compose")
+        .current_dir(dir.path())
+        .arg("config"));
+    let text = stdout(&config);
+    assert!(
+        text.contains("ESTEIRA_COORDINATOR: http://coordinator:9090"),
+        "{text}"
+    );
+    assert!(text.contains("condition: service_healthy"), "{text}");
+    assert!(
+        text.contains("/var/run/docker.sock:/var/run/docker.sock"),
+        "{text}"
+    );
 }
 
 /// Docker objects the image test made, removed when dropped (even when it fails).
@@ -244,7 +281,11 @@ fn the_images_build_offline_and_an_agent_container_registers_with_a_coordinator_
         Duration::from_secs(60),
         || {
             let agents = cli();
-            let found = agents.as_array()?.iter().find(|a| a["name"] == agent)?.clone();
+            let found = agents
+                .as_array()?
+                .iter()
+                .find(|a| a["name"] == agent)?
+                .clone();
             (found["status"] == "idle").then_some(found)
         },
     );

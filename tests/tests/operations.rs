@@ -14,10 +14,14 @@ fn a_second_agent_on_the_same_work_dir_refuses_and_the_first_keeps_working() {
     let coordinator = &setup.coordinator;
     let first = &setup.agent;
     let first_pid = first.process.id().expect("the first agent runs");
-    wait_until("the first agent to connect", Duration::from_secs(30), || {
-        let agents = coordinator.cli_json(&["agent", "list"]);
-        (agents[0]["status"] == "idle").then_some(())
-    });
+    wait_until(
+        "the first agent to connect",
+        Duration::from_secs(30),
+        || {
+            let agents = coordinator.cli_json(&["agent", "list"]);
+            (agents[0]["status"] == "idle").then_some(())
+        },
+    );
 
     let second_log = setup.root.path().join("second-agent.log");
     let second = Command::new(binary("esteira-agent"))
@@ -72,7 +76,10 @@ fn logs_have_no_escape_codes_off_a_terminal_and_json_logs_are_one_object_a_line(
     );
     for coordinator in [&text, &json] {
         wait_until("the coordinator to log", Duration::from_secs(30), || {
-            coordinator.log().contains("coordinator ready").then_some(())
+            coordinator
+                .log()
+                .contains("coordinator ready")
+                .then_some(())
         });
     }
     let text_log = text.log();
@@ -80,9 +87,15 @@ fn logs_have_no_escape_codes_off_a_terminal_and_json_logs_are_one_object_a_line(
 
     let json_log = json.log();
     for line in json_log.lines() {
-        let object: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
-        assert!(object["level"].is_string() && object["fields"].is_object(), "{line}");
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+        assert!(
+            object["level"].is_string() && object["fields"].is_object(),
+            "{line}"
+        );
     }
-    assert!(json_log.contains("\"message\":\"coordinator ready\""), "{json_log}");
+    assert!(
+        json_log.contains("\"message\":\"coordinator ready\""),
+        "{json_log}"
+    );
 }
