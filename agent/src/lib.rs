@@ -9,6 +9,7 @@
 //! - [`session`]: registration, the session stream, heartbeats, reconnects, draining.
 //! - [`job`]: one job from assignment to completion. [`log_shipper`]: its log.
 //!   [`artifacts`]: its artifacts, in and out.
+//! - [`work_dir_lock`]: one agent per work dir.
 
 pub mod artifacts;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod credentials;
 pub mod job;
 pub mod log_shipper;
 pub mod session;
+pub mod work_dir_lock;
 
 pub use config::Config;
 pub use session::run;

@@ -9,7 +9,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -52,6 +53,18 @@ pub fn ensure_image() {
             .expect("run .ci/images.sh");
         assert!(status.success(), ".ci/images.sh failed");
     });
+}
+
+/// What tells this test run's agents from any other on the Docker engine: `ESTEIRA_TEST_RUN`
+/// (set by `scripts/test`, which checks what the run left behind) or this process's id.
+pub fn test_run() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| {
+        std::env::var("ESTEIRA_TEST_RUN")
+            .ok()
+            .filter(|run| !run.is_empty())
+            .unwrap_or_else(|| std::process::id().to_string())
+    })
 }
 
 pub fn free_port() -> u16 {
@@ -140,6 +153,9 @@ pub struct Coordinator {
     pub tls: Option<Tls>,
     /// More command-line flags for the process (kept across restarts).
     pub flags: Vec<String>,
+    /// Ends the name of every agent this coordinator's test starts (`-t<run>-<n>`), so that
+    /// their Docker objects (labelled with the agent's name) are told from any other's.
+    pub agent_suffix: String,
     process: Process,
     log: PathBuf,
 }
@@ -249,6 +265,11 @@ impl Coordinator {
             registration_token: "test-registration-token".to_string(),
             tls,
             flags: flags.iter().map(|flag| flag.to_string()).collect(),
+            agent_suffix: {
+                static STARTED: AtomicU32 = AtomicU32::new(0);
+                let n = STARTED.fetch_add(1, Ordering::Relaxed);
+                format!("-t{}-{n}", test_run())
+            },
             process: Process(None),
             log: root.join("coordinator.log"),
         };
@@ -408,6 +429,9 @@ impl Coordinator {
 /// An agent process with its own work dir.
 pub struct Agent {
     pub process: Process,
+    /// The name it registered with: the test's name and the coordinator's agent suffix.
+    pub name: String,
+    pub work_dir: PathBuf,
 }
 
 impl Agent {
@@ -420,6 +444,7 @@ impl Agent {
     ) -> Agent {
         std::fs::create_dir_all(&work_dir).expect("agent work dir");
         let log = std::fs::File::create(work_dir.with_extension("log")).expect("agent log");
+        let name = format!("{name}{}", coordinator.agent_suffix);
         let mut command = Command::new(binary("esteira-agent"));
         if let Some(tls) = &coordinator.tls {
             command.arg("--ca-cert").arg(&tls.ca);
@@ -427,7 +452,7 @@ impl Agent {
         let child = command
             .args(["--coordinator", &coordinator.grpc_url()])
             .args(["--registration-token", &coordinator.registration_token])
-            .args(["--name", name, "--labels", labels])
+            .args(["--name", &name, "--labels", labels])
             .args(["--concurrency", &concurrency.to_string()])
             .arg("--work-dir")
             .arg(&work_dir)
@@ -438,6 +463,8 @@ impl Agent {
             .expect("start esteira-agent");
         Agent {
             process: Process(Some(child)),
+            name,
+            work_dir,
         }
     }
 }
@@ -554,25 +581,29 @@ pub fn leaks_under(dir: &Path, needles: &[&str]) -> Vec<String> {
     leaks
 }
 
-/// Containers, networks and volumes carrying esteira's job label.
-pub fn leftover_docker_objects() -> Vec<String> {
+/// Containers, networks and volumes of jobs run by the agents whose name ends with
+/// `agent_suffix` (see [`Coordinator::agent_suffix`]), whatever other agents run on the engine.
+pub fn leftover_docker_objects(agent_suffix: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let kinds: [&[&str]; 3] = [
-        &["ps", "-a", "--format", "{{.Names}}"],
-        &["network", "ls", "--format", "{{.Name}}"],
-        &["volume", "ls", "--format", "{{.Name}}"],
+    let kinds: [(&str, &[&str], &str); 3] = [
+        ("container", &["ps", "-a"], "{{.Names}}"),
+        ("network", &["network", "ls"], "{{.Name}}"),
+        ("volume", &["volume", "ls"], "{{.Name}}"),
     ];
-    for kind in kinds {
+    for (kind, list, name) in kinds {
         let output = Command::new("docker")
-            .args(kind)
+            .args(list)
             .args(["--filter", "label=esteira.job"])
+            .arg("--format")
+            .arg(format!("{{{{.Label \"esteira.instance\"}}}} {name}"))
             .output()
             .expect("docker");
         found.extend(
             String::from_utf8_lossy(&output.stdout)
                 .lines()
-                .filter(|line| !line.is_empty())
-                .map(|line| format!("{} {line}", kind[0])),
+                .filter_map(|line| line.split_once(' '))
+                .filter(|(instance, _)| instance.ends_with(agent_suffix))
+                .map(|(_, name)| format!("{kind} {name}")),
         );
     }
     found

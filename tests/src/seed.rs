@@ -214,16 +214,22 @@ impl Drop for SeedStack {
     }
 }
 
-/// The deployed API containers outlive their jobs by design; the stack removes them.
+/// The deployed API containers outlive their jobs by design; the stack removes them (those
+/// of the example's two services only, not other deployments on the engine).
 fn remove_deployed_services() {
-    let listed = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=esteira.deploy.service"])
-        .output()
-        .expect("docker ps");
-    let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    let mut ids = Vec::new();
+    for service in ["seed-api-staging", "seed-api-production"] {
+        let listed = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=esteira.deploy.service={service}"))
+            .output()
+            .expect("docker ps");
+        ids.extend(
+            String::from_utf8_lossy(&listed.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+    }
     if !ids.is_empty() {
         let _ = Command::new("docker")
             .args(["rm", "-f"])

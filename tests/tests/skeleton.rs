@@ -29,12 +29,13 @@ fn status(job: &Value) -> &str {
     job["status"].as_str().unwrap_or("?")
 }
 
-fn assert_no_leftovers() {
+/// Nothing of the jobs of this coordinator's agents is left on the Docker engine.
+fn assert_no_leftovers(coordinator: &Coordinator) {
     let left = wait_until(
         "job containers and networks to be removed",
         Duration::from_secs(30),
         || {
-            let left = leftover_docker_objects();
+            let left = leftover_docker_objects(&coordinator.agent_suffix);
             left.is_empty().then_some(left)
         },
     );
@@ -118,7 +119,7 @@ fn three_stages_run_in_order_to_success() {
     let lint_log = coordinator.job_log(&coordinator.job(&pipeline, "lint")["id"]);
     let lint_log = String::from_utf8_lossy(&lint_log);
     assert!(lint_log.find("preparing").unwrap() < lint_log.find("linting").unwrap());
-    assert_no_leftovers();
+    assert_no_leftovers(&coordinator);
 }
 
 /// 8 MiB of bytes with `\r`, invalid UTF-8 and no trailing newline.
@@ -190,7 +191,7 @@ fn large_binary_log_is_stored_byte_for_byte() {
         follow.stdout, log,
         "a finished job's followed log is the same bytes"
     );
-    assert_no_leftovers();
+    assert_no_leftovers(&coordinator);
 }
 
 #[test]
@@ -223,7 +224,7 @@ fn a_failing_job_fails_the_pipeline_and_skips_later_stages() {
     );
     assert!(log.contains("exit code 3"), "the exit code is shown: {log}");
     assert!(!log.contains("never printed"));
-    assert_no_leftovers();
+    assert_no_leftovers(&coordinator);
 }
 
 #[test]
@@ -232,7 +233,7 @@ fn a_killed_agent_loses_its_job_and_another_agent_runs_the_retry() {
     let repo = GitRepo::init(root.path().join("repo"));
     let pipeline_file = format!(
         "image: {IMAGE}\n\
-         flaky:\n  retry: 1\n  script:\n    - echo \"on $CI_RUNNER_DESCRIPTION\"\n    - if [ \"$CI_RUNNER_DESCRIPTION\" = first ]; then sleep 600; fi\n\
+         flaky:\n  retry: 1\n  script:\n    - echo \"on $CI_RUNNER_DESCRIPTION\"\n    - case \"$CI_RUNNER_DESCRIPTION\" in first-*) sleep 600;; esac\n\
          after:\n  stage: deploy\n  script: [echo after]\n"
     );
     repo.commit(&[(".gitlab-ci.yml", &pipeline_file)], "flaky");
@@ -285,7 +286,7 @@ fn a_killed_agent_loses_its_job_and_another_agent_runs_the_retry() {
     assert!(log.contains("on second"), "{log}");
     // The first agent's leftover container goes when that agent comes back.
     let _first_again = coordinator.start_agent(root.path(), "first", "", 1);
-    assert_no_leftovers();
+    assert_no_leftovers(&coordinator);
 }
 
 #[test]
@@ -327,7 +328,7 @@ fn a_killed_coordinator_resumes_the_pipeline_without_losing_or_repeating_anythin
         lines, expected,
         "the log is complete, in order, nothing doubled"
     );
-    assert_no_leftovers();
+    assert_no_leftovers(&coordinator);
 }
 
 #[test]
@@ -405,5 +406,5 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         reason.contains("esteira-test/no-such-image:1"),
         "reason: {reason}"
     );
-    assert_no_leftovers();
+    assert_no_leftovers(&coordinator);
 }

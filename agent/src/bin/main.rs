@@ -1,15 +1,22 @@
 use clap::Parser;
 use esteira_agent::config::{Args, Config};
+use esteira_agent::work_dir_lock::WorkDirLock;
+use esteira_logging::LogArgs;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    log: LogArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::from(Args::parse());
+    let cli = Cli::parse();
+    esteira_logging::init(&cli.log, "info");
+    let config = Config::from(cli.args);
+    let _lock = WorkDirLock::acquire(&config.work_dir)?;
     esteira_agent::run(config, async {
         let mut terminate =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

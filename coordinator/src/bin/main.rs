@@ -1,16 +1,20 @@
 use clap::Parser;
 use esteira_coordinator::config::{Args, Config};
+use esteira_logging::LogArgs;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    log: LogArgs,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::from(Args::parse());
+    let cli = Cli::parse();
+    esteira_logging::init(&cli.log, "info,sqlx=warn");
+    let config = Config::from(cli.args);
     esteira_coordinator::run(config, async {
         let _ = tokio::signal::ctrl_c().await;
     })
