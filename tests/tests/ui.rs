@@ -7,6 +7,10 @@
 //! attempt, plays a manual job, and keeps screenshots of every page under
 //! `target/ui-screenshots/`.
 //!
+//! `the_ui_serves_a_developer_watching_pipelines` runs a pipeline from the "Run pipeline"
+//! dialog, reads GitLab's log sections, retries the failed jobs and checks the duration,
+//! the mini-graph, the projects pages, dark mode and the list at 390 px (issue 18).
+//!
 //! `measure_large_pipeline_list_and_log` (ignored; run it by name) fills a store with
 //! 10,000 pipelines and a 20 MiB job log and prints how long the pages take to become
 //! usable in the browser (see docs/ui.md).
