@@ -91,7 +91,7 @@
         views.set(id, view);
         const row = region.querySelector(`tr[data-pipeline="${id}"]`);
         if (row) sight.unobserve(row);
-        if (row) row.replaceWith(pipelineRow(shown.find((p) => p.id === id) || view));
+        if (row) row.replaceWith(pipelineRow(view)); // the freshest read of the pipeline
       }, () => reading.delete(id));
     }
 

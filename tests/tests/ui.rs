@@ -58,6 +58,12 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    browser_with(driver, width, height, &[]).await
+}
+
+/// A browser given more Chromium flags (e.g. `--force-dark-mode`, a system preferring
+/// dark colours).
+async fn browser_with(driver: &Driver, width: u32, height: u32, flags: &[&str]) -> Client {
     let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".to_string(),
@@ -66,6 +72,7 @@ async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
         "--hide-scrollbars".to_string(),
         format!("--window-size={width},{height}"),
     ];
+    args.extend(flags.iter().map(|flag| flag.to_string()));
     if std::env::var_os("ESTEIRA_UI_DEVTOOLS").is_some() {
         args.push("--auto-open-devtools-for-tabs".to_string());
     }
@@ -1181,6 +1188,25 @@ async fn developer() {
         json!([]),
         "script errors in the pages"
     );
+    client.close().await.expect("close the browser");
+
+    // A system that prefers dark colours gets them without the button.
+    let client = browser_with(&driver, 1280, 900, &["--force-dark-mode"]).await;
+    client
+        .goto(&format!("{base}/projects/devshop"))
+        .await
+        .expect("open the project");
+    wait_js(&client, "the project", LONG, &row).await;
+    assert_eq!(
+        js(&client, "return [document.getElementById('theme-button').textContent, matchMedia('(prefers-color-scheme: dark)').matches]").await,
+        json!(["Theme: auto", true])
+    );
+    assert_eq!(
+        js(&client, BACKGROUND).await,
+        "rgb(24, 23, 29)",
+        "the system's dark applies"
+    );
+    screenshot(&client, "project-system-dark").await;
     client.close().await.expect("close the browser");
 }
 
