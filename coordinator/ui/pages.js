@@ -363,9 +363,8 @@
         main.dataset.loaded = "true";
         return;
       }
-      const latest = h("span.muted", null, "—");
       const rows = list.map((p) => {
-        const cell = h("td", { "data-label": "Latest pipeline" }, latest.cloneNode(true));
+        const cell = h("td", { "data-label": "Latest pipeline" }, h("span.muted", null, "—"));
         api.get(`/api/v1/pipelines?project=${encodeURIComponent(p.name)}&limit=1`).then(([last]) => {
           if (last) cell.replaceChildren(h("a.badge-link", { href: `/pipelines/${last.id}` }, badge(last.status)), " ",
             h("a", { href: `/pipelines/${last.id}` }, `#${last.id}`), h("span.muted", null, " on "), h("span.ref", null, last.git_ref));
