@@ -1,4 +1,6 @@
-//! The coordinator's REST API as the CLI calls it.
+//! The coordinator's REST API as the CLI calls it. A refused answer becomes an error
+//! carrying the server's own message; a refused token is an [`AuthError`], which tells a
+//! missing token from a wrong one.
 
 use std::path::Path;
 
@@ -6,6 +8,29 @@ use anyhow::Context;
 use futures::StreamExt;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
+
+/// The coordinator refused the request's token, or the request had none.
+#[derive(Debug)]
+pub struct AuthError {
+    /// Whether the request carried a token.
+    pub had_token: bool,
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.had_token {
+            f.write_str(
+                "the coordinator refused the token given by --token or ESTEIRA_TOKEN: it is neither its admin token nor one of its API tokens",
+            )
+        } else {
+            f.write_str(
+                "this needs a token: pass --token or set ESTEIRA_TOKEN (the admin token is the file admin-token in the coordinator's data dir)",
+            )
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 pub struct Api {
     http: reqwest::Client,
@@ -48,8 +73,13 @@ impl Api {
             return Ok(response);
         }
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let message = body["error"].as_str().unwrap_or("no details").to_string();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(AuthError {
+                had_token: self.token.is_some(),
+            }
+            .into());
+        }
+        let message = error_message(&response.text().await.unwrap_or_default(), status);
         anyhow::bail!("{message} (HTTP {})", status.as_u16())
     }
 
@@ -135,5 +165,42 @@ impl Api {
             }
         }
         Ok(())
+    }
+}
+
+/// What a refused answer says: the `error` of a JSON body, else the body's text (a
+/// framework's rejection, a proxy's page), else the status's reason.
+fn error_message(body: &str, status: reqwest::StatusCode) -> String {
+    let json = serde_json::from_str::<Value>(body).ok();
+    let from_json = json.as_ref().and_then(|value| value["error"].as_str());
+    let text = body.trim();
+    match from_json {
+        Some(message) => message.to_string(),
+        None if !text.is_empty() && text.len() <= 2000 => text.to_string(),
+        None => status
+            .canonical_reason()
+            .unwrap_or("no details")
+            .to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn the_server_message_is_kept() {
+        let json = r#"{"error": "project 'x' does not exist"}"#;
+        assert_eq!(
+            error_message(json, StatusCode::NOT_FOUND),
+            "project 'x' does not exist"
+        );
+        let plain = "Failed to deserialize query string: unknown variant `bogus`\n";
+        assert_eq!(
+            error_message(plain, StatusCode::BAD_REQUEST),
+            "Failed to deserialize query string: unknown variant `bogus`"
+        );
+        assert_eq!(error_message("", StatusCode::BAD_GATEWAY), "bad gateway");
     }
 }

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use crate::api::Api;
+use crate::{print_table, text};
 
 #[derive(Subcommand)]
 pub enum EnvCommand {
@@ -53,17 +54,19 @@ pub async fn run(api: &Api, command: EnvCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&listed)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            for env in listed.as_array().into_iter().flatten() {
-                let current = match &env["current"] {
-                    Value::Null => "nothing deployed".to_string(),
-                    deployment => deployment_line(deployment),
-                };
-                println!(
-                    "{}\t{}\t{current}",
-                    env["name"].as_str().unwrap_or("?"),
-                    env["tier"].as_str().unwrap_or("?")
-                );
-            }
+            let rows: Vec<Vec<String>> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|env| {
+                    let current = match &env["current"] {
+                        Value::Null => "nothing deployed".to_string(),
+                        deployment => deployment_line(deployment),
+                    };
+                    vec![text(&env["name"]), text(&env["tier"]), current]
+                })
+                .collect();
+            print_table(&["NAME", "TIER", "CURRENT DEPLOYMENT"], &rows);
         }
         EnvCommand::Show { project, env, json } => {
             let shown = api

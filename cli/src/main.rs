@@ -1,5 +1,10 @@
 //! `esteira`: the command line. Every command but `lint` talks to the coordinator's REST
 //! API (`--server`, `--token`); `--json` prints the API's answer as it is.
+//!
+//! Exit codes: 0 done; 1 the operation failed (the coordinator refused it, cannot be
+//! reached, a pipeline waited for did not succeed, an invalid file for `lint`); 2 a usage
+//! error (clap's: unknown flag, missing or malformed argument); 3 the token was missing
+//! or refused.
 
 mod api;
 mod environments;
@@ -52,7 +57,7 @@ enum RemoteCommand {
     /// Projects: a name and a repository.
     #[command(subcommand)]
     Project(Box<ProjectCommand>),
-    /// Pipelines: run, list, show, wait, cancel.
+    /// Pipelines: run, list, show, wait, cancel, retry.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
     /// Jobs: show, log, artifacts, cancel, retry, play.
@@ -229,6 +234,8 @@ enum PipelineCommand {
     },
     /// Cancel a pipeline's unfinished jobs.
     Cancel { id: i64 },
+    /// Retry each failed job of a pipeline (its latest attempts).
+    Retry { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -276,33 +283,41 @@ async fn main() -> ExitCode {
         Command::Lint(args) => return exit_code(lint::run(&args)),
         Command::Remote(command) => command,
     };
-    let api = match Api::new(&cli.server, cli.token.clone(), cli.ca_cert.as_deref()) {
-        Ok(api) => api,
-        Err(error) => {
-            eprintln!("esteira: {error:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = match command {
-        RemoteCommand::Project(command) => project(&api, *command).await,
-        RemoteCommand::Pipeline(command) => pipeline(&api, command).await,
-        RemoteCommand::Job(command) => job(&api, command).await,
-        RemoteCommand::Agent(AgentCommand::List { json }) => agents(&api, json).await,
-        RemoteCommand::Variable(command) => variables::run(&api, command).await,
-        RemoteCommand::Env(command) => environments::run(&api, command).await,
-        RemoteCommand::ResourceGroup(command) => resource_groups::run(&api, command).await,
+    let result = match Api::new(&cli.server, cli.token.clone(), cli.ca_cert.as_deref()) {
+        Ok(api) => remote(&api, command).await,
+        Err(error) => Err(error),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("esteira: {error:#}");
-            ExitCode::from(2)
+            if error.downcast_ref::<api::AuthError>().is_some() {
+                ExitCode::from(EXIT_AUTH)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
+/// The exit code of a missing or refused token (1 is a failed operation, 2 clap's usage
+/// errors).
+const EXIT_AUTH: u8 = 3;
+
+async fn remote(api: &Api, command: RemoteCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RemoteCommand::Project(command) => project(api, *command).await,
+        RemoteCommand::Pipeline(command) => pipeline(api, command).await,
+        RemoteCommand::Job(command) => job(api, command).await,
+        RemoteCommand::Agent(AgentCommand::List { json }) => agents(api, json).await,
+        RemoteCommand::Variable(command) => variables::run(api, command).await,
+        RemoteCommand::Env(command) => environments::run(api, command).await,
+        RemoteCommand::ResourceGroup(command) => resource_groups::run(api, command).await,
+    }
+}
+
 fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code).unwrap_or(2))
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn print_json(value: &Value) -> anyhow::Result<ExitCode> {
@@ -554,9 +569,44 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
             })
         }
         PipelineCommand::Cancel { id } => {
+            let pipeline = api.get(&format!("/pipelines/{id}")).await?;
+            let status = text(&pipeline["status"]);
+            if is_finished(&status) {
+                anyhow::bail!("pipeline {id} already finished ({status}): nothing to cancel");
+            }
             api.post(&format!("/pipelines/{id}/cancel"), &json!({}))
                 .await?;
             println!("pipeline {id}: cancel requested");
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Retry { id } => {
+            let pipeline = api.get(&format!("/pipelines/{id}")).await?;
+            let failed: Vec<&Value> = pipeline["jobs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|job| {
+                    job["retried"].as_bool() != Some(true)
+                        && matches!(job["status"].as_str(), Some("failed" | "lost"))
+                })
+                .collect();
+            if failed.is_empty() {
+                anyhow::bail!(
+                    "pipeline {id} has no failed jobs to retry (it is {})",
+                    text(&pipeline["status"])
+                );
+            }
+            for job in failed {
+                let retry = api
+                    .post(&format!("/jobs/{}/retry", text(&job["id"])), &json!({}))
+                    .await?;
+                println!(
+                    "job {} ({}) retried as job {}",
+                    text(&job["id"]),
+                    text(&job["name"]),
+                    text(&retry["id"])
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -94,6 +94,8 @@ const esteira = (() => {
 
   const api = {
     get: (path) => request("GET", path),
+    // A read that answers a refused token with its 401 instead of asking for the token.
+    peek: (path) => request("GET", path, undefined, true),
     post: (path, body) => request("POST", path, body === undefined ? {} : body),
     del: (path) => request("DELETE", path),
   };
@@ -211,6 +213,21 @@ const esteira = (() => {
     return (item.finished_at || Date.now()) - item.started_at;
   }
 
+  // How long a pipeline ran, as GitLab counts it: the time its latest job attempts were
+  // running, overlaps counted once. A retry adds its own run, not the wait before it.
+  function ranFor(jobs, now) {
+    const runs = jobs.filter((j) => !j.retried && j.started_at)
+      .map((j) => [j.started_at, j.finished_at || now]).sort((a, b) => a[0] - b[0]);
+    if (!runs.length) return null;
+    let total = 0;
+    let [from, to] = runs[0];
+    for (const [start, end] of runs) {
+      if (start > to) { total += to - from; from = start; }
+      to = Math.max(to, end);
+    }
+    return total + (to - from);
+  }
+
   function ago(ms) {
     if (!ms) return "never";
     const s = Math.round((Date.now() - ms) / 1000);
@@ -261,6 +278,6 @@ const esteira = (() => {
 
   return {
     api, ApiError, token, setToken, askToken, live, failedStreams, h, icon, badge, jobLook, LABELS,
-    duration, elapsed, ago, when, toast, act, shortSha, percent, size, pages: {},
+    duration, elapsed, ranFor, ago, when, toast, act, shortSha, percent, size, pages: {},
   };
 })();

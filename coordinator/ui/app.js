@@ -1,5 +1,5 @@
 // app.js — the shell: client-side routing by path (links inside the app never reload
-// the page), the active navigation entry, the token button, and each page's teardown
+// the page), the active navigation entry, the token and theme buttons, and each page's teardown
 // (closing its streams) when another page opens. Loaded last; pages register in
 // `esteira.pages` from their own files.
 "use strict";
@@ -17,7 +17,8 @@
     [/^\/jobs\/(\d+)\/?$/, "job", "pipelines"],
     [/^\/agents\/?$/, "agents", "agents"],
     [/^\/environments\/?$/, "environments", "environments"],
-    [/^\/projects\/([^/]+)\/?$/, "project", "pipelines"],
+    [/^\/projects\/?$/, "projects", "projects"],
+    [/^\/projects\/([^/]+)\/?$/, "project", "projects"],
   ];
 
   function route() {
@@ -88,6 +89,30 @@
     if (esteira.token() && esteira.failedStreams()) route();
   });
   showToken();
+
+  // ---- theme button ---------------------------------------------------------------
+  // Auto follows the system (prefers-color-scheme); Dark and Light are kept in this
+  // browser. index.html applies the kept choice before the first paint.
+  const THEME_KEY = "esteira.theme";
+  const THEMES = { auto: "Theme: auto", dark: "Theme: dark", light: "Theme: light" };
+  const themeButton = document.getElementById("theme-button");
+  function showTheme() {
+    const theme = document.documentElement.dataset.theme || "auto";
+    themeButton.textContent = THEMES[theme];
+    themeButton.dataset.theme = theme;
+    themeButton.title = "Switch between the system's colours, dark and light";
+  }
+  themeButton.addEventListener("click", () => {
+    const order = Object.keys(THEMES);
+    const next = order[(order.indexOf(themeButton.dataset.theme) + 1) % order.length];
+    if (next === "auto") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = next;
+    try {
+      if (next === "auto") localStorage.removeItem(THEME_KEY); else localStorage.setItem(THEME_KEY, next);
+    } catch (_) { /* storage disabled: the choice lasts for this page */ }
+    showTheme();
+  });
+  showTheme();
 
   esteira.navigate = navigate;
   route();

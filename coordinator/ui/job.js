@@ -19,6 +19,15 @@
     return value === null || value === undefined || value === "" ? null : h("div", null, h("dt", null, label), h("dd", null, value));
   }
 
+  // What the failure banner says: the reason, with the exit code unless it already
+  // names it ("exit code 3" stays "exit code 3").
+  function failureText(job) {
+    const code = job.exit_code === null || job.exit_code === undefined ? null : job.exit_code;
+    const message = ["failed", "lost", "canceled"].includes(job.status) ? job.failure_message : null;
+    if (!message) return job.status === "failed" && code !== null ? `the script exited with code ${code}.` : null;
+    return code === null || message.includes(`exit code ${code}`) ? message : `${message} (exit code ${code})`;
+  }
+
   esteira.pages.job = (main, params) => {
     const id = Number(params[0]);
     document.title = `Job #${id} · esteira`;
@@ -119,11 +128,10 @@
       const newer = attempts.find((j) => j.attempt > job.attempt && !j.retried);
       const bannerItems = [];
       if (newer) bannerItems.push(h("div.alert.alert-info", null, "This job was retried. ", h("a", { href: `/jobs/${newer.id}` }, `See attempt ${newer.attempt} (#${newer.id})`), "."));
-      if (job.failure_message && ["failed", "lost", "canceled"].includes(job.status)) {
-        bannerItems.push(h("div.alert.alert-error", { role: "alert" }, h("strong", null, job.status === "canceled" ? "Canceled: " : "Failure: "), job.failure_message,
-          job.exit_code !== null && job.exit_code !== undefined ? ` (exit code ${job.exit_code})` : ""));
-      } else if (job.status === "failed" && job.exit_code !== null && job.exit_code !== undefined) {
-        bannerItems.push(h("div.alert.alert-error", { role: "alert" }, h("strong", null, "Failure: "), `the script exited with code ${job.exit_code}.`));
+      const failure = failureText(job);
+      if (failure) {
+        bannerItems.push(h("div.alert.alert-error", { role: "alert", dataset: { banner: "failure" } },
+          h("strong", null, job.status === "canceled" ? "Canceled: " : "Failure: "), failure));
       }
       if (job.status === "manual") bannerItems.push(h("div.alert.alert-info", null, "This is a manual job: it runs when someone starts it."));
       if (job.log_truncated) bannerItems.push(h("div.alert.alert-warning", null, "The log exceeded the coordinator's size limit and was truncated."));

@@ -1,19 +1,29 @@
 // logview.js — the job log's view over a Terminal model, for logs of any size. It is
 // virtual: only the rows in sight exist in the DOM, so a 20 MiB log costs a few dozen
-// nodes. It offers collapsible sections, line-number anchors (#L123), search with
-// highlighting, and following the end while the job runs. Defines `Terminal.View`.
+// nodes. It offers collapsible sections (GitLab's `collapsed=true` ones start collapsed;
+// each explicit section's header shows its duration), line-number anchors (#L123),
+// search with highlighting, and following the end while the job runs. Defines
+// `Terminal.View`.
 "use strict";
 
 (() => {
   const { Model, layout, runsHtml, findAll, ROW, MAX_HEIGHT } = Terminal;
+
+  // A section's duration as GitLab shows it: 00:03, 01:05, 1:02:03.
+  function clock(seconds) {
+    const two = (n) => String(n).padStart(2, "0");
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    return h ? `${h}:${two(m)}:${two(s)}` : `${two(m)}:${two(s)}`;
+  }
 
   // ---- the view -------------------------------------------------------------------
   class View {
     constructor(root, options) {
       this.model = new Model();
       this.options = options || {};
-      this.collapsed = new Set();
-      this.rowMap = null; // row -> line, when sections are collapsed
+      this.collapsed = new Set(); // header lines of the collapsed sections
+      this.seenSections = 0; // sections whose `collapsed=true` was applied
+      this.rowMap = null; // row -> line, when lines are collapsed or hidden
       this.follow = Boolean(this.options.follow);
       this.query = "";
       this.matches = [];
@@ -55,7 +65,7 @@
       next.addEventListener("click", () => this.step(1));
       top.addEventListener("click", () => { this.setFollow(false); this.viewport.scrollTop = 0; });
       bottom.addEventListener("click", () => this.setFollow(true));
-      collapse.addEventListener("click", () => { this.collapsed = new Set(this.model.headers); this.remap(); });
+      collapse.addEventListener("click", () => { this.collapsed = new Set(this.model.sections.map((s) => s.line)); this.remap(); });
       expand.addEventListener("click", () => { this.collapsed.clear(); this.remap(); });
       this.followButton.addEventListener("click", () => this.setFollow(!this.follow));
       this.viewport.addEventListener("scroll", () => {
@@ -94,7 +104,11 @@
     write(bytes) {
       const first = this.model.write(bytes, false);
       for (const key of this.cache.keys()) if (key >= first) this.cache.delete(key);
-      if (this.collapsed.size) this.remap(true);
+      const sections = this.model.sections;
+      for (; this.seenSections < sections.length; this.seenSections++) {
+        if (sections[this.seenSections].collapsed) this.collapsed.add(sections[this.seenSections].line);
+      }
+      if (this.collapsed.size || this.model.hidden.length) this.remap(true);
       if (this.query) this.searchFrom(first);
       this.schedule();
     }
@@ -119,13 +133,17 @@
     }
 
     remap(quiet) {
-      if (!this.collapsed.size) { this.rowMap = null; } else {
+      const hidden = this.model.hidden;
+      if (!this.collapsed.size && !hidden.length) { this.rowMap = null; } else {
         const count = this.model.count;
         const map = new Int32Array(count);
         let n = 0;
         let skipUntil = -1;
+        let k = 0;
         for (let line = 0; line < count; line++) {
           if (line < skipUntil) continue;
+          while (k < hidden.length && hidden[k] < line) k++;
+          if (hidden[k] === line) continue;
           map[n++] = line;
           if (this.collapsed.has(line)) skipUntil = this.model.sectionEnd(line);
         }
@@ -214,16 +232,20 @@
         }
       }
       const header = this.model.isHeader(line);
+      const folds = header && this.model.bodyLines(line) > 0;
       const classes = ["log-row"];
       if (header) classes.push("log-header");
       if (line === this.highlight) classes.push("log-target");
       if (this.current >= 0 && this.matches[this.current] === line) classes.push("log-current");
       const n = line + 1;
-      const toggle = header
+      const toggle = folds
         ? `<button type="button" class="sec" data-line="${line}" aria-expanded="${!this.collapsed.has(line)}" aria-label="${this.collapsed.has(line) ? "Expand" : "Collapse"} section">${this.collapsed.has(line) ? "▸" : "▾"}</button>`
         : `<span class="sec-gap"></span>`;
-      const hidden = header && this.collapsed.has(line) ? `<span class="log-hidden">${this.model.sectionEnd(line) - line - 1} lines</span>` : "";
-      return `<div class="${classes.join(" ")}" data-line="${n}"><a class="ln" href="#L${n}" id="L${n}">${n}</a>${toggle}<span class="lc">${body}</span>${hidden}</div>`;
+      const collapsed = folds && this.collapsed.has(line);
+      const hidden = collapsed ? `<span class="log-hidden">${this.model.bodyLines(line)} lines</span>` : "";
+      const seconds = header ? this.model.duration(line) : null;
+      const took = seconds === null ? "" : `<span class="sec-duration" title="Section duration">${clock(seconds)}</span>`;
+      return `<div class="${classes.join(" ")}" data-line="${n}"${folds ? ` data-collapsed="${collapsed}"` : ""}><a class="ln" href="#L${n}" id="L${n}">${n}</a>${toggle}<span class="lc">${body}</span>${hidden}${took}</div>`;
     }
 
     // ---- anchors ----

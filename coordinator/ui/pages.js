@@ -1,8 +1,9 @@
-// pages.js — the list pages: pipelines (across projects, or one project's, with filters
-// and "older" pagination by id, refreshed live from /api/v1/events), agents (status,
-// labels, load, pause/resume/remove, and the queue per required label set from
-// /api/v1/queue) and environments (current deployment, history,
-// rollback; an empty state while the coordinator has no environments API).
+// pages.js — the index pages: pipelines (across projects, or one project's, with filters,
+// "older" pagination by id, each row's stage mini-graph, refreshed live from
+// /api/v1/events), projects (the list, and a project's page: pipelines, settings,
+// variables, badges), agents (status, labels, load, pause/resume/remove, and the queue
+// per required label set from /api/v1/queue) and environments (current deployment,
+// history, rollback).
 "use strict";
 
 (() => {
@@ -26,20 +27,21 @@
   }
 
   // ---- pipelines ------------------------------------------------------------------
-  function pipelines(main, params, query, fixedProject) {
+  // The list, across projects or for `fixedProject` (whose page draws the header). Each
+  // row in sight reads its pipeline's jobs once (and again when it changes) for the
+  // stage mini-graph, the duration the jobs ran and "Retry failed jobs".
+  function pipelines(main, query, fixedProject) {
     const project = fixedProject || query.get("project") || "";
     const status = query.get("status") || "";
     const ref = query.get("ref") || "";
     const before = query.get("before") || "";
 
-    const title = fixedProject ? fixedProject : "Pipelines";
-    const badgeUrl = (kind) => `/badges/${encodeURIComponent(fixedProject)}/${kind}.svg${ref ? `?ref=${encodeURIComponent(ref)}` : ""}`;
-    main.append(pageHeader(title, fixedProject && h("span.project-badges", null,
-      h("img.project-badge", { src: badgeUrl("pipeline"), alt: "pipeline status badge", height: 20 }),
-      h("img.project-badge", { src: badgeUrl("coverage"), alt: "coverage badge", height: 20 }))));
-
-    const projectSelect = h("select#f-project", { name: "project", disabled: fixedProject ? true : null },
-      h("option", { value: "" }, "All projects"));
+    if (!fixedProject) {
+      main.append(pageHeader("Pipelines", h("button.btn.btn-primary.header-action", {
+        type: "button", "data-action": "run-pipeline", onclick: () => esteira.runPipelineDialog(null),
+      }, "Run pipeline")));
+    }
+    const projectSelect = h("select#f-project", { name: "project" }, h("option", { value: "" }, "All projects"));
     const form = h("form.filters", { role: "search", "aria-label": "Filter pipelines" },
       h("div.field", null, h("label", { for: "f-status" }, "Status"),
         h("select#f-status", { name: "status" }, h("option", { value: "" }, "Any status"),
@@ -73,12 +75,53 @@
     search.set("limit", String(PAGE_SIZE));
 
     let shown = [];
+    const views = new Map(); // pipeline id -> its view with jobs, for rows in sight
+    const reading = new Map(); // pipeline id -> the read in flight
+    const sight = new IntersectionObserver((entries) => {
+      for (const entry of entries) if (entry.isIntersecting) readView(Number(entry.target.dataset.pipeline));
+    });
+
+    function readView(id) {
+      if (views.has(id) || reading.has(id)) return;
+      const read = api.get(`/api/v1/pipelines/${id}`);
+      reading.set(id, read);
+      read.then((view) => {
+        if (reading.get(id) !== read) return; // changed meanwhile: a newer read follows
+        reading.delete(id);
+        views.set(id, view);
+        const row = region.querySelector(`tr[data-pipeline="${id}"]`);
+        if (row) sight.unobserve(row);
+        if (row) row.replaceWith(pipelineRow(view)); // the freshest read of the pipeline
+      }, () => reading.delete(id));
+    }
+
     async function load() {
       let list;
       try { list = await api.get(`/api/v1/pipelines?${search}`); } catch (error) { region.replaceChildren(errorBox(error)); return; }
       shown = list;
+      sight.disconnect();
       region.replaceChildren(render(list));
       main.dataset.loaded = "true";
+    }
+
+    function pipelineRow(p) {
+      const view = views.get(p.id);
+      const ran = view ? esteira.ranFor(view.jobs, Date.now()) : elapsed(p);
+      const row = h("tr", { dataset: { pipeline: p.id, status: p.status } },
+        h("td.c-status", { "data-label": "Status" }, h("a.badge-link", { href: `/pipelines/${p.id}` }, badge(p.status))),
+        h("td.c-id", { "data-label": "Pipeline" }, h("a.strong", { href: `/pipelines/${p.id}` }, `#${p.id}`), h("span.muted.small.source", null, ` ${p.source}`)),
+        fixedProject ? null : h("td.c-project", { "data-label": "Project" }, h("a", { href: `/projects/${encodeURIComponent(p.project)}` }, p.project)),
+        h("td.c-ref", { "data-label": "Ref" }, h("span.ref", { title: p.ref_kind }, p.ref_kind === "tag" ? "tag " : "", p.git_ref)),
+        h("td.commit-cell.c-commit", { "data-label": "Commit" },
+          h("div.commit-title", { title: p.commit_title || "" }, p.commit_title || h("span.muted", null, "—")),
+          h("div.commit-meta", null, h("code.sha", { title: p.sha }, shortSha(p.sha)), p.commit_author && ` · ${p.commit_author}`)),
+        h("td.c-stages", { "data-label": "Stages" }, view ? esteira.miniGraph(view) : h("span.mini-graph-placeholder")),
+        h("td.num.c-duration", { "data-label": "Duration" }, h("span", { dataset: { ran: p.id } }, duration(ran))),
+        h("td.num.c-coverage", { "data-label": "Coverage" }, percent(p.coverage) || h("span.muted", null, "—")),
+        h("td.c-created", { "data-label": "Created" }, when(p.created_at)),
+        h("td.actions.c-actions", { "data-label": "Actions" }, view && esteira.retryFailedButton(view, "btn-small")));
+      sight.observe(row);
+      return row;
     }
 
     function render(list) {
@@ -87,25 +130,12 @@
           h("p", null, status || ref ? "Nothing matches these filters." : "Run one with ", !(status || ref) && h("code", null, "esteira pipeline run PROJECT --ref main"),
             !(status || ref) && ", a trigger, or a push webhook."));
       }
-      const rows = list.map((p) => h("tr", { dataset: { pipeline: p.id } },
-        h("td", { "data-label": "Status" }, h("a.badge-link", { href: `/pipelines/${p.id}` }, badge(p.status))),
-        h("td", { "data-label": "Pipeline" }, h("a.strong", { href: `/pipelines/${p.id}` }, `#${p.id}`)),
-        fixedProject ? null : h("td", { "data-label": "Project" }, h("a", { href: `/projects/${encodeURIComponent(p.project)}` }, p.project)),
-        h("td", { "data-label": "Ref" }, h("span.ref", { title: p.ref_kind }, p.ref_kind === "tag" ? "tag " : "", p.git_ref)),
-        h("td.commit-cell", { "data-label": "Commit" },
-          h("div.commit-title", { title: p.commit_title || "" }, p.commit_title || h("span.muted", null, "—")),
-          h("div.commit-meta", null, h("code.sha", { title: p.sha }, shortSha(p.sha)), p.commit_author && ` · ${p.commit_author}`)),
-        h("td", { "data-label": "Source" }, p.source),
-        h("td.num", { "data-label": "Duration" }, h("span", { dataset: { started: p.started_at || "", finished: p.finished_at || "" } }, duration(elapsed(p)))),
-        h("td.num", { "data-label": "Coverage" }, percent(p.coverage) || h("span.muted", null, "—")),
-        h("td", { "data-label": "Created" }, when(p.created_at))));
+      const columns = ["Status", "Pipeline", fixedProject ? null : "Project", "Ref", "Commit", "Stages", "Duration", "Coverage", "Created", "Actions"].filter(Boolean);
       const table = h("table.data-table.pipelines-table", null,
         h("caption.visually-hidden", null, "Pipelines, newest first"),
-        h("thead", null, h("tr", null, h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Pipeline"),
-          fixedProject ? null : h("th", { scope: "col" }, "Project"), h("th", { scope: "col" }, "Ref"),
-          h("th", { scope: "col" }, "Commit"), h("th", { scope: "col" }, "Source"),
-          h("th.num", { scope: "col" }, "Duration"), h("th.num", { scope: "col" }, "Coverage"), h("th", { scope: "col" }, "Created"))),
-        h("tbody", null, rows));
+        h("thead", null, h("tr", null, columns.map((c) => h(["Duration", "Coverage"].includes(c) ? "th.num" : "th", { scope: "col" },
+          c === "Actions" ? h("span.visually-hidden", null, c) : c)))),
+        h("tbody", null, list.map(pipelineRow)));
       const pager = new URLSearchParams(search);
       pager.delete("limit");
       const older = new URLSearchParams(pager);
@@ -119,21 +149,29 @@
     }
 
     load();
-    // Live: changes to a shown pipeline, or a new one on the first page, re-read the list.
+    // Live: changes to a shown pipeline, or a new one on the first page, re-read the list
+    // (and the changed pipeline's jobs).
     const refresh = debounce(500, load);
     const source = esteira.live("/api/v1/events", {
       pipeline: (data) => {
         const id = JSON.parse(data).id;
-        if (shown.some((p) => p.id === id) || (!before && (!shown.length || id > shown[0].id))) refresh();
+        if (shown.some((p) => p.id === id) || (!before && (!shown.length || id > shown[0].id))) {
+          views.delete(id);
+          reading.delete(id);
+          refresh();
+        }
       },
-      lagged: refresh,
+      lagged: () => { views.clear(); reading.clear(); refresh(); },
     });
     const ticker = setInterval(() => {
-      for (const span of region.querySelectorAll("span[data-started]")) {
-        if (span.dataset.started && !span.dataset.finished) span.textContent = duration(Date.now() - Number(span.dataset.started));
+      for (const p of shown) {
+        if (p.finished_at || !p.started_at) continue;
+        const span = region.querySelector(`span[data-ran="${p.id}"]`);
+        const view = views.get(p.id);
+        if (span) span.textContent = duration(view ? esteira.ranFor(view.jobs, Date.now()) : elapsed(p));
       }
     }, 1000);
-    return () => { source.close(); clearInterval(ticker); };
+    return () => { source.close(); sight.disconnect(); clearInterval(ticker); };
   }
 
   // ---- agents ---------------------------------------------------------------------
@@ -307,8 +345,128 @@
     return () => { cancelled = true; };
   }
 
-  esteira.pages.pipelines = (main, params, query) => pipelines(main, params, query, null);
-  esteira.pages.project = (main, params, query) => pipelines(main, params, query, params[0]);
+  // ---- projects -------------------------------------------------------------------
+  function projects(main) {
+    main.append(pageHeader("Projects", h("button.btn.btn-primary.header-action", {
+      type: "button", "data-action": "run-pipeline", onclick: () => esteira.runPipelineDialog(null),
+    }, "Run pipeline")));
+    const region = h("div.list-region", null, h("p.loading", null, "Loading projects…"));
+    main.append(region);
+    let closed = false;
+    (async () => {
+      let list;
+      try { list = await api.get("/api/v1/projects"); } catch (error) { region.replaceChildren(errorBox(error)); return; }
+      if (closed) return;
+      if (!list.length) {
+        region.replaceChildren(h("div.empty-state", null, h("h2", null, "No projects yet"),
+          h("p", null, "Add one with ", h("code", null, "esteira project add NAME --repo URL"), ".")));
+        main.dataset.loaded = "true";
+        return;
+      }
+      const rows = list.map((p) => {
+        const cell = h("td", { "data-label": "Latest pipeline" }, h("span.muted", null, "—"));
+        api.get(`/api/v1/pipelines?project=${encodeURIComponent(p.name)}&limit=1`).then(([last]) => {
+          if (last) cell.replaceChildren(h("a.badge-link", { href: `/pipelines/${last.id}` }, badge(last.status)), " ",
+            h("a", { href: `/pipelines/${last.id}` }, `#${last.id}`), h("span.muted", null, " on "), h("span.ref", null, last.git_ref));
+        }).catch(() => {});
+        return h("tr", { dataset: { project: p.name } },
+          h("td", { "data-label": "Project" }, h("a.strong", { href: `/projects/${encodeURIComponent(p.name)}` }, p.name)),
+          h("td", { "data-label": "Repository" }, h("code.repo-url", { title: p.repo_url }, p.repo_url)),
+          h("td", { "data-label": "Default branch" }, h("span.ref", null, p.default_branch)),
+          h("td", { "data-label": "Forge" }, p.forge),
+          cell);
+      });
+      region.replaceChildren(h("div.table-wrap", null, h("table.data-table.projects-table", null,
+        h("caption.visually-hidden", null, "Projects"),
+        h("thead", null, h("tr", null, ["Project", "Repository", "Default branch", "Forge", "Latest pipeline"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", null, rows))));
+      main.dataset.loaded = "true";
+    })();
+    return () => { closed = true; };
+  }
+
+  const PROJECT_TABS = [["pipelines", "Pipelines"], ["settings", "Settings"], ["variables", "Variables"], ["badges", "Badges"]];
+
+  // A project: its pipelines, settings, variables (names and flags; values never leave
+  // the coordinator) and the badges' markdown, one tab each (`?tab=`).
+  function project(main, params, query) {
+    const name = params[0];
+    const tab = PROJECT_TABS.some(([key]) => key === query.get("tab")) ? query.get("tab") : "pipelines";
+    const path = `/projects/${encodeURIComponent(name)}`;
+    const badgeUrl = (kind) => `/badges/${encodeURIComponent(name)}/${kind}.svg`;
+    main.append(pageHeader(name, h("span.project-badges", null,
+      h("img.project-badge", { src: badgeUrl("pipeline"), alt: "pipeline status badge", height: 20 }),
+      h("img.project-badge", { src: badgeUrl("coverage"), alt: "coverage badge", height: 20 })),
+    h("button.btn.btn-primary.header-action", { type: "button", "data-action": "run-pipeline", onclick: () => esteira.runPipelineDialog(name) }, "Run pipeline")),
+    h("nav.tabs", { "aria-label": "Project" }, PROJECT_TABS.map(([key, label]) => h("a", {
+      href: key === "pipelines" ? path : `${path}?tab=${key}`, "aria-current": key === tab ? "page" : null, dataset: { tab: key },
+    }, label))));
+    if (tab === "pipelines") return pipelines(main, query, name);
+    const region = h("div.list-region", { dataset: { tab } }, h("p.loading", null, "Loading…"));
+    main.append(region);
+    const show = (...nodes) => { region.replaceChildren(...nodes); main.dataset.loaded = "true"; };
+    const base = `/api/v1/projects/${encodeURIComponent(name)}`;
+    if (tab === "variables") {
+      const load = () => api.peek(`${base}/variables`).then((list) => show(variablesCard(list)), (error) => show(error.status === 401
+        ? h("div.empty-state", null, h("h2", null, "The variables need the admin token"),
+          h("p", null, h("button.btn.btn-primary", { type: "button", "data-action": "sign-in", onclick: async () => { if (await esteira.askToken()) load(); } }, "Sign in")))
+        : errorBox(error)));
+      load();
+    } else {
+      api.get(base).then((p) => show(tab === "settings" ? settingsCard(p) : badgesCard(p)), (error) => show(errorBox(error)));
+    }
+    return null;
+  }
+
+  function settingsCard(p) {
+    const secret = (value) => value ? "set" : h("span.muted", null, "not set");
+    const row = (label, value) => [h("dt", null, label), h("dd", null, value === null || value === undefined || value === "" ? h("span.muted", null, "—") : value)];
+    return h("section.card.settings-card", null, h("div.card-head", null, h("h2", null, "Settings"),
+      h("span.muted.small", null, "Change them with ", h("code", null, `esteira project edit ${p.name}`))),
+    h("dl.meta.settings", null,
+      row("Repository", h("code", null, p.repo_url)),
+      row("Pipeline file", h("code", null, p.pipeline_file)),
+      row("Default branch", h("span.ref", null, p.default_branch)),
+      row("Protected branches", (p.protected_branches || []).length ? h("ul.chips", null, p.protected_branches.map((b) => h("li.chip", null, b))) : null),
+      row("Forge", p.forge),
+      row("Forge project", p.forge_project),
+      row("Forge API", p.forge_api_url),
+      row("Polling", p.poll_interval_secs ? `every ${p.poll_interval_secs} s` : "off"),
+      row("Webhook URL", h("code", null, `${location.origin}${p.webhook_path}`)),
+      row("Webhook secret", secret(p.webhook_secret)),
+      row("Forge token", secret(p.forge_token)),
+      row("Repository token", secret(p.repo_token)),
+      row("SSH key", secret(p.ssh_key)),
+      row("Created", when(p.created_at))));
+  }
+
+  function variablesCard(list) {
+    const flag = (on) => on ? h("span.chip", null, "yes") : h("span.muted", null, "no");
+    return h("section.card", null, h("div.card-head", null, h("h2", null, "Variables"),
+      h("span.muted.small", null, "Values are never shown; set one with ", h("code", null, "esteira variable set PROJECT KEY"))),
+    list.length ? h("div.table-wrap", null, h("table.data-table.variables-table", null, h("caption.visually-hidden", null, "Project variables"),
+      h("thead", null, h("tr", null, ["Key", "Masked", "Protected", "File", "Updated"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", null, list.map((v) => h("tr", { dataset: { variable: v.key } },
+        h("td", { "data-label": "Key" }, h("code", null, v.key)), h("td", { "data-label": "Masked" }, flag(v.masked)),
+        h("td", { "data-label": "Protected" }, flag(v.protected)), h("td", { "data-label": "File" }, flag(v.file)),
+        h("td", { "data-label": "Updated" }, when(v.updated_at)))))))
+      : h("p.queue-empty", null, "This project has no variables."));
+  }
+
+  function badgesCard(p) {
+    const ref = encodeURIComponent(p.default_branch);
+    const markdown = ["pipeline", "coverage"].map((kind) => `![${kind}](${location.origin}/badges/${encodeURIComponent(p.name)}/${kind}.svg?ref=${ref})`).join("\n");
+    const text = h("textarea.badge-markdown", { readonly: true, rows: 2, "aria-label": "Badges markdown", spellcheck: "false" });
+    text.value = markdown;
+    return h("section.card", null, h("div.card-head", null, h("h2", null, "Badges"),
+      h("button.btn.btn-small", { type: "button", onclick: () => navigator.clipboard.writeText(markdown).then(() => toast("Copied.", "success"), () => { text.select(); }) }, "Copy")),
+    h("div.badges-body", null, h("p.muted", null, `For a README: the status and coverage of ${p.default_branch}.`), text,
+      h("p.project-badges", null, ["pipeline", "coverage"].map((kind) => h("img", { src: `/badges/${encodeURIComponent(p.name)}/${kind}.svg?ref=${ref}`, alt: `${kind} badge`, height: 20 })))));
+  }
+
+  esteira.pages.pipelines = (main, params, query) => pipelines(main, query, null);
+  esteira.pages.projects = projects;
+  esteira.pages.project = project;
   esteira.pages.agents = agents;
   esteira.pages.environments = environments;
   esteira.debounce = debounce;

@@ -1,12 +1,13 @@
-// pipeline.js — the pipeline page: header (status, ref, commit, timing, cancel), the stage
-// graph (stages as columns, each job a node with its status icon and word, `needs` edges
-// drawn as curves), and the table of every job attempt. It stays live on
-// /api/v1/pipelines/{id}/events. Also exports the job actions (retry/cancel/play) the job
-// page reuses.
+// pipeline.js — the pipeline page: header (status, ref, commit, timing, cancel, retry
+// failed jobs), the stage graph (stages as columns, each job a node with its status icon
+// and word, `needs` edges drawn as curves), and the table of every job attempt. It stays
+// live on /api/v1/pipelines/{id}/events. Also what other pages show or do with a
+// pipeline: the job actions (retry/cancel/play), the stage mini-graph of the lists,
+// "Retry failed jobs" and the "Run pipeline" dialog.
 "use strict";
 
 (() => {
-  const { api, h, badge, icon, jobLook, duration, elapsed, when, act, toast, shortSha, percent, LABELS } = esteira;
+  const { api, h, badge, icon, jobLook, duration, elapsed, ranFor, when, act, toast, shortSha, percent, LABELS } = esteira;
 
   const ACTION_ICONS = {
     retry: '<path d="M12.5 8a4.5 4.5 0 1 1-1.3-3.2" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round"/><path d="M12.8 2.6v3h-3" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"/>',
@@ -50,6 +51,56 @@
   }
 
   function latest(jobs) { return jobs.filter((j) => !j.retried); }
+
+  // ---- retry failed jobs ----------------------------------------------------------
+  // The latest attempts a pipeline's "Retry failed jobs" runs again.
+  function failedJobs(view) {
+    return latest(view.jobs).filter((j) => j.status === "failed" || j.status === "lost");
+  }
+
+  // Retries each failed latest attempt (POST /api/v1/jobs/{id}/retry); resolves to how
+  // many were retried.
+  async function retryFailed(view) {
+    let retried = 0;
+    for (const job of failedJobs(view)) {
+      if (await act(`Retry ${job.name}`, () => api.post(`/api/v1/jobs/${job.id}/retry`)) === null) break;
+      retried++;
+    }
+    if (retried) toast(`Retrying ${retried} failed job${retried === 1 ? "" : "s"} of pipeline #${view.id}.`, "success");
+    return retried;
+  }
+
+  function retryFailedButton(view, extraClass) {
+    const count = failedJobs(view).length;
+    if (!count) return null;
+    return h(`button.btn${extraClass ? "." + extraClass : ""}`, {
+      type: "button", "data-action": "retry-failed", title: `Retry the ${count} failed job${count === 1 ? "" : "s"} of pipeline #${view.id}`,
+      onclick: async (event) => { event.currentTarget.disabled = true; await retryFailed(view); },
+    }, "Retry failed jobs");
+  }
+
+  // ---- the mini-graph of the lists ------------------------------------------------
+  // A stage's status from its latest jobs, the way GitLab sums them up.
+  function stageStatus(jobs) {
+    const looks = new Set(jobs.map(jobLook));
+    const order = ["running", "pending", "failed", "lost", "created", "manual", "canceled", "warning", "success"];
+    const found = order.find((look) => looks.has(look));
+    return found === "lost" ? "failed" : found || "skipped";
+  }
+
+  // One icon per stage, linked to the pipeline; its title lists the stage's jobs.
+  function miniGraph(view) {
+    const jobs = latest(view.jobs);
+    return h("ol.mini-graph", { "aria-label": "Stages" }, view.stages.map((stage, index) => {
+      const inStage = jobs.filter((j) => j.stage_index === index);
+      const status = stageStatus(inStage);
+      const list = inStage.map((j) => `${j.name}: ${LABELS[jobLook(j)] || j.status}`).join("\n");
+      return h("li", null, h(`a.mini-stage.s-${status}`, {
+        href: `/pipelines/${view.id}`, dataset: { stage, status },
+        title: `${stage}: ${LABELS[status]}${list ? "\n" + list : ""}`, "aria-label": `Stage ${stage}: ${LABELS[status]}`,
+      }, icon(status)));
+    }));
+  }
 
   // ---- the graph ------------------------------------------------------------------
   function jobNode(job) {
@@ -149,10 +200,12 @@
 
     let draw = null;
     let lastJson = "";
+    let shown = null;
     function update(view) {
       const json = JSON.stringify(view);
       if (json === lastJson) return;
       lastJson = json;
+      shown = view;
       const focusKey = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
       renderHeader(view);
       const { graph, draw: redraw } = renderGraph(view);
@@ -175,7 +228,7 @@
         h("nav.breadcrumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "/pipelines" }, "Pipelines"), " / ",
           h("a", { href: `/projects/${encodeURIComponent(p.project)}` }, p.project), " / ", h("span", { "aria-current": "page" }, `#${p.id}`)),
         h("div.title-row", null, badge(p.status, "badge-large"), h("h1", null, `Pipeline #${p.id}`),
-          h("div.title-actions", null, !finished && h("button.btn.btn-danger", {
+          h("div.title-actions", null, retryFailedButton(p), !finished && h("button.btn.btn-danger", {
             type: "button", "data-action": "cancel-pipeline",
             onclick: async () => { if (await act("Cancel pipeline", () => api.post(`/api/v1/pipelines/${p.id}/cancel`)) !== null) toast("Canceling the pipeline.", "success"); },
           }, "Cancel pipeline"))),
@@ -188,7 +241,7 @@
           h("div", null, h("dt", null, "Source"), h("dd", null, p.source)),
           h("div", null, h("dt", null, "Created"), h("dd", null, when(p.created_at))),
           percent(p.coverage) && h("div", null, h("dt", null, "Coverage"), h("dd", { dataset: { coverage: p.coverage } }, percent(p.coverage))),
-          h("div", null, h("dt", null, "Duration"), h("dd", null, h("span", { dataset: { started: p.started_at || "", finished: p.finished_at || "" } }, duration(elapsed(p)))))));
+          h("div", null, h("dt", null, "Duration"), h("dd", null, h("span", { dataset: { pipelineDuration: "" }, title: "The time its jobs ran" }, duration(ranFor(p.jobs, Date.now())))))));
     }
 
     let closed = false;
@@ -207,13 +260,70 @@
       for (const span of main.querySelectorAll("span[data-started]")) {
         if (span.dataset.started && !span.dataset.finished) span.textContent = duration(Date.now() - Number(span.dataset.started));
       }
+      const total = main.querySelector("span[data-pipeline-duration]");
+      if (total && shown) total.textContent = duration(ranFor(shown.jobs, Date.now()));
     }, 1000);
     const onResize = () => draw && draw();
     window.addEventListener("resize", onResize);
     return () => { closed = true; source.close(); clearInterval(ticker); window.removeEventListener("resize", onResize); };
   };
 
+  // ---- the "Run pipeline" dialog -------------------------------------------------
+  // A ref and variables for POST /api/v1/projects/{name}/pipelines; opens the new
+  // pipeline. `project`: the project, or null to pick one.
+  async function runPipelineDialog(project) {
+    let projects = [];
+    try { projects = await api.get(project ? `/api/v1/projects/${encodeURIComponent(project)}` : "/api/v1/projects"); } catch (error) { toast(`Run pipeline: ${error.message}`, "error"); return; }
+    projects = project ? [projects] : projects;
+    if (!projects.length) { toast("Add a project first: esteira project add NAME --repo URL", "error"); return; }
+    const branchOf = (name) => (projects.find((p) => p.name === name) || projects[0]).default_branch || "main";
+    const select = h("select#run-project", { name: "project", disabled: project ? true : null },
+      projects.map((p) => h("option", { value: p.name, selected: p.name === project }, p.name)));
+    const ref = h("input#run-ref", { name: "ref", value: branchOf(select.value), required: true, spellcheck: "false" });
+    select.addEventListener("change", () => { ref.value = branchOf(select.value); });
+    const rows = h("div.run-variables");
+    const addRow = () => rows.append(h("div.run-variable", null,
+      h("input.run-key", { "aria-label": "Variable key", placeholder: "KEY", spellcheck: "false" }),
+      h("input.run-value", { "aria-label": "Variable value", placeholder: "value", spellcheck: "false" }),
+      h("button.btn.btn-small", { type: "button", "aria-label": "Remove this variable", onclick: (event) => event.currentTarget.parentElement.remove() }, "×")));
+    addRow();
+    const problem = h("p.run-error", { role: "alert" });
+    const submit = h("button#run-submit.btn.btn-primary", { type: "submit" }, "Run pipeline");
+    const form = h("form", null, h("h2#run-title", null, "Run pipeline"),
+      h("label", { for: "run-project" }, "Project"), select,
+      h("label", { for: "run-ref" }, "Branch or tag"), ref,
+      h("fieldset", null, h("legend", null, "Variables"), rows,
+        h("button.btn.btn-small", { type: "button", "data-action": "add-variable", onclick: addRow }, "Add variable")),
+      problem,
+      h("div.dialog-actions", null, h("button.btn", { type: "button", onclick: () => dialog.close() }, "Cancel"), submit));
+    const dialog = h("dialog.run-dialog", { "aria-labelledby": "run-title" }, form);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const variables = [...rows.querySelectorAll(".run-variable")]
+        .map((row) => [row.querySelector(".run-key").value.trim(), row.querySelector(".run-value").value])
+        .filter(([key]) => key);
+      submit.disabled = true;
+      problem.textContent = "";
+      try {
+        const created = await api.post(`/api/v1/projects/${encodeURIComponent(select.value)}/pipelines`, { ref: ref.value.trim(), variables });
+        dialog.close();
+        toast(`Pipeline #${created.id} started on ${ref.value.trim()}.`, "success");
+        esteira.navigate(`/pipelines/${created.id}`);
+      } catch (error) {
+        problem.textContent = error.message;
+        submit.disabled = false;
+      }
+    });
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    ref.focus();
+  }
+
   esteira.jobAction = jobAction;
+  esteira.miniGraph = miniGraph;
+  esteira.retryFailedButton = retryFailedButton;
+  esteira.runPipelineDialog = runPipelineDialog;
   esteira.runJobAction = runJobAction;
   esteira.ACTION_WORDS = ACTION_WORDS;
 })();

@@ -3,8 +3,12 @@
 // The model keeps the raw lines (bytes decoded as UTF-8 across chunk boundaries) and the
 // SGR style in force at the start of each, so any line can be laid out on its own: colours
 // and bold from ANSI SGR, `\r` moving back to column 0 and overwriting (progress bars),
-// `ESC[K` erasing. Lines echoing a command (`$ …`) and esteira's cyan headings start
-// collapsible sections. The virtual view over it is in logview.js.
+// `ESC[K` erasing. It also keeps the log's sections, one tree for two kinds:
+// - GitLab's explicit ones, `section_start:<unix time>:<name>[collapsed=true]\r\e[0K<header>`
+//   up to `section_end:<unix time>:<name>\r\e[0K`, nested, with their duration;
+// - implicit ones: each echoed command (`$ …`) and esteira's cyan headings, up to the
+//   next of them or the end of the explicit section around them.
+// The virtual view over it is in logview.js.
 "use strict";
 
 const Terminal = (() => {
@@ -180,6 +184,16 @@ const Terminal = (() => {
   }
 
   // ---- the model ------------------------------------------------------------------
+  // GitLab's markers, anywhere on a line (as GitLab's own parser reads them).
+  const MARKER_RE = /section_(start|end):(\d+):([A-Za-z0-9_.-]+)(?:\[([^\]]*)\])?\r\x1b\[0K/g;
+
+  // An echoed command (`$ …`, green) or one of esteira's headings (cyan).
+  function isHeading(raw) {
+    if (raw.charCodeAt(0) !== 27 && raw.charCodeAt(0) !== 36) return false;
+    const plain = raw.slice(0, 80).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
+    return plain.startsWith("$ ") || /^(\x1b\[0K)?\x1b\[36;1m/.test(raw);
+  }
+
   class Model {
     constructor() {
       this.decoder = new TextDecoder("utf-8");
@@ -187,7 +201,12 @@ const Terminal = (() => {
       this.starts = [];
       this.partial = "";
       this.partialStart = DEFAULT;
-      this.headers = []; // indexes of section heading lines, ascending
+      // Sections in the order they start: {line, end (exclusive; null while open),
+      // explicit, name, collapsed (asked by the log), started, finished (unix seconds)}.
+      this.sections = [];
+      this.byLine = new Map(); // header line -> section
+      this.open = []; // sections not closed yet, outermost first
+      this.hidden = []; // lines showing nothing but a section_end marker, ascending
       this.bytes = 0;
     }
 
@@ -202,41 +221,90 @@ const Terminal = (() => {
       const text = this.decoder.decode(bytes, { stream: !last });
       const firstChanged = this.lines.length;
       const pieces = (this.partial + text).split("\n");
-      this.partial = pieces.pop();
+      // At the end, a last line without its newline is a line like the others.
+      this.partial = last ? "" : pieces.pop();
+      if (last && pieces[pieces.length - 1] === "") pieces.pop();
       let style = this.partialStart;
       for (const piece of pieces) {
         const index = this.lines.length;
         this.lines.push(piece);
         this.starts.push(style);
-        if (piece.charCodeAt(0) === 27 || piece.charCodeAt(0) === 36) this.detectHeader(index, piece);
+        this.ingest(index, piece);
         if (piece.indexOf("\x1b") >= 0) style = endStyle(piece, style);
       }
       this.partialStart = style;
       return firstChanged;
     }
 
-    detectHeader(index, raw) {
-      const plain = raw.slice(0, 80).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
-      if (plain.startsWith("$ ") || /^(\x1b\[0K)?\x1b\[36;1m/.test(raw)) this.headers.push(index);
+    // Opens and closes the sections a complete line marks.
+    ingest(index, raw) {
+      let opened = false;
+      let ended = false;
+      if (raw.indexOf("section_") >= 0) {
+        MARKER_RE.lastIndex = 0;
+        let match;
+        while ((match = MARKER_RE.exec(raw)) !== null) {
+          const [, kind, time, name, options] = match;
+          if (kind === "end") ended = this.close(name, index, Number(time)) || ended;
+          else if (!opened) {
+            const collapsed = (options || "").split(",").some((o) => o.trim() === "collapsed=true");
+            this.begin({ line: index, end: null, explicit: true, name, collapsed, started: Number(time), finished: null });
+            opened = true;
+          }
+        }
+      }
+      if (!opened && !ended && isHeading(raw)) {
+        this.begin({ line: index, end: null, explicit: false, name: null, collapsed: false, started: null, finished: null });
+      }
+      if (ended && !opened && !layout(raw, DEFAULT).text.trim()) this.hidden.push(index);
     }
 
-    isHeader(i) { return binarySearch(this.headers, i) >= 0; }
+    // A new section ends the implicit one it follows, and nests in the explicit ones open.
+    begin(section) {
+      while (this.open.length && !this.open[this.open.length - 1].explicit) this.open.pop().end = section.line;
+      this.open.push(section);
+      this.sections.push(section);
+      this.byLine.set(section.line, section);
+    }
+
+    // `section_end` closes its section and whatever is still open inside it; an end
+    // without its start is ignored, as GitLab does.
+    close(name, index, time) {
+      let k = this.open.length - 1;
+      while (k >= 0 && !(this.open[k].explicit && this.open[k].name === name)) k--;
+      if (k < 0) return false;
+      for (let j = k; j < this.open.length; j++) this.open[j].end = index + 1;
+      this.open[k].finished = time;
+      this.open.length = k;
+      return true;
+    }
+
+    isHeader(i) { return this.byLine.has(i); }
 
     // The end (exclusive) of the section headed by line `h`.
     sectionEnd(h) {
-      const k = binarySearch(this.headers, h);
-      return k >= 0 && k + 1 < this.headers.length ? this.headers[k + 1] : this.count;
+      const section = this.byLine.get(h);
+      return section && section.end !== null ? section.end : this.count;
+    }
+
+    // How many lines a collapsed section hides (its header and marker lines aside).
+    bodyLines(h) {
+      const end = this.sectionEnd(h);
+      return end - h - 1 - (lowerBound(this.hidden, end) - lowerBound(this.hidden, h + 1));
+    }
+
+    // An explicit section's duration in seconds, once it ended.
+    duration(h) {
+      const section = this.byLine.get(h);
+      return section && section.explicit && section.finished !== null ? Math.max(0, section.finished - section.started) : null;
     }
   }
 
-  function binarySearch(sorted, value) {
-    let lo = 0, hi = sorted.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (sorted[mid] === value) return mid;
-      if (sorted[mid] < value) lo = mid + 1; else hi = mid - 1;
-    }
-    return -1;
+  // The first index of `sorted` whose value is at least `value`.
+  function lowerBound(sorted, value) {
+    let lo = 0, hi = sorted.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (sorted[mid] < value) lo = mid + 1; else hi = mid; }
+    return lo;
   }
 
   function findAll(text, query) {

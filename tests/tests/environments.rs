@@ -91,7 +91,15 @@ fn deployments_are_recorded_listed_and_rolled_back() {
         "who started the first deployment: {oldest}"
     );
     let listed = coordinator.cli_ok(&["env", "list", "app"]);
-    assert!(listed.starts_with("production\tproduction\t#"), "{listed}");
+    let mut lines = listed.lines();
+    let header = lines.next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "TIER", "CURRENT", "DEPLOYMENT"],
+        "{listed}"
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(row.starts_with("production  production  #"), "{listed}");
 }
 
 #[test]

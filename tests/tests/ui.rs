@@ -7,6 +7,10 @@
 //! attempt, plays a manual job, and keeps screenshots of every page under
 //! `target/ui-screenshots/`.
 //!
+//! `the_ui_serves_a_developer_watching_pipelines` runs a pipeline from the "Run pipeline"
+//! dialog, reads GitLab's log sections, retries the failed jobs and checks the duration,
+//! the mini-graph, the projects pages, dark mode and the list at 390 px (issue 18).
+//!
 //! `measure_large_pipeline_list_and_log` (ignored; run it by name) fills a store with
 //! 10,000 pipelines and a 20 MiB job log and prints how long the pages take to become
 //! usable in the browser (see docs/ui.md).
@@ -54,6 +58,12 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    browser_with(driver, width, height, &[]).await
+}
+
+/// A browser given more Chromium flags (e.g. `--force-dark-mode`, a system preferring
+/// dark colours).
+async fn browser_with(driver: &Driver, width: u32, height: u32, flags: &[&str]) -> Client {
     let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".to_string(),
@@ -62,6 +72,7 @@ async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
         "--hide-scrollbars".to_string(),
         format!("--window-size={width},{height}"),
     ];
+    args.extend(flags.iter().map(|flag| flag.to_string()));
     if std::env::var_os("ESTEIRA_UI_DEVTOOLS").is_some() {
         args.push("--auto-open-devtools-for-tabs".to_string());
     }
@@ -680,6 +691,523 @@ async fn follow_a_pipeline() {
     ] {
         assert!(job.contains(line), "{line:?} in:\n{job}");
     }
+}
+
+const DEVELOPER_FILE: &str = r#"stages: [build, test]
+image: IMAGE
+sections:
+  stage: build
+  script:
+    - printf '\033[0Ksection_start:1700000000:outer[collapsed=true]\r\033[0KOuter section\n'
+    - echo inside outer
+    - printf 'section_start:1700000010:inner\r\033[0KInner section\n'
+    - echo inside inner
+    - printf 'section_end:1700000013:inner\r\033[0K\n'
+    - printf 'section_end:1700000065:outer\r\033[0K\n'
+    - echo after the sections
+flaky:
+  stage: build
+  script:
+    - echo "run with $FLAVOUR"
+    - exit 3
+check:
+  stage: test
+  script: [echo checked]
+"#;
+
+/// The pages a developer watching pipelines uses (issue 18): "Run pipeline" with a
+/// variable, GitLab's log sections (collapsed, nested, with durations; the raw log
+/// unchanged), the failure banner, "Retry failed jobs" and the pipeline's duration after
+/// it, the stage mini-graph, the projects pages, dark mode and the list at 390 px.
+#[test]
+fn the_ui_serves_a_developer_watching_pipelines() {
+    let _guard = docker_lock();
+    run(developer());
+}
+
+/// The texts of the log rows in sight.
+const LOG_ROWS: &str =
+    "return [...document.querySelectorAll('.log-row .lc')].map(r => r.textContent)";
+
+/// The log row whose text is `text`.
+fn log_row(text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('.log-row')].find(r => r.querySelector('.lc').textContent === '{text}')"
+    )
+}
+
+/// The page's background colour.
+const BACKGROUND: &str = "return getComputedStyle(document.body).backgroundColor";
+
+/// A duration as the UI prints it under a minute.
+fn seconds_text(ms: i64) -> String {
+    format!("{}s", (ms as f64 / 1000.0).round())
+}
+
+async fn developer() {
+    ensure_image();
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = GitRepo::init(root.path().join("repo"));
+    repo.commit(
+        &[(".gitlab-ci.yml", &DEVELOPER_FILE.replace("IMAGE", IMAGE))],
+        "Print sections",
+    );
+    let coordinator = Coordinator::start(root.path(), 10);
+    let _agent = coordinator.start_agent(root.path(), "builder", "", 2);
+    coordinator.cli_ok(&["project", "add", "devshop", "--repo", &repo.url()]);
+    let secret = "s3cr3t-value-never-shown";
+    let set = coordinator.set_variable(&["devshop", "DEPLOY_KEY", "--masked"], secret);
+    assert!(set.status.success(), "{set:?}");
+    let driver = Driver::start();
+    let client = browser(&driver, 1280, 900).await;
+    let base = coordinator.url();
+
+    // "Run pipeline" from the list, with a variable; the token dialog asks on the way.
+    client
+        .goto(&format!("{base}/pipelines"))
+        .await
+        .expect("open the list");
+    wait_js(
+        &client,
+        "the list",
+        LONG,
+        "document.querySelector('main').dataset.loaded",
+    )
+    .await;
+    click(&client, "button[data-action=\"run-pipeline\"]").await;
+    wait_js(
+        &client,
+        "the run dialog",
+        LONG,
+        "document.querySelector('.run-dialog[open] #run-ref')",
+    )
+    .await;
+    assert_eq!(
+        js(&client, "return document.getElementById('run-ref').value").await,
+        "main",
+        "the ref starts at the project's default branch"
+    );
+    for (css, text) in [(".run-key", "FLAVOUR"), (".run-value", "first")] {
+        client
+            .find(Locator::Css(css))
+            .await
+            .expect("a variable input")
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+    screenshot(&client, "run-pipeline").await;
+    click(&client, "#run-submit").await;
+    wait_js(
+        &client,
+        "the token dialog",
+        LONG,
+        "document.getElementById('token-dialog').open",
+    )
+    .await;
+    enter_token(&client, &coordinator.admin_token).await;
+    let id = wait_js(
+        &client,
+        "the new pipeline's page",
+        LONG,
+        "(/^\\/pipelines\\/(\\d+)$/.exec(location.pathname) || [])[1]",
+    )
+    .await;
+    let id = id.as_str().expect("a pipeline id").to_string();
+    assert_eq!(
+        js(
+            &client,
+            "return document.querySelector('.run-dialog') === null"
+        )
+        .await,
+        true,
+        "the dialog is gone"
+    );
+    js(&client, "window.__noReload = 'still here'; return true").await;
+    let settled = "document.querySelector('main').dataset.pipelineStatus === 'failed'";
+    wait_js(&client, "the pipeline to fail", LONG, settled).await;
+    let pipeline = coordinator.pipeline(&id);
+    let flaky = coordinator.job(&pipeline, "flaky")["id"].clone();
+    let log = String::from_utf8_lossy(&coordinator.job_log(&flaky)).into_owned();
+    assert!(
+        log.contains("\nrun with first\n"),
+        "the variable reached the job: {log}"
+    );
+
+    // The failure banner says it once.
+    click(&client, ".job-node[data-job=\"flaky\"] a.job-link").await;
+    let banner = wait_js(
+        &client,
+        "the failure banner",
+        LONG,
+        "document.querySelector('[data-banner=\"failure\"]') && document.querySelector('[data-banner=\"failure\"]').textContent",
+    )
+    .await;
+    assert_eq!(banner, "Failure: exit code 3");
+
+    // GitLab's sections: the collapsed one hides its lines, each shows its duration.
+    click(&client, ".breadcrumbs a[href^=\"/pipelines/\"]").await;
+    wait_js(&client, "the pipeline page", LONG, &node("sections")).await;
+    click(&client, ".job-node[data-job=\"sections\"] a.job-link").await;
+    wait_js(
+        &client,
+        "the whole log",
+        LONG,
+        "document.querySelector('.log-panel').dataset.complete === 'true'",
+    )
+    .await;
+    let outer = log_row("Outer section");
+    wait_js(&client, "the outer section's header", LONG, &outer).await;
+    assert_eq!(
+        js(&client, &format!("return [{outer}.dataset.collapsed, {outer}.querySelector('.sec-duration').textContent, {outer}.querySelector('.log-hidden').textContent]")).await,
+        json!(["true", "01:05", "8 lines"]),
+        "collapsed=true is honoured, with the duration"
+    );
+    let rows = js(&client, LOG_ROWS).await;
+    let rows: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let start = rows
+        .iter()
+        .position(|row| *row == "Outer section")
+        .expect("the outer header");
+    assert_eq!(
+        rows[start + 1],
+        "$ echo after the sections",
+        "the section's lines are hidden: {rows:?}"
+    );
+    js(
+        &client,
+        &format!("{outer}.querySelector('button.sec').click(); return true"),
+    )
+    .await;
+    let inner = log_row("Inner section");
+    wait_js(&client, "the nested section", LONG, &inner).await;
+    assert_eq!(
+        js(&client, &format!("return [{inner}.dataset.collapsed, {inner}.querySelector('.sec-duration').textContent]")).await,
+        json!(["false", "00:03"])
+    );
+    let rows = js(&client, LOG_ROWS).await;
+    let rows: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let start = rows
+        .iter()
+        .position(|row| *row == "Outer section")
+        .expect("the outer header");
+    assert_eq!(
+        rows[start..start + 6],
+        [
+            "Outer section",
+            "$ echo inside outer",
+            "inside outer",
+            "$ printf 'section_start:1700000010:inner\\r\\033[0KInner section\\n'",
+            "Inner section",
+            "$ echo inside inner"
+        ],
+        "expanded, with the nested section: {rows:?}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|row| row.is_empty() || row.contains("section_end:17") && !row.starts_with("$ ")),
+        "the end markers show nothing: {rows:?}"
+    );
+    js(
+        &client,
+        &format!("{inner}.querySelector('button.sec').click(); return true"),
+    )
+    .await;
+    wait_js(
+        &client,
+        "the nested section collapsed",
+        LONG,
+        &format!(
+            "{inner}.dataset.collapsed === 'true' && !{}",
+            log_row("inside inner")
+        ),
+    )
+    .await;
+    screenshot(&client, "job-sections").await;
+    let sections = coordinator.pipeline(&id);
+    let sections = coordinator.job(&sections, "sections")["id"].clone();
+    assert_eq!(
+        js(
+            &client,
+            "return document.querySelector('a[download][href$=\"/log\"]').getAttribute('href')"
+        )
+        .await,
+        format!("/api/v1/jobs/{sections}/log")
+    );
+    let raw = coordinator.job_log(&sections);
+    let expected: &[u8] =
+        b"\x1b[0Ksection_start:1700000000:outer[collapsed=true]\r\x1b[0KOuter section\n";
+    assert!(
+        raw.windows(expected.len()).any(|w| w == expected),
+        "the raw log keeps the markers byte for byte: {}",
+        String::from_utf8_lossy(&raw)
+    );
+
+    // Dark mode: the toggle, kept across a reload, and back to the system's choice.
+    let light = js(&client, BACKGROUND).await;
+    assert_eq!(light, "rgb(250, 250, 250)");
+    click(&client, "#theme-button").await;
+    assert_eq!(
+        js(&client, BACKGROUND).await,
+        "rgb(24, 23, 29)",
+        "dark applies"
+    );
+    screenshot(&client, "job-sections-dark").await;
+    client.refresh().await.expect("reload");
+    wait_js(
+        &client,
+        "the job page again",
+        LONG,
+        "document.querySelector('main').dataset.loaded",
+    )
+    .await;
+    assert_eq!(
+        js(&client, BACKGROUND).await,
+        "rgb(24, 23, 29)",
+        "dark is kept"
+    );
+    assert_eq!(
+        js(
+            &client,
+            "return document.getElementById('theme-button').textContent"
+        )
+        .await,
+        "Theme: dark"
+    );
+    js(&client, "window.__noReload = 'still here'; return true").await;
+
+    // "Retry failed jobs" on the pipeline; its duration stays the time its jobs ran.
+    click(&client, ".breadcrumbs a[href^=\"/pipelines/\"]").await;
+    wait_js(&client, "the pipeline page", LONG, settled).await;
+    screenshot(&client, "pipeline-dark").await;
+    click(&client, "button[data-action=\"retry-failed\"]").await;
+    wait_js(
+        &client,
+        "attempt 2 of flaky to fail",
+        LONG,
+        &format!(
+            "{0}.dataset.attempt === '2' && {0}.dataset.status === 'failed' && {settled}",
+            node("flaky")
+        ),
+    )
+    .await;
+    let pipeline = coordinator.pipeline(&id);
+    let jobs = pipeline["jobs"].as_array().expect("jobs");
+    let span = |job: &Value| {
+        (
+            job["started_at"].as_i64().unwrap_or(0),
+            job["finished_at"].as_i64().unwrap_or(0),
+        )
+    };
+    let mut runs: Vec<(i64, i64)> = jobs
+        .iter()
+        .filter(|job| job["retried"] == false && !job["started_at"].is_null())
+        .map(span)
+        .collect();
+    runs.sort();
+    let mut ran = 0;
+    let mut current = runs[0];
+    for &(from, to) in &runs[1..] {
+        if from > current.1 {
+            ran += current.1 - current.0;
+            current = (from, to);
+        }
+        current.1 = current.1.max(to);
+    }
+    ran += current.1 - current.0;
+    let wall = jobs.iter().map(span).map(|(_, to)| to).max().unwrap_or(0)
+        - jobs
+            .iter()
+            .map(span)
+            .map(|(from, _)| from)
+            .min()
+            .unwrap_or(0);
+    assert!(
+        wall - ran >= 2_000,
+        "the retry came late enough to tell them apart: ran {ran} ms, wall {wall} ms"
+    );
+    assert_eq!(
+        js(
+            &client,
+            "return document.querySelector('span[data-pipeline-duration]').textContent"
+        )
+        .await,
+        seconds_text(ran),
+        "the time the latest attempts ran ({ran} ms), not the {wall} ms since the first"
+    );
+
+    // The list: a mini-graph per pipeline, and the same duration.
+    click(&client, "nav a[data-section=\"pipelines\"]").await;
+    let row = format!("document.querySelector('tr[data-pipeline=\"{id}\"]')");
+    wait_js(
+        &client,
+        "the row's mini-graph",
+        LONG,
+        &format!("{row}.querySelector('.mini-stage')"),
+    )
+    .await;
+    assert_eq!(
+        js(&client, &format!("return [...{row}.querySelectorAll('.mini-stage')].map(a => a.dataset.stage + ':' + a.dataset.status)")).await,
+        json!(["build:failed", "test:skipped"])
+    );
+    screenshot(&client, "pipelines-dark").await;
+    assert_eq!(
+        js(
+            &client,
+            &format!("return {row}.querySelector('span[data-ran]').textContent")
+        )
+        .await,
+        seconds_text(ran)
+    );
+
+    // The projects: the list, then a project's settings, variables and badges.
+    click(&client, "nav a[data-section=\"projects\"]").await;
+    wait_js(
+        &client,
+        "the projects",
+        LONG,
+        "document.querySelector('tr[data-project=\"devshop\"]')",
+    )
+    .await;
+    wait_js(
+        &client,
+        "the latest pipeline",
+        LONG,
+        &format!(
+            "document.querySelector('tr[data-project=\"devshop\"] a[href=\"/pipelines/{id}\"]')"
+        ),
+    )
+    .await;
+    screenshot(&client, "projects").await;
+    click(&client, "tr[data-project=\"devshop\"] a.strong").await;
+    wait_js(&client, "the project's pipelines", LONG, &row).await;
+    click(&client, ".tabs a[data-tab=\"settings\"]").await;
+    let settings = wait_js(
+        &client,
+        "the settings",
+        LONG,
+        "document.querySelector('.settings') && document.querySelector('.settings').textContent",
+    )
+    .await;
+    let settings = settings.as_str().unwrap_or_default();
+    assert!(
+        settings.contains(&repo.url()) && settings.contains("Default branchmain"),
+        "{settings}"
+    );
+    click(&client, ".tabs a[data-tab=\"variables\"]").await;
+    wait_js(
+        &client,
+        "the variables",
+        LONG,
+        "document.querySelector('tr[data-variable=\"DEPLOY_KEY\"]')",
+    )
+    .await;
+    assert_eq!(
+        js(&client, "return [...document.querySelectorAll('tr[data-variable=\"DEPLOY_KEY\"] td')].map(td => td.textContent).slice(0, 4)").await,
+        json!(["DEPLOY_KEY", "yes", "no", "no"])
+    );
+    let text = js(
+        &client,
+        "return document.body.innerText + document.body.innerHTML",
+    )
+    .await;
+    assert!(
+        !text.as_str().unwrap_or_default().contains(secret),
+        "the masked value shows"
+    );
+    screenshot(&client, "project-variables").await;
+    click(&client, ".tabs a[data-tab=\"badges\"]").await;
+    let markdown = wait_js(&client, "the badges", LONG, "document.querySelector('.badge-markdown') && document.querySelector('.badge-markdown').value").await;
+    assert_eq!(
+        markdown,
+        format!(
+            "![pipeline]({base}/badges/devshop/pipeline.svg?ref=main)\n![coverage]({base}/badges/devshop/coverage.svg?ref=main)"
+        )
+    );
+    assert_eq!(
+        js(&client, "return window.__noReload").await,
+        "still here",
+        "the page reloaded"
+    );
+
+    // At 390 px the list shows several pipelines per screen.
+    for _ in 0..2 {
+        coordinator.run_pipeline("devshop", "main");
+    }
+    client.set_window_size(390, 844).await.expect("resize");
+    client
+        .goto(&format!("{base}/pipelines"))
+        .await
+        .expect("open the list");
+    wait_js(
+        &client,
+        "three pipelines",
+        LONG,
+        "document.querySelectorAll('tr[data-pipeline]').length >= 3",
+    )
+    .await;
+    assert_eq!(js(&client, "return innerWidth").await, 390);
+    let in_sight = "[...document.querySelectorAll('tr[data-pipeline]')].filter(r => r.getBoundingClientRect().bottom <= innerHeight).length";
+    let count = js(&client, &format!("return {in_sight}")).await;
+    assert!(
+        count.as_i64().unwrap_or(0) >= 3,
+        "{count} pipelines in sight at 390 px"
+    );
+    assert_eq!(
+        js(&client, "return document.documentElement.scrollWidth").await,
+        390,
+        "nothing wider than the screen"
+    );
+    screenshot(&client, "pipelines-390-dark").await;
+    click(&client, "#theme-button").await;
+    assert_eq!(
+        js(&client, BACKGROUND).await,
+        "rgb(250, 250, 250)",
+        "light applies"
+    );
+    click(&client, "#theme-button").await;
+    assert_eq!(
+        js(&client, "return [document.documentElement.dataset.theme || 'auto', localStorage.getItem('esteira.theme')]").await,
+        json!(["auto", null]),
+        "back to the system's choice"
+    );
+    screenshot(&client, "pipelines-390").await;
+    assert_eq!(
+        js(&client, "return window.__errors").await,
+        json!([]),
+        "script errors in the pages"
+    );
+    client.close().await.expect("close the browser");
+
+    // A system that prefers dark colours gets them without the button.
+    let client = browser_with(&driver, 1280, 900, &["--force-dark-mode"]).await;
+    client
+        .goto(&format!("{base}/projects/devshop"))
+        .await
+        .expect("open the project");
+    wait_js(&client, "the project", LONG, &row).await;
+    assert_eq!(
+        js(&client, "return [document.getElementById('theme-button').textContent, matchMedia('(prefers-color-scheme: dark)').matches]").await,
+        json!(["Theme: auto", true])
+    );
+    assert_eq!(
+        js(&client, BACKGROUND).await,
+        "rgb(24, 23, 29)",
+        "the system's dark applies"
+    );
+    screenshot(&client, "project-system-dark").await;
+    client.close().await.expect("close the browser");
 }
 
 /// With `--read-token-required`, every read without the token gets 401, and the page asks
