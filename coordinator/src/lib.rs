@@ -10,30 +10,39 @@
 //! - [`store`]: SQLite through sqlx, one file per concern.
 //! - [`scheduler`]: every decision about jobs, under one lock.
 //! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
-//! - [`grpc`]: the agents' service. [`http`]: REST API, health, metrics.
-//!   [`project_variables`]: the project variables' endpoints. [`environments`]:
+//! - [`grpc`]: the agents' service. [`api`]: the HTTP side (REST API, webhooks, health,
+//!   metrics, server-sent events), one file per resource, with the shared state, errors
+//!   and tokens in its `mod.rs`.
+//! - [`projects`]: what a project's name and settings must be. [`project_variables`]:
+//!   what a project variable must be, sealed for the store. [`environments`]:
 //!   environments, their deployments and rollback. [`resource_groups`]: whose turn it
-//!   is in a resource group, and the groups' process modes.
+//!   is in a resource group. [`agent_status`]: what an agent is doing. [`queue`]: the
+//!   pending jobs per required tag set.
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
 //! - [`secrets`]: encryption at rest of stored secrets.
-//! - [`ui`]: the web UI, embedded.
-//! - [`webhooks`]: Git events from forges. [`poll`]: the same for projects without
-//!   webhooks. [`statuses`]: commit statuses back to the forge.
+//! - [`ui`]: the web UI, embedded, and the badges.
+//! - [`webhooks`]: Git events from forges, read and authenticated. [`poll`]: the same
+//!   for projects without webhooks. [`deliveries`]: what an event starts, for both.
+//!   [`statuses`]: commit statuses back to the forge.
 
+pub mod agent_status;
+pub mod api;
 pub mod artifacts;
 pub mod config;
 pub mod coverage;
+pub mod deliveries;
 pub mod environments;
 pub mod events;
 pub mod expiry;
 pub mod git;
 pub mod grpc;
-pub mod http;
 pub mod model;
 pub mod poll;
 pub mod project_variables;
+pub mod projects;
+pub mod queue;
 pub mod resource_groups;
 pub mod scheduler;
 pub mod secrets;
@@ -56,11 +65,11 @@ use tracing::{info, warn};
 
 pub use config::Config;
 
+use crate::api::HttpState;
 use crate::artifacts::ArtifactStore;
 use crate::events::Events;
 use crate::git::Mirrors;
 use crate::grpc::AgentApi;
-use crate::http::HttpState;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
@@ -182,7 +191,7 @@ pub async fn run(
         pipelines,
         admin_token: Arc::new(admin_token),
     };
-    let app = http::router(state, config.read_token_required);
+    let app = api::router(state, config.read_token_required);
     let http_stop = stop.subscribe();
     let http = serve_http(http_listener, app, config.tls.clone(), http_stop);
     info!(http = %http_address, grpc = %config.grpc, data_dir = %config.data_dir.display(), "coordinator ready");

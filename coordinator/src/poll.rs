@@ -1,7 +1,7 @@
 //! Polling, for projects without webhooks (`--poll SECONDS`): fetch the mirror, compare
 //! its branches and tags with those of the last poll (kept in the store, so a restart
 //! does not start everything again) and hand each update to the webhook path
-//! ([`webhooks::process`]) as the push it is. A project's first poll starts one pipeline,
+//! ([`deliveries::process`]) as the push it is. A project's first poll starts one pipeline,
 //! for its default branch, and remembers every ref; a repository without its default
 //! branch yet (new and empty) has each ref that appears built as a push would be.
 
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use crate::deliveries;
 use crate::model::ProjectId;
 use crate::store::projects::Project;
 use crate::trigger::Pipelines;
@@ -86,7 +87,7 @@ pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Resu
             remembered.push((name.clone(), sha.clone()));
             continue;
         };
-        let outcome = webhooks::process(pipelines, project, "poll", None, parsed).await;
+        let outcome = deliveries::process(pipelines, project, "poll", None, parsed).await;
         debug!(project = %project.name, git_ref = %name, outcome = outcome.outcome, "polled update");
         if outcome.status >= 500 {
             // Try again at the next poll.

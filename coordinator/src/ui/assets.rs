@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::HttpState;
+use crate::api::HttpState;
 
 const INDEX: &str = include_str!("../../ui/index.html");
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::http::{ApiError, HttpState};
+use crate::api::{ApiError, HttpState};
 use crate::model::PipelineStatus;
 use crate::store::pipelines::PipelineFilter;
 

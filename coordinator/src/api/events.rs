@@ -11,6 +11,9 @@
 //!   job is finished and every byte was sent.
 //! - `GET /api/v1/events`: `pipeline` events (`{"id": N}`) whenever a pipeline or one of
 //!   its jobs changes, and `lagged` when the stream missed some: lists refresh on them.
+//!
+//! Also [`wait_for`], for the answers that wait on the bus (a pipeline's end, a followed
+//! log).
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -27,8 +30,8 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::{ApiError, HttpState};
 use crate::events::Event;
-use crate::http::{ApiError, HttpState};
 use crate::model::{JobId, PipelineId};
 use crate::scheduler::Scheduler;
 use crate::store::StoreError;
@@ -37,7 +40,7 @@ use crate::store::StoreError;
 /// 20 MiB log is a few hundred events.
 const LOG_EVENT_BYTES: usize = 256 * 1024;
 
-pub fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<HttpState> {
     Router::new()
         .route("/api/v1/events", get(changes))
         .route("/api/v1/pipelines/{id}/events", get(pipeline_events))
@@ -119,10 +122,28 @@ async fn next_changes(
     Change::Some(batch)
 }
 
+/// Waits for an event matching `wanted` (or a lag, after which the caller re-reads);
+/// false when the deadline passed.
+pub(super) async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    deadline: tokio::time::Instant,
+    wanted: impl Fn(Event) -> bool,
+) -> bool {
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => return false,
+            Ok(Ok(event)) if wanted(event) => return true,
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return true,
+            Ok(Err(broadcast::error::RecvError::Closed)) => return false,
+        }
+    }
+}
+
 /// A pipeline with its stages and jobs, each job with the parts of its spec the graph
 /// needs. The shape of `GET /api/v1/pipelines/{id}` plus `needs`, `when`,
 /// `allow_failure` and `environment` per job.
-pub async fn pipeline_graph(scheduler: &Scheduler, id: PipelineId) -> Result<Value, ApiError> {
+async fn pipeline_graph(scheduler: &Scheduler, id: PipelineId) -> Result<Value, ApiError> {
     let store = scheduler.store();
     let pipeline = store
         .pipeline(id)

@@ -1,0 +1,72 @@
+//! A project's environments ([`crate::environments`]): each one's current deployment and
+//! history, and rollback.
+//!
+//! - `GET /api/v1/projects/{name}/environments`
+//! - `GET /api/v1/projects/{name}/environments/{env}`
+//! - `POST /api/v1/projects/{name}/environments/{env}/rollback` `{"deployment": ID}`
+//!   (default: the successful deployment before the current one)
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::projects::find_project;
+use super::{ApiResult, HttpState, require_admin};
+use crate::environments;
+
+pub(super) fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/api/v1/projects/{name}/environments", get(list))
+        .route("/api/v1/projects/{name}/environments/{env}", get(show))
+        .route(
+            "/api/v1/projects/{name}/environments/{env}/rollback",
+            post(rollback),
+        )
+}
+
+async fn list(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let project = find_project(&state, &name).await?;
+    let store = state.pipelines.scheduler.store();
+    Ok(Json(json!(
+        environments::of_project(store, &project).await?
+    )))
+}
+
+async fn show(
+    State(state): State<HttpState>,
+    Path((name, env)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let project = find_project(&state, &name).await?;
+    let store = state.pipelines.scheduler.store();
+    Ok(Json(json!(
+        environments::find(store, &project, &env).await?
+    )))
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackTo {
+    deployment: Option<i64>,
+}
+
+async fn rollback(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Path((name, env)): Path<(String, String)>,
+    body: Option<Json<RollbackTo>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    let project = find_project(&state, &name).await?;
+    let wanted = body.and_then(|Json(to)| to.deployment);
+    let scheduler = &state.pipelines.scheduler;
+    let rollback =
+        environments::rollback(scheduler.store(), scheduler, &project, &env, wanted).await?;
+    Ok(Json(json!({
+        "environment": env, "deployment": rollback.deployment, "job": rollback.job
+    })))
+}
