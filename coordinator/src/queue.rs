@@ -10,15 +10,7 @@ use serde::Serialize;
 
 use crate::model::{AgentId, JobId};
 use crate::store::agents::Agent;
-
-/// A pending job as the queue report needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Waiting {
-    pub id: JobId,
-    pub queued_at: Option<i64>,
-    /// The `tags` of the job's spec, as JSON.
-    pub tags: Option<String>,
-}
+use crate::store::job_queries::Waiting;
 
 /// The jobs waiting for one tag set.
 #[derive(Debug, Clone, PartialEq, Serialize)]

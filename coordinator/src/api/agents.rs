@@ -12,8 +12,7 @@ use serde_json::json;
 use super::{ApiError, ApiResult, HttpState, require_admin};
 use crate::agent_status::status;
 use crate::model::{AgentId, JobId, now_ms};
-use crate::queue::{QueueGroup, Waiting, group};
-use crate::store::StoreError;
+use crate::queue::{QueueGroup, group};
 use crate::store::agents::Agent;
 
 pub(super) fn router() -> Router<HttpState> {
@@ -86,13 +85,7 @@ async fn remove_agent(
 async fn queue(State(state): State<HttpState>) -> ApiResult<Json<Vec<QueueGroup>>> {
     let scheduler = &state.pipelines.scheduler;
     let store = scheduler.store();
-    let waiting: Vec<Waiting> = sqlx::query_as(
-        "SELECT id, queued_at, json_extract(spec_json, '$.tags') AS tags
-         FROM jobs WHERE status = 'pending' ORDER BY queued_at, id",
-    )
-    .fetch_all(store.pool())
-    .await
-    .map_err(StoreError::from)?;
+    let waiting = store.waiting_jobs().await?;
     let connected = scheduler.connected_agents().await;
     let available: Vec<Agent> = store
         .agents()

@@ -5,8 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
-use super::{ApiError, ApiResult, HttpState};
-use crate::store::StoreError;
+use super::{ApiResult, HttpState};
 
 pub(super) fn router() -> Router<HttpState> {
     Router::new()
@@ -16,19 +15,12 @@ pub(super) fn router() -> Router<HttpState> {
 }
 
 async fn ready(State(state): State<HttpState>) -> ApiResult<&'static str> {
-    sqlx::query("SELECT 1")
-        .execute(state.pipelines.scheduler.store().pool())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.pipelines.scheduler.store().ping().await?;
     Ok("ready\n")
 }
 
 async fn metrics(State(state): State<HttpState>) -> ApiResult<String> {
-    let counts: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM jobs WHERE retried = 0 GROUP BY status")
-            .fetch_all(state.pipelines.scheduler.store().pool())
-            .await
-            .map_err(StoreError::from)?;
+    let counts = state.pipelines.scheduler.store().job_counts().await?;
     let mut out = String::from("# HELP esteira_jobs Jobs by status (latest attempts).\n");
     out.push_str("# TYPE esteira_jobs gauge\n");
     for (status, count) in counts {
