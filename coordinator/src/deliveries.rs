@@ -8,11 +8,25 @@ use esteira_pipeline::PipelineSource;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
+use crate::git::Mirrors;
 use crate::model::PipelineId;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
 use crate::store::deliveries::{Claim, NewDelivery};
 use crate::store::projects::Project;
-use crate::trigger::{Pipelines, Trigger, TriggerError, start_pipeline};
+use crate::trigger::{Trigger, TriggerError, start_pipeline};
 use crate::webhooks::{EventKind, GitEvent, Parsed};
+
+/// What processing a delivery needs: the store for the claim, the scheduler and the
+/// mirrors to start the pipeline. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Deliveries {
+    store: Store,
+    scheduler: Arc<Scheduler>,
+    mirrors: Arc<Mirrors>,
+}
 
 /// How a delivery ended, as the forge is told: `status` is the HTTP status of the answer
 /// (5xx when the forge should deliver it again).
@@ -29,111 +43,121 @@ pub struct Outcome {
     pub status: u16,
 }
 
-/// Claims the delivery and starts its pipeline. A redelivery (same delivery id) or
-/// another delivery of the same event (same project, kind, ref and commit) starts
-/// nothing. A failure that may pass (the repository cannot be fetched, the database)
-/// releases the claim and answers 5xx so the forge retries.
-pub async fn process(
-    pipelines: &Pipelines,
-    project: &Project,
-    forge: &str,
-    delivery_id: Option<&str>,
-    parsed: Parsed,
-) -> Outcome {
-    // One delivery at a time: pipelines are created one at a time anyway (under the
-    // scheduler's lock), and concurrent SQLite writers only wait on each other's locks.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let store = pipelines.scheduler.store();
-    let (event_name, event_key, reason) = match &parsed {
-        Parsed::Event(event) => (event.name().to_string(), Some(event.key()), None),
-        Parsed::Ignored { event, reason } => (event.clone(), None, Some(reason.clone())),
-    };
-    let mut outcome = Outcome {
-        outcome: "ignored",
-        pipeline: None,
-        delivery: delivery_id.map(str::to_string),
-        event: event_name.clone(),
-        reason: reason.clone(),
-        status: 200,
-    };
-    let claim = store
-        .claim_delivery(&NewDelivery {
-            project_id: project.id,
-            forge,
-            delivery_id,
-            event_key: event_key.as_deref(),
-            event: &event_name,
-            outcome: if event_key.is_some() {
-                "processing"
-            } else {
-                "ignored"
-            },
-            message: reason.as_deref(),
-        })
-        .await;
-    let claimed = match claim {
-        Ok(Claim::New(row)) => row,
-        Ok(Claim::Seen(earlier)) => {
-            info!(project = %project.name, delivery = delivery_id.unwrap_or("-"), earlier = earlier.id, "duplicate delivery");
-            outcome.outcome = "duplicate";
-            outcome.pipeline = earlier.pipeline_id;
-            outcome.reason = Some(format!(
-                "already received as delivery {} ({})",
-                earlier.delivery_id.as_deref().unwrap_or("-"),
-                earlier.outcome
-            ));
-            return outcome;
+impl Deliveries {
+    pub fn new(store: Store, scheduler: Arc<Scheduler>, mirrors: Arc<Mirrors>) -> Deliveries {
+        Deliveries {
+            store,
+            scheduler,
+            mirrors,
         }
-        Err(error) => {
-            outcome.outcome = "error";
-            outcome.reason = Some(error.to_string());
-            outcome.status = 500;
-            return outcome;
-        }
-    };
-    let Parsed::Event(event) = parsed else {
-        info!(project = %project.name, event = %event_name, reason = reason.as_deref().unwrap_or(""), "delivery ignored");
-        return outcome;
-    };
-    let trigger = trigger_for(project, &event, delivery_id);
-    let result = start_pipeline(&pipelines.scheduler, &pipelines.mirrors, trigger).await;
-    let (kind, pipeline, message, status) = match result {
-        Ok(id) => ("created", Some(id), None, 201),
-        Err(error @ (TriggerError::NoJobs(_) | TriggerError::Invalid(_))) => {
-            let kind = if matches!(error, TriggerError::NoJobs(_)) {
-                "no_pipeline"
-            } else {
-                "invalid"
-            };
-            (kind, None, Some(error.to_string()), 200)
-        }
-        Err(error) => {
-            warn!(project = %project.name, %error, "delivery failed; the forge may retry it");
-            if let Err(release) = store.release_delivery(claimed.id).await {
-                warn!(error = %release, "releasing the delivery failed");
-            }
-            outcome.outcome = "error";
-            outcome.reason = Some(error.to_string());
-            outcome.status = if matches!(error, TriggerError::Git(_)) {
-                502
-            } else {
-                500
-            };
-            return outcome;
-        }
-    };
-    if let Err(error) = store
-        .finish_delivery(claimed.id, kind, pipeline, message.as_deref())
-        .await
-    {
-        warn!(%error, "recording the delivery's outcome failed");
     }
-    outcome.outcome = kind;
-    outcome.pipeline = pipeline;
-    outcome.reason = message;
-    outcome.status = status;
-    outcome
+
+    /// Claims the delivery and starts its pipeline. A redelivery (same delivery id) or
+    /// another delivery of the same event (same project, kind, ref and commit) starts
+    /// nothing. A failure that may pass (the repository cannot be fetched, the database)
+    /// releases the claim and answers 5xx so the forge retries.
+    pub async fn process(
+        &self,
+        project: &Project,
+        forge: &str,
+        delivery_id: Option<&str>,
+        parsed: Parsed,
+    ) -> Outcome {
+        // One delivery at a time: pipelines are created one at a time anyway (under the
+        // scheduler's lock), and concurrent SQLite writers only wait on each other's locks.
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = ONE_AT_A_TIME.lock().await;
+        let store = &self.store;
+        let (event_name, event_key, reason) = match &parsed {
+            Parsed::Event(event) => (event.name().to_string(), Some(event.key()), None),
+            Parsed::Ignored { event, reason } => (event.clone(), None, Some(reason.clone())),
+        };
+        let mut outcome = Outcome {
+            outcome: "ignored",
+            pipeline: None,
+            delivery: delivery_id.map(str::to_string),
+            event: event_name.clone(),
+            reason: reason.clone(),
+            status: 200,
+        };
+        let claim = store
+            .claim_delivery(&NewDelivery {
+                project_id: project.id,
+                forge,
+                delivery_id,
+                event_key: event_key.as_deref(),
+                event: &event_name,
+                outcome: if event_key.is_some() {
+                    "processing"
+                } else {
+                    "ignored"
+                },
+                message: reason.as_deref(),
+            })
+            .await;
+        let claimed = match claim {
+            Ok(Claim::New(row)) => row,
+            Ok(Claim::Seen(earlier)) => {
+                info!(project = %project.name, delivery = delivery_id.unwrap_or("-"), earlier = earlier.id, "duplicate delivery");
+                outcome.outcome = "duplicate";
+                outcome.pipeline = earlier.pipeline_id;
+                outcome.reason = Some(format!(
+                    "already received as delivery {} ({})",
+                    earlier.delivery_id.as_deref().unwrap_or("-"),
+                    earlier.outcome
+                ));
+                return outcome;
+            }
+            Err(error) => {
+                outcome.outcome = "error";
+                outcome.reason = Some(error.to_string());
+                outcome.status = 500;
+                return outcome;
+            }
+        };
+        let Parsed::Event(event) = parsed else {
+            info!(project = %project.name, event = %event_name, reason = reason.as_deref().unwrap_or(""), "delivery ignored");
+            return outcome;
+        };
+        let trigger = trigger_for(project, &event, delivery_id);
+        let result = start_pipeline(&self.scheduler, &self.mirrors, trigger).await;
+        let (kind, pipeline, message, status) = match result {
+            Ok(id) => ("created", Some(id), None, 201),
+            Err(error @ (TriggerError::NoJobs(_) | TriggerError::Invalid(_))) => {
+                let kind = if matches!(error, TriggerError::NoJobs(_)) {
+                    "no_pipeline"
+                } else {
+                    "invalid"
+                };
+                (kind, None, Some(error.to_string()), 200)
+            }
+            Err(error) => {
+                warn!(project = %project.name, %error, "delivery failed; the forge may retry it");
+                if let Err(release) = store.release_delivery(claimed.id).await {
+                    warn!(error = %release, "releasing the delivery failed");
+                }
+                outcome.outcome = "error";
+                outcome.reason = Some(error.to_string());
+                outcome.status = if matches!(error, TriggerError::Git(_)) {
+                    502
+                } else {
+                    500
+                };
+                return outcome;
+            }
+        };
+        if let Err(error) = store
+            .finish_delivery(claimed.id, kind, pipeline, message.as_deref())
+            .await
+        {
+            warn!(%error, "recording the delivery's outcome failed");
+        }
+        outcome.outcome = kind;
+        outcome.pipeline = pipeline;
+        outcome.reason = message;
+        outcome.status = status;
+        outcome
+    }
 }
 
 /// The pipeline request an event makes.

@@ -65,7 +65,7 @@ use tracing::{info, warn};
 
 pub use config::Config;
 
-use crate::api::HttpState;
+use crate::api::ApiState;
 use crate::artifacts::ArtifactStore;
 use crate::events::Events;
 use crate::git::Mirrors;
@@ -73,7 +73,6 @@ use crate::grpc::AgentApi;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
-use crate::trigger::Pipelines;
 
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run(
@@ -134,19 +133,18 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_address}"));
+    let events = Events::new();
+    let scheduler_config = SchedulerConfig {
+        lease_timeout: config.lease_timeout,
+        log_limit: config.log_limit,
+        server_url: public_url.trim_end_matches('/').to_string(),
+        artifacts: ArtifactStore::new(config.data_dir.join("artifacts"), config.artifacts_limit),
+    };
     let scheduler = Scheduler::new(
-        store,
-        secrets,
-        Events::new(),
-        SchedulerConfig {
-            lease_timeout: config.lease_timeout,
-            log_limit: config.log_limit,
-            server_url: public_url.trim_end_matches('/').to_string(),
-            artifacts: ArtifactStore::new(
-                config.data_dir.join("artifacts"),
-                config.artifacts_limit,
-            ),
-        },
+        store.clone(),
+        secrets.clone(),
+        events.clone(),
+        scheduler_config.clone(),
     );
     scheduler.recover().await?;
 
@@ -182,15 +180,21 @@ pub async fn run(
         );
     statuses::spawn(scheduler.clone(), statuses::Retry::default());
     expiry::spawn(scheduler.clone(), config.artifacts_sweep_interval);
-    let pipelines = Pipelines {
+    let mirrors = Arc::new(Mirrors::new(config.data_dir.join("repos")));
+    let state = ApiState::new(
+        store.clone(),
         scheduler,
-        mirrors: Arc::new(Mirrors::new(config.data_dir.join("repos"))),
-    };
-    poll::spawn(pipelines.clone());
-    let state = HttpState {
-        pipelines,
-        admin_token: Arc::new(admin_token),
-    };
+        events,
+        secrets,
+        &scheduler_config,
+        mirrors.clone(),
+        admin_token,
+    );
+    poll::spawn(poll::Poller {
+        store,
+        mirrors,
+        deliveries: state.deliveries.clone(),
+    });
     let app = api::router(state, config.read_token_required);
     let http_stop = stop.subscribe();
     let http = serve_http(http_listener, app, config.tls.clone(), http_stop);

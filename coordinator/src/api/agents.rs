@@ -9,13 +9,13 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::{ApiError, ApiResult, HttpState, require_admin};
+use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::agent_status::status;
 use crate::model::{AgentId, JobId, now_ms};
 use crate::queue::{QueueGroup, group};
 use crate::store::agents::Agent;
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}", delete(remove_agent))
@@ -23,14 +23,12 @@ pub(super) fn router() -> Router<HttpState> {
         .route("/api/v1/queue", get(queue))
 }
 
-async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_json::Value>> {
-    let scheduler = &state.pipelines.scheduler;
-    let connected = scheduler.connected_agents().await;
-    let running = scheduler.store().running_jobs().await?;
-    let lease_timeout = scheduler.config().lease_timeout;
+async fn list_agents(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    let connected = state.scheduler.connected_agents().await;
+    let running = state.store.running_jobs().await?;
     let now = now_ms();
-    let agents: Vec<serde_json::Value> = scheduler
-        .store()
+    let agents: Vec<serde_json::Value> = state
+        .store
         .agents()
         .await?
         .into_iter()
@@ -41,7 +39,7 @@ async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_jso
                 .map(|job| job.id)
                 .collect();
             let online = connected.contains(&agent.id);
-            let status = status(&agent, online, jobs.len(), lease_timeout, now);
+            let status = status(&agent, online, jobs.len(), state.lease_timeout, now);
             let mut value = json!(agent);
             value["labels"] = json!(agent.labels());
             value["status"] = json!(status);
@@ -54,7 +52,7 @@ async fn list_agents(State(state): State<HttpState>) -> ApiResult<Json<serde_jso
 
 /// `POST /api/v1/agents/{id}/pause` and `/resume`.
 async fn pause_or_resume_agent(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -64,30 +62,25 @@ async fn pause_or_resume_agent(
         "resume" => false,
         other => return Err(ApiError::NotFound(format!("no agent action '{other}'"))),
     };
-    state
-        .pipelines
-        .scheduler
-        .set_paused(AgentId(id), paused)
-        .await?;
+    state.scheduler.set_paused(AgentId(id), paused).await?;
     Ok(Json(json!({ "id": id, "paused": paused })))
 }
 
 async fn remove_agent(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    state.pipelines.scheduler.remove_agent(AgentId(id)).await?;
+    state.scheduler.remove_agent(AgentId(id)).await?;
     Ok(Json(json!({ "id": id, "removed": true })))
 }
 
-async fn queue(State(state): State<HttpState>) -> ApiResult<Json<Vec<QueueGroup>>> {
-    let scheduler = &state.pipelines.scheduler;
-    let store = scheduler.store();
-    let waiting = store.waiting_jobs().await?;
-    let connected = scheduler.connected_agents().await;
-    let available: Vec<Agent> = store
+async fn queue(State(state): State<ApiState>) -> ApiResult<Json<Vec<QueueGroup>>> {
+    let waiting = state.store.waiting_jobs().await?;
+    let connected = state.scheduler.connected_agents().await;
+    let available: Vec<Agent> = state
+        .store
         .agents()
         .await?
         .into_iter()

@@ -2,7 +2,8 @@
 //!
 //! - `POST /hooks/{gitlab|github|gitea|forgejo}/{project}`: the body size limit (413), the
 //!   project (404), then [`webhooks::read`] (its signature 401, its JSON 400) and
-//!   [`deliveries::process`], whose [`Outcome`] is the answer;
+//!   [`Deliveries::process`](crate::deliveries::Deliveries::process), whose [`Outcome`] is
+//!   the answer;
 //! - `GET /api/v1/projects/{name}/deliveries?limit=N`: the latest deliveries.
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -15,12 +16,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::projects::find_project;
-use super::{ApiError, ApiResult, HttpState};
-use crate::deliveries::{self, Outcome};
+use super::{ApiError, ApiResult, ApiState};
+use crate::deliveries::Outcome;
 use crate::store::projects::Forge;
 use crate::webhooks::{self, BODY_LIMIT};
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/hooks/{forge}/{project}", post(receive))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -35,7 +36,7 @@ impl IntoResponse for Outcome {
 }
 
 async fn receive(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path((forge, project)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -45,14 +46,13 @@ async fn receive(
         .ok_or_else(|| ApiError::NotFound(format!("no webhooks for forge '{forge}'")))?;
     let project = find_project(&state, &project).await?;
     let delivery = webhooks::read(path_forge, &project, &headers, &body)?;
-    Ok(deliveries::process(
-        &state.pipelines,
+    let outcome = state.deliveries.process(
         &project,
         delivery.forge.as_str(),
         delivery.id.as_deref(),
         delivery.parsed,
-    )
-    .await)
+    );
+    Ok(outcome.await)
 }
 
 #[derive(Deserialize)]
@@ -61,17 +61,12 @@ struct DeliveriesQuery {
 }
 
 async fn list_deliveries(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(name): Path<String>,
     Query(query): Query<DeliveriesQuery>,
 ) -> ApiResult<Json<Value>> {
     let project = find_project(&state, &name).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = state
-        .pipelines
-        .scheduler
-        .store()
-        .deliveries(project.id, limit)
-        .await?;
+    let rows = state.store.deliveries(project.id, limit).await?;
     Ok(Json(json!(rows)))
 }

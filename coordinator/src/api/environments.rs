@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::projects::find_project;
-use super::{ApiResult, HttpState, require_admin};
+use super::{ApiResult, ApiState, require_admin};
 use crate::environments;
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/projects/{name}/environments", get(list))
         .route("/api/v1/projects/{name}/environments/{env}", get(show))
@@ -28,22 +28,22 @@ pub(super) fn router() -> Router<HttpState> {
 }
 
 async fn list(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let project = find_project(&state, &name).await?;
-    let store = state.pipelines.scheduler.store();
+    let store = &state.store;
     Ok(Json(json!(
         environments::of_project(store, &project).await?
     )))
 }
 
 async fn show(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path((name, env)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let project = find_project(&state, &name).await?;
-    let store = state.pipelines.scheduler.store();
+    let store = &state.store;
     Ok(Json(json!(
         environments::find(store, &project, &env).await?
     )))
@@ -55,7 +55,7 @@ struct RollbackTo {
 }
 
 async fn rollback(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path((name, env)): Path<(String, String)>,
     body: Option<Json<RollbackTo>>,
@@ -63,9 +63,8 @@ async fn rollback(
     require_admin(&state, &headers)?;
     let project = find_project(&state, &name).await?;
     let wanted = body.and_then(|Json(to)| to.deployment);
-    let scheduler = &state.pipelines.scheduler;
     let rollback =
-        environments::rollback(scheduler.store(), scheduler, &project, &env, wanted).await?;
+        environments::rollback(&state.store, &state.scheduler, &project, &env, wanted).await?;
     Ok(Json(json!({
         "environment": env, "deployment": rollback.deployment, "job": rollback.job
     })))

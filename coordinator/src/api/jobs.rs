@@ -15,14 +15,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::events::wait_for;
-use super::{ApiError, ApiResult, HttpState, require_admin};
+use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::artifacts::Listing;
 use crate::events::Event;
 use crate::model::JobId;
 use crate::store::StoreError;
 use crate::store::jobs::Job;
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/jobs/{id}", get(show_job))
         .route("/api/v1/jobs/{id}/log", get(job_log))
@@ -33,18 +33,16 @@ pub(super) fn router() -> Router<HttpState> {
         .route("/api/v1/jobs/{id}/play", post(play_job))
 }
 
-async fn find_job(state: &HttpState, id: JobId) -> ApiResult<Job> {
+async fn find_job(state: &ApiState, id: JobId) -> ApiResult<Job> {
     state
-        .pipelines
-        .scheduler
-        .store()
+        .store
         .job(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("job {id} does not exist")))
 }
 
 async fn show_job(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let job = find_job(&state, JobId(id)).await?;
@@ -72,32 +70,31 @@ const LOG_PIECE: usize = 1 << 20;
 /// The raw log bytes from `offset`; with `follow`, the body stays open and grows with the
 /// log until the job finishes.
 async fn job_log(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
     Query(query): Query<LogQuery>,
 ) -> ApiResult<Response> {
     let id = JobId(id);
     find_job(&state, id).await?;
-    let scheduler = state.pipelines.scheduler.clone();
-    let events = scheduler.events().subscribe();
+    let store = state.store.clone();
+    let events = state.events.subscribe();
     let follow = query.follow;
     let stream = futures::stream::unfold(
-        (scheduler, events, query.offset, false),
-        move |(scheduler, mut events, offset, done)| async move {
+        (store, events, query.offset, false),
+        move |(store, mut events, offset, done)| async move {
             if done {
                 return None;
             }
             loop {
-                let store = scheduler.store();
                 let (data, next) = match store.read_log(id, offset, LOG_PIECE).await {
                     Ok(read) => read,
                     Err(error) => {
                         let error = std::io::Error::other(error.to_string());
-                        return Some((Err(error), (scheduler, events, offset, true)));
+                        return Some((Err(error), (store, events, offset, true)));
                     }
                 };
                 if !data.is_empty() {
-                    return Some((Ok(Bytes::from(data)), (scheduler, events, next, false)));
+                    return Some((Ok(Bytes::from(data)), (store, events, next, false)));
                 }
                 let finished = match store.job(id).await {
                     Ok(Some(job)) => job.status.is_finished(),
@@ -119,7 +116,7 @@ async fn job_log(
 }
 
 /// The job's artifacts archive (tar.gz), streamed from the data dir; 410 once expired.
-async fn job_artifacts(State(state): State<HttpState>, Path(id): Path<i64>) -> ApiResult<Response> {
+async fn job_artifacts(State(state): State<ApiState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let job = find_job(&state, JobId(id)).await?;
     if job.artifacts_expired {
         return Err(ApiError::Gone(format!(
@@ -127,9 +124,6 @@ async fn job_artifacts(State(state): State<HttpState>, Path(id): Path<i64>) -> A
         )));
     }
     let file = state
-        .pipelines
-        .scheduler
-        .config()
         .artifacts
         .open(job.id)
         .await?
@@ -148,14 +142,11 @@ async fn job_artifacts(State(state): State<HttpState>, Path(id): Path<i64>) -> A
 
 /// The files in the job's artifacts archive (path and size), read from the archive itself.
 async fn job_artifact_files(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Listing>> {
     let job = find_job(&state, JobId(id)).await?;
     let listing = state
-        .pipelines
-        .scheduler
-        .config()
         .artifacts
         .list(job.id)
         .await?
@@ -164,31 +155,31 @@ async fn job_artifact_files(
 }
 
 async fn cancel_job(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    state.pipelines.scheduler.cancel_job(JobId(id)).await?;
+    state.scheduler.cancel_job(JobId(id)).await?;
     Ok(Json(json!({ "id": id })))
 }
 
 async fn retry_job(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    let retry = state.pipelines.scheduler.retry_job(JobId(id)).await?;
+    let retry = state.scheduler.retry_job(JobId(id)).await?;
     Ok(Json(json!({ "id": retry })))
 }
 
 async fn play_job(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    state.pipelines.scheduler.play_job(JobId(id)).await?;
+    state.scheduler.play_job(JobId(id)).await?;
     Ok(Json(json!({ "id": id })))
 }

@@ -8,7 +8,7 @@
 //! - [`events`]: server-sent events for the live pages, and waiting on the event bus;
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`.
 //!
-//! This file owns what they share: the state every handler gets ([`HttpState`]), the one
+//! This file owns what they share: the state every handler gets ([`ApiState`]), the one
 //! mapping of errors to HTTP answers ([`ApiError`]) and the tokens (the admin token for
 //! changes, [`read_guard`] for reads). Handlers stay thin: parse, check the token, call the
 //! domain (the scheduler's commands, the store's reads, [`crate::deliveries`]), convert
@@ -26,6 +26,7 @@ mod resource_groups;
 mod variables;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,24 +34,67 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::artifacts::ArtifactError;
+use crate::artifacts::{ArtifactError, ArtifactStore};
+use crate::deliveries::Deliveries;
 use crate::environments::EnvironmentError;
-use crate::scheduler::SchedulerError;
-use crate::store::StoreError;
+use crate::events::Events;
+use crate::git::Mirrors;
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
+use crate::secrets::SecretBox;
+use crate::store::{Store, StoreError};
 use crate::tokens;
-use crate::trigger::{Pipelines, TriggerError};
+use crate::trigger::TriggerError;
 use crate::webhooks::Refusal;
 
+/// What the handlers work with, each part shared with the rest of the coordinator (built
+/// in [`crate::run`]): reads go to the store, commands to the scheduler, waits to the
+/// event bus, and Git events to [`Deliveries`].
 #[derive(Clone)]
-pub struct HttpState {
-    pub pipelines: Pipelines,
+pub struct ApiState {
+    pub store: Store,
+    pub scheduler: Arc<Scheduler>,
+    pub events: Events,
+    /// The projects' mirrors, for pipelines started over the API.
+    pub mirrors: Arc<Mirrors>,
+    pub deliveries: Deliveries,
+    /// Seals project variables as they are set.
+    pub secrets: SecretBox,
+    pub artifacts: ArtifactStore,
+    /// How long agents' leases last: an agent's status follows its heartbeats.
+    pub lease_timeout: Duration,
     pub admin_token: Arc<String>,
+}
+
+impl ApiState {
+    /// The state over the coordinator's parts: `scheduler` was built on the same `store`,
+    /// `events`, `secrets` and `config`.
+    pub fn new(
+        store: Store,
+        scheduler: Arc<Scheduler>,
+        events: Events,
+        secrets: SecretBox,
+        config: &SchedulerConfig,
+        mirrors: Arc<Mirrors>,
+        admin_token: String,
+    ) -> ApiState {
+        ApiState {
+            deliveries: Deliveries::new(store.clone(), scheduler.clone(), mirrors.clone()),
+            store,
+            scheduler,
+            events,
+            mirrors,
+            secrets,
+            artifacts: config.artifacts.clone(),
+            lease_timeout: config.lease_timeout,
+            admin_token: Arc::new(admin_token),
+        }
+    }
 }
 
 /// The app. With `read_token_required`, reads of the API, badges and metrics need the
 /// token too (as `Authorization: Bearer` or the UI's `esteira_token` cookie); the page
 /// itself stays public so that it can ask for the token.
-pub fn router(state: HttpState, read_token_required: bool) -> Router {
+pub fn router(state: ApiState, read_token_required: bool) -> Router {
     let guard =
         axum::middleware::from_fn_with_state((state.clone(), read_token_required), read_guard);
     Router::new()
@@ -162,7 +206,7 @@ impl From<Refusal> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-fn require_admin(state: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
+fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<()> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -193,7 +237,7 @@ fn request_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Refuses reads without the token when the coordinator requires one.
 async fn read_guard(
-    State((state, required)): State<(HttpState, bool)>,
+    State((state, required)): State<(ApiState, bool)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {

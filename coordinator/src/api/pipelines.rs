@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::events::wait_for;
-use super::{ApiError, ApiResult, HttpState, require_admin};
+use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::events::Event;
 use crate::model::{PipelineId, PipelineStatus};
 use crate::store::StoreError;
@@ -21,7 +21,7 @@ use crate::store::jobs::Job;
 use crate::store::pipelines::{Pipeline, PipelineFilter};
 use crate::trigger::{Trigger, start_pipeline};
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/projects/{name}/pipelines", post(run_pipeline))
         .route("/api/v1/pipelines", get(list_pipelines))
@@ -41,7 +41,7 @@ struct RunPipeline {
 }
 
 async fn run_pipeline(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(project): Path<String>,
     Json(run): Json<RunPipeline>,
@@ -55,8 +55,7 @@ async fn run_pipeline(
         source: PipelineSource::Api,
         ..Trigger::default()
     };
-    let p = &state.pipelines;
-    let id = start_pipeline(&p.scheduler, &p.mirrors, trigger).await?;
+    let id = start_pipeline(&state.scheduler, &state.mirrors, trigger).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
@@ -71,7 +70,7 @@ struct ListQuery {
 }
 
 async fn list_pipelines(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let filter = PipelineFilter {
@@ -81,9 +80,7 @@ async fn list_pipelines(
         before: query.before.map(PipelineId),
         limit: query.limit.unwrap_or(50).clamp(1, 500),
     };
-    Ok(Json(json!(
-        state.pipelines.scheduler.store().pipelines(&filter).await?
-    )))
+    Ok(Json(json!(state.store.pipelines(&filter).await?)))
 }
 
 /// A pipeline with its stages and every job attempt.
@@ -95,8 +92,8 @@ struct PipelineView {
     jobs: Vec<Job>,
 }
 
-async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineView> {
-    let store = state.pipelines.scheduler.store();
+async fn pipeline_view(state: &ApiState, id: PipelineId) -> ApiResult<PipelineView> {
+    let store = &state.store;
     let pipeline = store
         .pipeline(id)
         .await?
@@ -111,7 +108,7 @@ async fn pipeline_view(state: &HttpState, id: PipelineId) -> ApiResult<PipelineV
 }
 
 async fn show_pipeline(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<PipelineView>> {
     Ok(Json(pipeline_view(&state, PipelineId(id)).await?))
@@ -125,12 +122,12 @@ struct WaitQuery {
 
 /// Answers the moment the pipeline finishes (or when the timeout passes).
 async fn wait_pipeline(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
     Query(query): Query<WaitQuery>,
 ) -> ApiResult<Json<PipelineView>> {
     let id = PipelineId(id);
-    let mut events = state.pipelines.scheduler.events().subscribe();
+    let mut events = state.events.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.timeout.unwrap_or(60));
     loop {
         let view = pipeline_view(&state, id).await?;
@@ -148,15 +145,11 @@ async fn wait_pipeline(
 }
 
 async fn cancel_pipeline(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    state
-        .pipelines
-        .scheduler
-        .cancel_pipeline(PipelineId(id))
-        .await?;
+    state.scheduler.cancel_pipeline(PipelineId(id)).await?;
     Ok(Json(json!({ "id": id })))
 }

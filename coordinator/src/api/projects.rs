@@ -9,11 +9,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, HttpState, require_admin};
+use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::projects::{invalid_new, invalid_settings};
 use crate::store::projects::{Project, ProjectSettings};
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/projects", get(list_projects).post(add_project))
         .route(
@@ -26,11 +26,9 @@ pub(super) fn router() -> Router<HttpState> {
 }
 
 /// The project named `name`, or 404.
-pub(super) async fn find_project(state: &HttpState, name: &str) -> ApiResult<Project> {
+pub(super) async fn find_project(state: &ApiState, name: &str) -> ApiResult<Project> {
     state
-        .pipelines
-        .scheduler
-        .store()
+        .store
         .project_by_name(name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project '{name}' does not exist")))
@@ -45,7 +43,7 @@ struct NewProject {
 }
 
 async fn add_project(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Json(new): Json<NewProject>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
@@ -58,7 +56,7 @@ async fn add_project(
         .pipeline_file
         .as_deref()
         .unwrap_or(".gitlab-ci.yml");
-    let store = state.pipelines.scheduler.store();
+    let store = &state.store;
     let project = store
         .insert_project(&new.name, &new.repo_url, file)
         .await?
@@ -70,22 +68,22 @@ async fn add_project(
     Ok((StatusCode::CREATED, Json(project.view())))
 }
 
-async fn list_projects(State(state): State<HttpState>) -> ApiResult<Json<serde_json::Value>> {
-    let projects = state.pipelines.scheduler.store().projects().await?;
+async fn list_projects(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    let projects = state.store.projects().await?;
     Ok(Json(json!(
         projects.iter().map(Project::view).collect::<Vec<_>>()
     )))
 }
 
 async fn show_project(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(find_project(&state, &name).await?.view()))
 }
 
 async fn edit_project(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Json(settings): Json<ProjectSettings>,
@@ -96,9 +94,7 @@ async fn edit_project(
     }
     let project = find_project(&state, &name).await?;
     let project = state
-        .pipelines
-        .scheduler
-        .store()
+        .store
         .update_project(project.id, &settings)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project '{name}' does not exist")))?;
@@ -107,19 +103,13 @@ async fn edit_project(
 
 /// The project stops taking events; its pipelines stay.
 async fn remove_project(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
     let project = find_project(&state, &name).await?;
-    if !state
-        .pipelines
-        .scheduler
-        .store()
-        .remove_project(project.id)
-        .await?
-    {
+    if !state.store.remove_project(project.id).await? {
         return Err(ApiError::NotFound(format!(
             "project '{name}' does not exist"
         )));

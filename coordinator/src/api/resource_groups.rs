@@ -12,21 +12,21 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::projects::find_project;
-use super::{ApiError, ApiResult, HttpState, require_admin};
+use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::model::ProcessMode;
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/projects/{name}/resource_groups", get(list))
         .route("/api/v1/projects/{name}/resource_groups/{group}", put(set))
 }
 
 async fn list(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let project = find_project(&state, &name).await?;
-    let store = state.pipelines.scheduler.store();
+    let store = &state.store;
     let groups: Vec<serde_json::Value> = store
         .resource_group_modes(project.id)
         .await?
@@ -42,7 +42,7 @@ struct NewMode {
 }
 
 async fn set(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path((name, group)): Path<(String, String)>,
     Json(new): Json<NewMode>,
@@ -55,7 +55,7 @@ async fn set(
         )));
     }
     let project = find_project(&state, &name).await?;
-    let store = state.pipelines.scheduler.store();
+    let store = &state.store;
     store
         .set_resource_group_mode(project.id, &group, mode)
         .await?;

@@ -12,10 +12,10 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::projects::find_project;
-use super::{ApiError, ApiResult, HttpState, require_admin};
+use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::project_variables::{NewValue, invalid};
 
-pub(super) fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/projects/{name}/variables", get(list))
         .route(
@@ -25,7 +25,7 @@ pub(super) fn router() -> Router<HttpState> {
 }
 
 async fn set(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path((name, key)): Path<(String, String)>,
     Json(new): Json<NewValue>,
@@ -35,44 +35,32 @@ async fn set(
         return Err(ApiError::BadRequest(reason));
     }
     let project = find_project(&state, &name).await?;
-    let scheduler = &state.pipelines.scheduler;
-    let sealed = new.seal(&key, scheduler.secrets());
-    scheduler.store().put_variable(project.id, &sealed).await?;
+    let sealed = new.seal(&key, &state.secrets);
+    state.store.put_variable(project.id, &sealed).await?;
     Ok(Json(json!({
         "key": key, "masked": new.masked, "protected": new.protected, "file": new.file
     })))
 }
 
 async fn list(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
     let project = find_project(&state, &name).await?;
-    let infos = state
-        .pipelines
-        .scheduler
-        .store()
-        .variable_infos(project.id)
-        .await?;
+    let infos = state.store.variable_infos(project.id).await?;
     Ok(Json(json!(infos)))
 }
 
 async fn remove(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     Path((name, key)): Path<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
     let project = find_project(&state, &name).await?;
-    if !state
-        .pipelines
-        .scheduler
-        .store()
-        .remove_variable(project.id, &key)
-        .await?
-    {
+    if !state.store.remove_variable(project.id, &key).await? {
         return Err(ApiError::NotFound(format!(
             "variable {key} does not exist in {name}"
         )));

@@ -14,9 +14,9 @@ mod badges;
 
 use axum::Router;
 
-use crate::api::HttpState;
+use crate::api::ApiState;
 
-pub fn router() -> Router<HttpState> {
+pub fn router() -> Router<ApiState> {
     Router::new()
         .merge(assets::router())
         .merge(badges::router())
