@@ -2,7 +2,8 @@
 //! delivery is claimed in the store (a redelivery, or another delivery of the same event,
 //! stops there), the pipeline planned and started, and the outcome recorded on the claim.
 //! Nothing before the claim writes anything; a failure that may pass releases the claim so
-//! that the forge's retry is processed again.
+//! that the forge's retry is processed again. A project's deliveries are processed one at
+//! a time, different projects' side by side.
 
 use esteira_pipeline::PipelineSource;
 use serde::Serialize;
@@ -11,7 +12,8 @@ use tracing::{info, warn};
 use std::sync::Arc;
 
 use crate::git::Mirrors;
-use crate::model::PipelineId;
+use crate::locks::KeyedLocks;
+use crate::model::{PipelineId, ProjectId};
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 use crate::store::deliveries::{Claim, NewDelivery};
@@ -26,6 +28,7 @@ pub struct Deliveries {
     store: Store,
     scheduler: Arc<Scheduler>,
     mirrors: Arc<Mirrors>,
+    turns: Arc<KeyedLocks<ProjectId>>,
 }
 
 /// How a delivery ended, as the forge is told: `status` is the HTTP status of the answer
@@ -49,6 +52,7 @@ impl Deliveries {
             store,
             scheduler,
             mirrors,
+            turns: Arc::default(),
         }
     }
 
@@ -63,10 +67,9 @@ impl Deliveries {
         delivery_id: Option<&str>,
         parsed: Parsed,
     ) -> Outcome {
-        // One delivery at a time: pipelines are created one at a time anyway (under the
-        // scheduler's lock), and concurrent SQLite writers only wait on each other's locks.
-        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _turn = ONE_AT_A_TIME.lock().await;
+        // One delivery of a project at a time, so that its pipelines are created in the
+        // order the events came (auto-cancel stops the older ones); other projects' go on.
+        let _turn = self.turns.lock(project.id).await;
         let store = &self.store;
         let (event_name, event_key, reason) = match &parsed {
             Parsed::Event(event) => (event.name().to_string(), Some(event.key()), None),

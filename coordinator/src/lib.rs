@@ -21,6 +21,7 @@
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
+//! - [`locks`]: one turn at a time per key (a project's deliveries, a mirror's fetches).
 //! - [`secrets`]: encryption at rest of stored secrets.
 //! - [`ui`]: the web UI, embedded, and the badges.
 //! - [`webhooks`]: Git events from forges, read and authenticated. [`poll`]: the same
@@ -38,6 +39,7 @@ pub mod events;
 pub mod expiry;
 pub mod git;
 pub mod grpc;
+pub mod locks;
 pub mod model;
 pub mod poll;
 pub mod project_variables;
