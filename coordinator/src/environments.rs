@@ -1,36 +1,36 @@
-//! Environments over REST: each environment's current deployment and history, and
-//! rollback, which runs the deploy job of an earlier deployment again (on its commit)
-//! and so records a new deployment.
-//!
-//! - `GET /api/v1/projects/{name}/environments`
-//! - `GET /api/v1/projects/{name}/environments/{env}`
-//! - `POST /api/v1/projects/{name}/environments/{env}/rollback` `{"deployment": ID}`
-//!   (default: the successful deployment before the current one)
+//! Environments: what runs in each of a project's environments (its newest successful
+//! deployment, none once an `action: stop` job ran after it), the history of its
+//! deployments, and rollback, which runs the deploy job of an earlier deployment again
+//! (on its commit) and so records a new deployment.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use std::sync::Arc;
 
-use crate::http::{ApiError, ApiResult, HttpState, find_project, require_admin};
+use serde::Serialize;
+
 use crate::model::JobId;
-use crate::scheduler::latest_attempts;
+use crate::scheduler::{Scheduler, SchedulerError, latest_attempts};
 use crate::store::deployments::Deployment;
+use crate::store::projects::Project;
+use crate::store::{Store, StoreError};
 
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/v1/projects/{name}/environments", get(list))
-        .route("/api/v1/projects/{name}/environments/{env}", get(show))
-        .route(
-            "/api/v1/projects/{name}/environments/{env}/rollback",
-            post(rollback),
-        )
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error("environment '{env}' of '{project}' does not exist")]
+    UnknownEnvironment { project: String, env: String },
+    #[error("deployment {id} of '{env}' does not exist")]
+    UnknownDeployment { env: String, id: i64 },
+    #[error("'{0}' has no earlier successful deployment to roll back to")]
+    NothingToRollBackTo(String),
+    #[error("job {0} does not exist")]
+    UnknownJob(JobId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
 }
 
 #[derive(Serialize)]
-struct DeploymentView {
+pub struct DeploymentView {
     #[serde(flatten)]
     deployment: Deployment,
     /// What the UI and CLI show as the version: the short commit.
@@ -39,7 +39,7 @@ struct DeploymentView {
 }
 
 #[derive(Serialize)]
-struct EnvironmentView {
+pub struct EnvironmentView {
     name: String,
     tier: String,
     url: Option<String>,
@@ -97,55 +97,47 @@ fn environments(deployments: Vec<Deployment>) -> Vec<EnvironmentView> {
     views
 }
 
-async fn project_environments(state: &HttpState, name: &str) -> ApiResult<Vec<EnvironmentView>> {
-    let project = find_project(state, name).await?;
-    let deployments = state
-        .pipelines
-        .scheduler
-        .store()
-        .deployments(project.id)
-        .await?;
-    Ok(environments(deployments))
+/// The environments of `project`, in name order.
+pub async fn of_project(
+    store: &Store,
+    project: &Project,
+) -> Result<Vec<EnvironmentView>, StoreError> {
+    Ok(environments(store.deployments(project.id).await?))
 }
 
-async fn list(
-    State(state): State<HttpState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!(project_environments(&state, &name).await?)))
-}
-
-async fn one(state: &HttpState, name: &str, env: &str) -> ApiResult<EnvironmentView> {
-    project_environments(state, name)
+/// The environment `env` of `project`.
+pub async fn find(
+    store: &Store,
+    project: &Project,
+    env: &str,
+) -> Result<EnvironmentView, EnvironmentError> {
+    of_project(store, project)
         .await?
         .into_iter()
         .find(|view| view.name == env)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("environment '{env}' of '{name}' does not exist"))
+        .ok_or_else(|| EnvironmentError::UnknownEnvironment {
+            project: project.name.clone(),
+            env: env.to_string(),
         })
 }
 
-async fn show(
-    State(state): State<HttpState>,
-    Path((name, env)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(json!(one(&state, &name, &env).await?)))
+/// A rollback under way: the deployment rolled back to, and the job that redeploys it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rollback {
+    pub deployment: i64,
+    pub job: JobId,
 }
 
-#[derive(Deserialize, Default)]
-struct RollbackTo {
-    deployment: Option<i64>,
-}
-
-async fn rollback(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    Path((name, env)): Path<(String, String)>,
-    body: Option<Json<RollbackTo>>,
-) -> ApiResult<Json<serde_json::Value>> {
-    require_admin(&state, &headers)?;
-    let view = one(&state, &name, &env).await?;
-    let wanted = body.and_then(|Json(to)| to.deployment);
+/// Rolls `env` back to the deployment `wanted` (by default the successful deployment
+/// before the current one) by retrying the latest attempt of its deploy job.
+pub async fn rollback(
+    store: &Store,
+    scheduler: &Arc<Scheduler>,
+    project: &Project,
+    env: &str,
+    wanted: Option<i64>,
+) -> Result<Rollback, EnvironmentError> {
+    let view = find(store, project, env).await?;
     let current = view.current.as_ref().map(|d| d.deployment.id);
     let target = view
         .history
@@ -155,33 +147,28 @@ async fn rollback(
             Some(id) => d.id == id,
             None => d.status == "success" && Some(d.id) != current,
         })
-        .ok_or_else(|| {
-            ApiError::NotFound(match wanted {
-                Some(id) => format!("deployment {id} of '{env}' does not exist"),
-                None => format!("'{env}' has no earlier successful deployment to roll back to"),
-            })
+        .ok_or_else(|| match wanted {
+            Some(id) => EnvironmentError::UnknownDeployment {
+                env: env.to_string(),
+                id,
+            },
+            None => EnvironmentError::NothingToRollBackTo(env.to_string()),
         })?;
-    let scheduler = &state.pipelines.scheduler;
-    let deployed = scheduler
-        .store()
+    let deployed = store
         .job(target.job_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("job {} does not exist", target.job_id)))?;
+        .ok_or(EnvironmentError::UnknownJob(target.job_id))?;
     // Run the deploy job's latest attempt in its pipeline again.
-    let attempts = latest_attempts(
-        scheduler
-            .store()
-            .pipeline_jobs(deployed.pipeline_id)
-            .await?,
-    );
+    let attempts = latest_attempts(store.pipeline_jobs(deployed.pipeline_id).await?);
     let latest: JobId = attempts
         .iter()
         .find(|job| job.name == deployed.name)
         .map_or(deployed.id, |job| job.id);
     let job = scheduler.retry_job(latest).await?;
-    Ok(Json(
-        json!({ "environment": env, "deployment": target.id, "job": job }),
-    ))
+    Ok(Rollback {
+        deployment: target.id,
+        job,
+    })
 }
 
 #[cfg(test)]

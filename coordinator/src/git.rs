@@ -14,8 +14,8 @@ use std::process::Command;
 
 use esteira_gitssh::TemporaryKey;
 use esteira_pipeline::{FileSource, RefKind};
-use tokio::sync::Mutex;
 
+use crate::locks::KeyedLocks;
 use crate::store::projects::Project;
 use crate::webhooks::event::is_merge_request_ref;
 
@@ -33,17 +33,18 @@ pub enum GitError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The mirrors under `<data-dir>/repos`, one fetch at a time.
+/// The mirrors under `<data-dir>/repos`, one fetch at a time per mirror.
 pub struct Mirrors {
     root: PathBuf,
-    fetching: Mutex<()>,
+    /// By project name, as the mirror's path is.
+    fetching: KeyedLocks<String>,
 }
 
 impl Mirrors {
     pub fn new(root: PathBuf) -> Mirrors {
         Mirrors {
             root,
-            fetching: Mutex::new(()),
+            fetching: KeyedLocks::default(),
         }
     }
 
@@ -58,7 +59,7 @@ impl Mirrors {
 
     /// Brings the project's mirror up to date with its repository.
     pub async fn fetch(&self, project: &Project) -> Result<PathBuf, GitError> {
-        let _one_at_a_time = self.fetching.lock().await;
+        let _one_at_a_time = self.fetching.lock(project.name.clone()).await;
         let mirror = self.path(&project.name);
         let url = project.fetch_url();
         let ssh_key = project.ssh_key.clone();

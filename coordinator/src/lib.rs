@@ -10,30 +10,41 @@
 //! - [`store`]: SQLite through sqlx, one file per concern.
 //! - [`scheduler`]: every decision about jobs, under one lock.
 //! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
-//! - [`grpc`]: the agents' service. [`http`]: REST API, health, metrics.
-//!   [`project_variables`]: the project variables' endpoints. [`environments`]:
+//! - [`grpc`]: the agents' service. [`api`]: the HTTP side (REST API, webhooks, health,
+//!   metrics, server-sent events), one file per resource, with the shared state, errors
+//!   and tokens in its `mod.rs`.
+//! - [`projects`]: what a project's name and settings must be. [`project_variables`]:
+//!   what a project variable must be, sealed for the store. [`environments`]:
 //!   environments, their deployments and rollback. [`resource_groups`]: whose turn it
-//!   is in a resource group, and the groups' process modes.
+//!   is in a resource group. [`agent_status`]: what an agent is doing. [`queue`]: the
+//!   pending jobs per required tag set.
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
+//! - [`locks`]: one turn at a time per key (a project's deliveries, a mirror's fetches).
 //! - [`secrets`]: encryption at rest of stored secrets.
-//! - [`ui`]: the web UI, embedded.
-//! - [`webhooks`]: Git events from forges. [`poll`]: the same for projects without
-//!   webhooks. [`statuses`]: commit statuses back to the forge.
+//! - [`ui`]: the web UI, embedded, and the badges.
+//! - [`webhooks`]: Git events from forges, read and authenticated. [`poll`]: the same
+//!   for projects without webhooks. [`deliveries`]: what an event starts, for both.
+//!   [`statuses`]: commit statuses back to the forge.
 
+pub mod agent_status;
+pub mod api;
 pub mod artifacts;
 pub mod config;
 pub mod coverage;
+pub mod deliveries;
 pub mod environments;
 pub mod events;
 pub mod expiry;
 pub mod git;
 pub mod grpc;
-pub mod http;
+pub mod locks;
 pub mod model;
 pub mod poll;
 pub mod project_variables;
+pub mod projects;
+pub mod queue;
 pub mod resource_groups;
 pub mod scheduler;
 pub mod secrets;
@@ -56,15 +67,14 @@ use tracing::{info, warn};
 
 pub use config::Config;
 
+use crate::api::ApiState;
 use crate::artifacts::ArtifactStore;
 use crate::events::Events;
 use crate::git::Mirrors;
 use crate::grpc::AgentApi;
-use crate::http::HttpState;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
-use crate::trigger::Pipelines;
 
 /// The largest message either side of the agents' protocol accepts: tonic's default
 /// decoding limit, which agents keep.
@@ -129,20 +139,19 @@ pub async fn run(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_address}"));
+    let events = Events::new();
+    let scheduler_config = SchedulerConfig {
+        lease_timeout: config.lease_timeout,
+        log_limit: config.log_limit,
+        server_url: public_url.trim_end_matches('/').to_string(),
+        artifacts: ArtifactStore::new(config.data_dir.join("artifacts"), config.artifacts_limit),
+        max_assignment_bytes: MAX_ASSIGNMENT_BYTES,
+    };
     let scheduler = Scheduler::new(
-        store,
-        secrets,
-        Events::new(),
-        SchedulerConfig {
-            lease_timeout: config.lease_timeout,
-            log_limit: config.log_limit,
-            server_url: public_url.trim_end_matches('/').to_string(),
-            artifacts: ArtifactStore::new(
-                config.data_dir.join("artifacts"),
-                config.artifacts_limit,
-            ),
-            max_assignment_bytes: MAX_ASSIGNMENT_BYTES,
-        },
+        store.clone(),
+        secrets.clone(),
+        events.clone(),
+        scheduler_config.clone(),
     );
     scheduler.recover().await?;
 
@@ -178,16 +187,22 @@ pub async fn run(
         );
     statuses::spawn(scheduler.clone(), statuses::Retry::default());
     expiry::spawn(scheduler.clone(), config.artifacts_sweep_interval);
-    let pipelines = Pipelines {
+    let mirrors = Arc::new(Mirrors::new(config.data_dir.join("repos")));
+    let state = ApiState::new(
+        store.clone(),
         scheduler,
-        mirrors: Arc::new(Mirrors::new(config.data_dir.join("repos"))),
-    };
-    poll::spawn(pipelines.clone());
-    let state = HttpState {
-        pipelines,
-        admin_token: Arc::new(admin_token),
-    };
-    let app = http::router(state, config.read_token_required);
+        events,
+        secrets,
+        &scheduler_config,
+        mirrors.clone(),
+        admin_token,
+    );
+    poll::spawn(poll::Poller {
+        store,
+        mirrors,
+        deliveries: state.deliveries.clone(),
+    });
+    let app = api::router(state, config.read_token_required);
     let http_stop = stop.subscribe();
     let http = serve_http(http_listener, app, config.tls.clone(), http_stop);
     info!(http = %http_address, grpc = %config.grpc, data_dir = %config.data_dir.display(), "coordinator ready");

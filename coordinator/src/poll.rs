@@ -1,19 +1,22 @@
 //! Polling, for projects without webhooks (`--poll SECONDS`): fetch the mirror, compare
 //! its branches and tags with those of the last poll (kept in the store, so a restart
 //! does not start everything again) and hand each update to the webhook path
-//! ([`webhooks::process`]) as the push it is. A project's first poll starts one pipeline,
+//! ([`Deliveries::process`]) as the push it is. A project's first poll starts one pipeline,
 //! for its default branch, and remembers every ref; a repository without its default
 //! branch yet (new and empty) has each ref that appears built as a push would be.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use crate::deliveries::Deliveries;
+use crate::git::Mirrors;
 use crate::model::ProjectId;
+use crate::store::Store;
 use crate::store::projects::Project;
-use crate::trigger::Pipelines;
 use crate::webhooks::{self, Parsed};
 
 /// The pseudo ref remembered by every poll (no git ref has an empty name).
@@ -22,15 +25,24 @@ const POLLED_MARKER: &str = "";
 /// How often the poller looks for projects that are due.
 const TICK: Duration = Duration::from_millis(250);
 
+/// What polling works with: the store (the polled projects, the refs of their last poll),
+/// their mirrors, and the deliveries every update goes through.
+#[derive(Clone)]
+pub struct Poller {
+    pub store: Store,
+    pub mirrors: Arc<Mirrors>,
+    pub deliveries: Deliveries,
+}
+
 /// Polls every polled project at its interval, until the process ends.
-pub fn spawn(pipelines: Pipelines) -> tokio::task::JoinHandle<()> {
+pub fn spawn(poller: Poller) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last: HashMap<ProjectId, Instant> = HashMap::new();
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let projects = match pipelines.scheduler.store().polled_projects().await {
+            let projects = match poller.store.polled_projects().await {
                 Ok(projects) => projects,
                 Err(error) => {
                     warn!(%error, "listing polled projects failed");
@@ -45,7 +57,7 @@ pub fn spawn(pipelines: Pipelines) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
                 last.insert(project.id, Instant::now());
-                if let Err(error) = poll_once(&pipelines, &project).await {
+                if let Err(error) = poll_once(&poller, &project).await {
                     warn!(project = %project.name, %error, "poll failed");
                 }
             }
@@ -54,9 +66,9 @@ pub fn spawn(pipelines: Pipelines) -> tokio::task::JoinHandle<()> {
 }
 
 /// One poll of one project; answers how many pipelines it started.
-pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Result<usize> {
-    let store = pipelines.scheduler.store();
-    let mirror = pipelines.mirrors.fetch(project).await?;
+pub async fn poll_once(poller: &Poller, project: &Project) -> anyhow::Result<usize> {
+    let store = &poller.store;
+    let mirror = poller.mirrors.fetch(project).await?;
     let now = list_refs(&mirror).await?;
     let mut known: HashMap<String, String> =
         store.polled_refs(project.id).await?.into_iter().collect();
@@ -86,7 +98,10 @@ pub async fn poll_once(pipelines: &Pipelines, project: &Project) -> anyhow::Resu
             remembered.push((name.clone(), sha.clone()));
             continue;
         };
-        let outcome = webhooks::process(pipelines, project, "poll", None, parsed).await;
+        let outcome = poller
+            .deliveries
+            .process(project, "poll", None, parsed)
+            .await;
         debug!(project = %project.name, git_ref = %name, outcome = outcome.outcome, "polled update");
         if outcome.status >= 500 {
             // Try again at the next poll.

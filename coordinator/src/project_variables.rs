@@ -1,44 +1,42 @@
-//! Project variables over REST: set (value sealed at rest), list (flags only), remove.
-//!
-//! - `PUT /api/v1/projects/{name}/variables/{key}` `{value, masked, protected, file}`
-//! - `GET /api/v1/projects/{name}/variables`
-//! - `DELETE /api/v1/projects/{name}/variables/{key}`
-//!
-//! A masked value must be at least 8 characters on one line, as GitLab requires, so that
-//! masking it in logs is meaningful.
+//! Project variables as esteira takes them: a key usable as an environment variable's
+//! name, and a masked value of at least 8 characters on one line, as GitLab requires, so
+//! that masking it in logs is meaningful. Values are sealed before they reach the store;
+//! the REST side is [`crate::api`]'s.
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::http::{ApiError, ApiResult, HttpState, find_project, require_admin};
+use crate::secrets::SecretBox;
 use crate::store::variables::SealedVariable;
 
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/v1/projects/{name}/variables", get(list))
-        .route(
-            "/api/v1/projects/{name}/variables/{key}",
-            put(set).delete(remove),
-        )
+/// A variable's value and flags, as set.
+#[derive(Deserialize)]
+pub struct NewValue {
+    pub value: String,
+    #[serde(default)]
+    pub masked: bool,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub file: bool,
 }
 
-#[derive(Deserialize)]
-struct NewValue {
-    value: String,
-    #[serde(default)]
-    masked: bool,
-    #[serde(default)]
-    protected: bool,
-    #[serde(default)]
-    file: bool,
+impl NewValue {
+    /// The variable `key` with this value sealed by `secrets`, for the store.
+    pub fn seal(&self, key: &str, secrets: &SecretBox) -> SealedVariable {
+        let (nonce, ciphertext) = secrets.seal(self.value.as_bytes());
+        SealedVariable {
+            key: key.to_string(),
+            nonce,
+            ciphertext,
+            masked: self.masked,
+            protected: self.protected,
+            file: self.file,
+        }
+    }
 }
 
 /// Why a variable cannot be stored, if it cannot.
-fn invalid(key: &str, new: &NewValue) -> Option<String> {
+pub fn invalid(key: &str, new: &NewValue) -> Option<String> {
     let key_ok = !key.is_empty()
         && key.len() <= 255
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -54,70 +52,6 @@ fn invalid(key: &str, new: &NewValue) -> Option<String> {
         ));
     }
     None
-}
-
-async fn set(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    Path((name, key)): Path<(String, String)>,
-    Json(new): Json<NewValue>,
-) -> ApiResult<Json<serde_json::Value>> {
-    require_admin(&state, &headers)?;
-    if let Some(reason) = invalid(&key, &new) {
-        return Err(ApiError::BadRequest(reason));
-    }
-    let project = find_project(&state, &name).await?;
-    let scheduler = &state.pipelines.scheduler;
-    let (nonce, ciphertext) = scheduler.secrets().seal(new.value.as_bytes());
-    let sealed = SealedVariable {
-        key: key.clone(),
-        nonce,
-        ciphertext,
-        masked: new.masked,
-        protected: new.protected,
-        file: new.file,
-    };
-    scheduler.store().put_variable(project.id, &sealed).await?;
-    Ok(Json(json!({
-        "key": key, "masked": new.masked, "protected": new.protected, "file": new.file
-    })))
-}
-
-async fn list(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    require_admin(&state, &headers)?;
-    let project = find_project(&state, &name).await?;
-    let infos = state
-        .pipelines
-        .scheduler
-        .store()
-        .variable_infos(project.id)
-        .await?;
-    Ok(Json(json!(infos)))
-}
-
-async fn remove(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    Path((name, key)): Path<(String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
-    require_admin(&state, &headers)?;
-    let project = find_project(&state, &name).await?;
-    if !state
-        .pipelines
-        .scheduler
-        .store()
-        .remove_variable(project.id, &key)
-        .await?
-    {
-        return Err(ApiError::NotFound(format!(
-            "variable {key} does not exist in {name}"
-        )));
-    }
-    Ok(Json(json!({ "key": key, "removed": true })))
 }
 
 #[cfg(test)]

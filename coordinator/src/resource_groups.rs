@@ -7,21 +7,10 @@
 //! - `newest_first`: the job of the newest pipeline (the older ones wait, and a deploy
 //!   that becomes outdated meanwhile is skipped by the scheduler).
 //!
-//! Over REST (reads as any read; setting needs the admin token):
-//!
-//! - `GET /api/v1/projects/{name}/resource_groups`
-//! - `PUT /api/v1/projects/{name}/resource_groups/{group}` `{"process_mode": "newest_first"}`
+//! The modes are set over REST ([`crate::api`]).
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, put};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
-
-use crate::http::{ApiError, ApiResult, HttpState, find_project, require_admin};
 use crate::model::{JobId, PipelineId, ProcessMode, ProjectId};
 
 /// A pending job of a resource group.
@@ -55,53 +44,6 @@ pub fn turns(waiting: &[WaitingForResource]) -> HashMap<(ProjectId, String), Job
         .into_iter()
         .map(|(group, waiting)| (group, waiting.job))
         .collect()
-}
-
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/v1/projects/{name}/resource_groups", get(list))
-        .route("/api/v1/projects/{name}/resource_groups/{group}", put(set))
-}
-
-async fn list(
-    State(state): State<HttpState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let project = find_project(&state, &name).await?;
-    let store = state.pipelines.scheduler.store();
-    let groups: Vec<serde_json::Value> = store
-        .resource_group_modes(project.id)
-        .await?
-        .into_iter()
-        .map(|(name, mode)| json!({"name": name, "process_mode": mode}))
-        .collect();
-    Ok(Json(json!(groups)))
-}
-
-#[derive(Deserialize)]
-struct NewMode {
-    process_mode: String,
-}
-
-async fn set(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    Path((name, group)): Path<(String, String)>,
-    Json(new): Json<NewMode>,
-) -> ApiResult<Json<serde_json::Value>> {
-    require_admin(&state, &headers)?;
-    let mode: ProcessMode = new.process_mode.parse().map_err(ApiError::BadRequest)?;
-    if group.is_empty() || group.len() > 255 {
-        return Err(ApiError::BadRequest(format!(
-            "invalid resource group name {group:?}"
-        )));
-    }
-    let project = find_project(&state, &name).await?;
-    let store = state.pipelines.scheduler.store();
-    store
-        .set_resource_group_mode(project.id, &group, mode)
-        .await?;
-    Ok(Json(json!({"name": group, "process_mode": mode})))
 }
 
 #[cfg(test)]

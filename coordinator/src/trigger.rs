@@ -290,10 +290,3 @@ async fn commit_facts(
     .map_err(GitError::from)?;
     Ok(facts)
 }
-
-/// Shared handles the HTTP side needs to start pipelines.
-#[derive(Clone)]
-pub struct Pipelines {
-    pub scheduler: Arc<Scheduler>,
-    pub mirrors: Arc<Mirrors>,
-}

@@ -9,6 +9,8 @@ pub mod agents;
 pub mod artifacts;
 pub mod deliveries;
 pub mod deployments;
+pub mod health;
+pub mod job_queries;
 pub mod jobs;
 pub mod logs;
 pub mod pipelines;

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::HttpState;
+use crate::api::ApiState;
 
 const INDEX: &str = include_str!("../../ui/index.html");
 
@@ -68,10 +68,11 @@ const PAGES: &[&str] = &[
     "/jobs/{id}",
     "/agents",
     "/environments",
+    "/projects",
     "/projects/{name}",
 ];
 
-pub fn router() -> Router<HttpState> {
+pub fn router() -> Router<ApiState> {
     let mut router = Router::new().route("/ui/{file}", get(file));
     for page in PAGES {
         router = router.route(page, get(index));

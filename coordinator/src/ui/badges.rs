@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::http::{ApiError, HttpState};
+use crate::api::{ApiError, ApiState};
 use crate::model::PipelineStatus;
 use crate::store::pipelines::PipelineFilter;
 
-pub fn router() -> Router<HttpState> {
+pub fn router() -> Router<ApiState> {
     Router::new()
         .route("/badges/{project}/pipeline.svg", get(pipeline_badge))
         .route("/badges/{project}/coverage.svg", get(coverage_badge))
@@ -33,7 +33,7 @@ struct BadgeQuery {
 }
 
 async fn pipeline_badge(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     Query(query): Query<BadgeQuery>,
 ) -> Result<Response, ApiError> {
@@ -43,7 +43,7 @@ async fn pipeline_badge(
         limit: 1,
         ..PipelineFilter::default()
     };
-    let latest = state.pipelines.scheduler.store().pipelines(&filter).await?;
+    let latest = state.store.pipelines(&filter).await?;
     let (text, colour) = match latest.first().map(|pipeline| pipeline.status) {
         Some(PipelineStatus::Success) => ("passed", "#4c1"),
         Some(PipelineStatus::Failed) => ("failed", "#e05d44"),
@@ -58,11 +58,11 @@ async fn pipeline_badge(
 }
 
 async fn coverage_badge(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(project): Path<String>,
     Query(query): Query<BadgeQuery>,
 ) -> Result<Response, ApiError> {
-    let store = state.pipelines.scheduler.store();
+    let store = &state.store;
     let coverage = match store.project_by_name(&project).await? {
         None => None,
         Some(found) => {

@@ -1,27 +1,23 @@
 //! The web UI: plain HTML, CSS and JavaScript embedded in the binary (no build step),
-//! served at `/` over the same REST API the CLI uses.
+//! served at `/` over the same REST API the CLI uses ([`crate::api`], whose server-sent
+//! events keep the pages live).
 //!
 //! - [`assets`]: the single page and its files under `/ui/…`; every path the page routes
 //!   to client-side (`/pipelines/12`, `/jobs/34`, …) answers with the page itself.
-//! - [`sse`]: server-sent events for live pages: a pipeline's state, a job's log bytes
-//!   (resumable by offset), and a coarse feed of changes for the lists.
 //! - [`badges`]: `/badges/{project}/pipeline.svg` and `coverage.svg`, the latest
-//!   pipeline's status and coverage as badges.
-//! - [`queue`]: `/api/v1/queue`, the pending jobs per required tag set, for the agents page.
+//!   pipeline's status and coverage as badges. They are drawn for people, as the page is
+//!   (the page shows them on a project's pipelines, READMEs embed them), not data for
+//!   programs as the API is, so they live here.
 
 mod assets;
 mod badges;
-mod queue;
-mod sse;
 
 use axum::Router;
 
-use crate::http::HttpState;
+use crate::api::ApiState;
 
-pub fn router() -> Router<HttpState> {
+pub fn router() -> Router<ApiState> {
     Router::new()
         .merge(assets::router())
-        .merge(sse::router())
         .merge(badges::router())
-        .merge(queue::router())
 }

@@ -1,36 +1,16 @@
-//! The queue as admins read it: `GET /api/v1/queue` groups the pending jobs by the tag set
-//! they require (a job runs on an agent whose labels include every tag) and gives, per
+//! The queue as admins read it (`GET /api/v1/queue`): the pending jobs grouped by the tag
+//! set they require (a job runs on an agent whose labels include every tag) and, per
 //! group, how many wait, since when the oldest waits, and which agents could take them now
-//! (online, not paused, with the labels).
-//!
-//! One read of the pending jobs through the `jobs_by_status` index (its cost follows the
-//! queue's length, not the history's) and one of the agents; the grouping is [`group`], a
-//! pure function.
+//! (online, not paused, with the labels). [`group`] is a pure function of the pending
+//! jobs (oldest first) and the available agents.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::http::{ApiResult, HttpState};
-use crate::model::{AgentId, JobId, now_ms};
-use crate::store::StoreError;
+use crate::model::{AgentId, JobId};
 use crate::store::agents::Agent;
-
-pub fn router() -> Router<HttpState> {
-    Router::new().route("/api/v1/queue", get(queue))
-}
-
-/// A pending job as the queue report needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Waiting {
-    id: JobId,
-    queued_at: Option<i64>,
-    /// The `tags` of the job's spec, as JSON.
-    tags: Option<String>,
-}
+use crate::store::job_queries::Waiting;
 
 /// The jobs waiting for one tag set.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,28 +33,8 @@ pub struct Taker {
     pub name: String,
 }
 
-async fn queue(State(state): State<HttpState>) -> ApiResult<Json<Vec<QueueGroup>>> {
-    let scheduler = &state.pipelines.scheduler;
-    let store = scheduler.store();
-    let waiting: Vec<Waiting> = sqlx::query_as(
-        "SELECT id, queued_at, json_extract(spec_json, '$.tags') AS tags
-         FROM jobs WHERE status = 'pending' ORDER BY queued_at, id",
-    )
-    .fetch_all(store.pool())
-    .await
-    .map_err(StoreError::from)?;
-    let connected = scheduler.connected_agents().await;
-    let available: Vec<Agent> = store
-        .agents()
-        .await?
-        .into_iter()
-        .filter(|agent| !agent.paused && connected.contains(&agent.id))
-        .collect();
-    Ok(Json(group(&waiting, &available, now_ms())))
-}
-
 /// Groups `waiting` (oldest first) by tag set, longest wait first.
-fn group(waiting: &[Waiting], available: &[Agent], now: i64) -> Vec<QueueGroup> {
+pub fn group(waiting: &[Waiting], available: &[Agent], now: i64) -> Vec<QueueGroup> {
     let mut groups: BTreeMap<Vec<String>, QueueGroup> = BTreeMap::new();
     for job in waiting {
         let tags: BTreeSet<String> = job

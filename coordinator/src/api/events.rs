@@ -1,4 +1,4 @@
-//! Server-sent events for the live pages. Each stream subscribes to the scheduler's event
+//! Server-sent events for the live pages. Each stream subscribes to the coordinator's event
 //! bus and re-reads the store when something it watches changed (or when it lagged behind
 //! the bus), so what it sends is always the stored truth, never a reconstructed delta.
 //!
@@ -11,6 +11,9 @@
 //!   job is finished and every byte was sent.
 //! - `GET /api/v1/events`: `pipeline` events (`{"id": N}`) whenever a pipeline or one of
 //!   its jobs changes, and `lagged` when the stream missed some: lists refresh on them.
+//!
+//! Also [`wait_for`], for the answers that wait on the bus (a pipeline's end, a followed
+//! log).
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -27,17 +30,16 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::{ApiError, ApiState};
 use crate::events::Event;
-use crate::http::{ApiError, HttpState};
 use crate::model::{JobId, PipelineId};
-use crate::scheduler::Scheduler;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Log bytes per event: small enough that a live page paints early, large enough that a
 /// 20 MiB log is a few hundred events.
 const LOG_EVENT_BYTES: usize = 256 * 1024;
 
-pub fn router() -> Router<HttpState> {
+pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/events", get(changes))
         .route("/api/v1/pipelines/{id}/events", get(pipeline_events))
@@ -119,11 +121,28 @@ async fn next_changes(
     Change::Some(batch)
 }
 
+/// Waits for an event matching `wanted` (or a lag, after which the caller re-reads);
+/// false when the deadline passed.
+pub(super) async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    deadline: tokio::time::Instant,
+    wanted: impl Fn(Event) -> bool,
+) -> bool {
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => return false,
+            Ok(Ok(event)) if wanted(event) => return true,
+            Ok(Ok(_)) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => return true,
+            Ok(Err(broadcast::error::RecvError::Closed)) => return false,
+        }
+    }
+}
+
 /// A pipeline with its stages and jobs, each job with the parts of its spec the graph
 /// needs. The shape of `GET /api/v1/pipelines/{id}` plus `needs`, `when`,
 /// `allow_failure` and `environment` per job.
-pub async fn pipeline_graph(scheduler: &Scheduler, id: PipelineId) -> Result<Value, ApiError> {
-    let store = scheduler.store();
+async fn pipeline_graph(store: &Store, id: PipelineId) -> Result<Value, ApiError> {
     let pipeline = store
         .pipeline(id)
         .await?
@@ -156,14 +175,14 @@ pub async fn pipeline_graph(scheduler: &Scheduler, id: PipelineId) -> Result<Val
 }
 
 async fn pipeline_events(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Result<EventStream, ApiError> {
     let id = PipelineId(id);
-    let scheduler = state.pipelines.scheduler.clone();
+    let store = state.store.clone();
     // Subscribe before the first read so no change between the two is missed.
-    let mut events = scheduler.events().subscribe();
-    let first = pipeline_graph(&scheduler, id).await?;
+    let mut events = state.events.subscribe();
+    let first = pipeline_graph(&store, id).await?;
     Ok(stream(move |tx| async move {
         let mut current = first;
         loop {
@@ -180,7 +199,7 @@ async fn pipeline_events(
             if !next_change_of(&mut events, &tx, concerns).await {
                 return;
             }
-            match pipeline_graph(&scheduler, id).await {
+            match pipeline_graph(&store, id).await {
                 Ok(value) if value == current => {}
                 Ok(value) => current = value,
                 Err(error) => {
@@ -198,15 +217,14 @@ struct LogQuery {
 }
 
 async fn log_events(
-    State(state): State<HttpState>,
+    State(state): State<ApiState>,
     Path(id): Path<i64>,
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<EventStream, ApiError> {
     let id = JobId(id);
-    let scheduler = state.pipelines.scheduler.clone();
-    scheduler
-        .store()
+    let store = state.store.clone();
+    store
         .job(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("job {id} does not exist")))?;
@@ -216,11 +234,10 @@ async fn log_events(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
     let mut offset = resume.unwrap_or(query.offset);
-    let mut events = scheduler.events().subscribe();
+    let mut events = state.events.subscribe();
     Ok(stream(move |tx| async move {
         let engine = base64::engine::general_purpose::STANDARD;
         loop {
-            let store = scheduler.store();
             // Read the status before the log: a job's log is complete once it is finished,
             // so an empty read after a finished status really is the end.
             let job = match store.job(id).await {
@@ -264,8 +281,8 @@ async fn log_events(
 }
 
 /// Pipelines that changed, for the lists (they re-read what they show).
-async fn changes(State(state): State<HttpState>) -> EventStream {
-    let mut events = state.pipelines.scheduler.events().subscribe();
+async fn changes(State(state): State<ApiState>) -> EventStream {
+    let mut events = state.events.subscribe();
     stream(move |tx| async move {
         loop {
             let mut lagged = false;
@@ -309,11 +326,10 @@ mod tests {
     use crate::events::Events;
     use crate::git::Mirrors;
     use crate::model::JobStatus;
-    use crate::scheduler::SchedulerConfig;
-    use crate::store::Store;
+    use crate::scheduler::{Scheduler, SchedulerConfig};
+    use crate::secrets::SecretBox;
     use crate::store::jobs::JobEnding;
     use crate::store::pipelines::{NewJob, NewPipeline};
-    use crate::trigger::Pipelines;
 
     /// A coordinator's HTTP side on a free port, with one finished job whose log is `log`.
     async fn serve(dir: &std::path::Path, log: &[u8]) -> (std::net::SocketAddr, JobId) {
@@ -373,18 +389,24 @@ mod tests {
             artifacts: crate::artifacts::ArtifactStore::new(dir.join("artifacts"), u64::MAX),
             max_assignment_bytes: 4 << 20,
         };
-        let state = HttpState {
-            pipelines: Pipelines {
-                scheduler: Scheduler::new(
-                    store,
-                    crate::secrets::SecretBox::load_or_create(&dir.join("secret-key")).unwrap(),
-                    Events::new(),
-                    config,
-                ),
-                mirrors: Arc::new(Mirrors::new(dir.join("repos"))),
-            },
-            admin_token: Arc::new("t".into()),
-        };
+        let secrets = SecretBox::load_or_create(&dir.join("secret-key")).unwrap();
+        let events = Events::new();
+        let scheduler = Scheduler::new(
+            store.clone(),
+            secrets.clone(),
+            events.clone(),
+            config.clone(),
+        );
+        let mirrors = Arc::new(Mirrors::new(dir.join("repos")));
+        let state = ApiState::new(
+            store,
+            scheduler,
+            events,
+            secrets,
+            &config,
+            mirrors,
+            "t".into(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router().with_state(state)).await });
