@@ -4,15 +4,21 @@
 //!
 //! ```text
 //!  created ──► pending ──► running ──► success | failed | canceled
-//!     │           │           └──────► lost      (lease expired: agent gone)
-//!     │           └──────────────────► canceled
-//!     ├──► manual ──(play)──► pending
-//!     └──► skipped   (an earlier stage or a need failed; or `when` excludes it)
+//!     │         ▲ │ │  ▲      │ └────► lost      (lease expired, agent gone or removed)
+//!     │         │ │ │  └──────┘ requeue: leased but never started (session gone,
+//!     │         │ │ │                    agent came back without it)
+//!     │         │ │ └────────────────► skipped   (outdated deploy, when it would be leased)
+//!     │         │ └──────────────────► canceled
+//!     ├──► manual ──(play)──┘ ; manual ──► canceled
+//!     ├──► skipped   (an earlier stage or a need failed; or `when` excludes it)
+//!     └──► canceled
 //! ```
 //!
 //! - `created`: planned, waiting for its stage (or its `needs`) to be reached.
-//! - `pending`: runnable, queued until an idle agent with the job's tags takes it.
-//! - `running`: leased to an agent under an epoch; heartbeats renew the lease.
+//! - `pending`: runnable, queued until an idle agent with the job's tags takes it (or,
+//!   with a `resource_group`, until its group's turn).
+//! - `running`: leased to an agent under an epoch; heartbeats renew the lease. A cancel
+//!   of a running job goes through its agent, which ends it `canceled`.
 //! - `lost`: the lease expired. Like `failed`, it fails the pipeline unless retried.
 //! - A retry (by `retry:` or by hand) inserts a new attempt of the job and marks the old one
 //!   `retried`; a pipeline's status only looks at the latest attempts.
