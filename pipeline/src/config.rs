@@ -3,7 +3,8 @@
 //! each job, then `!reference` tags replaced — GitLab's order of processing.
 //!
 //! Includes that cannot be read offline (`remote`, `project`, `template`, `component`) are
-//! errors naming the include.
+//! errors naming the include. Every file, and every copy `extends` and `!reference` make,
+//! is counted against one [`TreeBudget`]: past it, loading stops with that one error.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use globset::GlobBuilder;
 use crate::check::{Checker, did_you_mean};
 use crate::context::FileSource;
 use crate::error::Diagnostic;
+use crate::limits::{MAX_FILE_BYTES, Size, TreeBudget, mib};
 use crate::plan::When;
 use crate::rules::{Env, first_match, read_rules};
 use crate::vars::Scope;
@@ -41,12 +43,27 @@ pub fn load(
         diagnostics,
         included: Vec::new(),
         listing: None,
+        budget: TreeBudget::default(),
     };
     let mut root = loader.read_file(path, None)?;
     loader.expand_includes(&mut root, path, 0);
-    resolve_extends(&mut root, loader.diagnostics);
-    resolve_references(&mut root, loader.diagnostics);
-    Some(root)
+    let Loader {
+        diagnostics,
+        mut budget,
+        ..
+    } = loader;
+    if budget.exceeded() {
+        return None;
+    }
+    let resolved = resolve_extends(&mut root, &mut budget, diagnostics)
+        .and_then(|()| resolve_references(&mut root, &mut budget, diagnostics));
+    match resolved {
+        Ok(()) => Some(root),
+        Err(diagnostic) => {
+            diagnostics.push(diagnostic);
+            None
+        }
+    }
 }
 
 struct Loader<'a> {
@@ -55,10 +72,15 @@ struct Loader<'a> {
     diagnostics: &'a mut Vec<Diagnostic>,
     included: Vec<String>,
     listing: Option<Vec<String>>,
+    budget: TreeBudget,
 }
 
 impl Loader<'_> {
     fn read_file(&mut self, path: &str, included_at: Option<&Pos>) -> Option<Map> {
+        // Past the budget, the one error already given says it all.
+        if self.budget.exceeded() {
+            return None;
+        }
         let display = path.trim_start_matches('/');
         let bytes = match self.files.read(display) {
             Ok(Some(bytes)) => bytes,
@@ -82,12 +104,26 @@ impl Loader<'_> {
                 return None;
             }
         };
+        if bytes.len() > MAX_FILE_BYTES {
+            let at = included_at
+                .cloned()
+                .unwrap_or_else(|| Pos::new(&display.into(), 1, 1));
+            self.diagnostics.push(at.error(
+                None,
+                format!(
+                    "'{display}' is {} bytes, over the limit of {} for a pipeline file",
+                    bytes.len(),
+                    mib(MAX_FILE_BYTES)
+                ),
+            ));
+            return None;
+        }
         let Ok(text) = String::from_utf8(bytes) else {
             self.diagnostics
                 .push(Pos::new(&display.into(), 1, 1).error(None, "the file is not UTF-8 text"));
             return None;
         };
-        let document = match yaml::parse(display, &text) {
+        let document = match yaml::parse(display, &text, &mut self.budget) {
             Ok(document) => document,
             Err(diagnostic) => {
                 self.diagnostics.push(diagnostic);
@@ -279,7 +315,11 @@ fn flat_text(node: &Node) -> String {
 
 /// `extends`: each job gets its parents deep-merged under it (hashes merge, everything
 /// else is replaced by the child), parents resolved first, several parents in order.
-fn resolve_extends(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
+fn resolve_extends(
+    root: &mut Map,
+    budget: &mut TreeBudget,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<(), Diagnostic> {
     let index: HashMap<String, usize> = root
         .entries
         .iter()
@@ -290,13 +330,14 @@ fn resolve_extends(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
     let mut memo: HashMap<usize, Option<Map>> = HashMap::new();
     for at in 0..root.entries.len() {
         let mut chain = Vec::new();
-        extend(root, &index, at, &mut chain, &mut memo, diagnostics);
+        extend(root, &index, at, &mut chain, &mut memo, budget, diagnostics)?;
     }
     for (at, map) in memo {
         if let Some(map) = map {
             root.entries[at].value.value = Value::Map(map);
         }
     }
+    Ok(())
 }
 
 fn extend(
@@ -305,18 +346,19 @@ fn extend(
     at: usize,
     chain: &mut Vec<usize>,
     memo: &mut HashMap<usize, Option<Map>>,
+    budget: &mut TreeBudget,
     diagnostics: &mut Vec<Diagnostic>,
-) {
+) -> Result<(), Diagnostic> {
     if memo.contains_key(&at) {
-        return;
+        return Ok(());
     }
     let entry = &root.entries[at];
     let job = entry.key.as_str();
     let Some(map) = entry.value.as_map() else {
-        return;
+        return Ok(());
     };
     let Some(extends) = map.get("extends") else {
-        return;
+        return Ok(());
     };
     if chain.contains(&at) {
         let names: Vec<&str> = chain
@@ -329,7 +371,7 @@ fn extend(
             format!("circular extends: {}", names.join(" -> ")),
         ));
         memo.insert(at, None);
-        return;
+        return Ok(());
     }
     if chain.len() >= MAX_EXTENDS_DEPTH {
         diagnostics.push(extends.pos.error(
@@ -337,11 +379,11 @@ fn extend(
             format!("extends nested deeper than {MAX_EXTENDS_DEPTH} levels"),
         ));
         memo.insert(at, None);
-        return;
+        return Ok(());
     }
     let Some(parents) = Checker::new(Some(job), diagnostics).strings(extends, "extends") else {
         memo.insert(at, None);
-        return;
+        return Ok(());
     };
     chain.push(at);
     let mut merged = Map::default();
@@ -357,7 +399,7 @@ fn extend(
             ));
             continue;
         };
-        extend(root, index, parent_at, chain, memo, diagnostics);
+        extend(root, index, parent_at, chain, memo, budget, diagnostics)?;
         let parent_map = match memo.get(&parent_at) {
             Some(resolved) => resolved.as_ref(),
             None => root.entries[parent_at].value.as_map(),
@@ -374,59 +416,82 @@ fn extend(
     chain.pop();
     merged.deep_merge(map);
     merged.remove("extends");
+    // The resolved job is a new copy of its parents' keywords and its own.
+    budget
+        .charge(Size::of_map(&merged), "extends")
+        .map_err(|message| extends.pos.error(Some(job), message))?;
     memo.insert(at, Some(merged));
+    Ok(())
 }
 
 /// Replaces every `!reference [name, key, ...]` by the value it points at.
-fn resolve_references(root: &mut Map, diagnostics: &mut Vec<Diagnostic>) {
+fn resolve_references(
+    root: &mut Map,
+    budget: &mut TreeBudget,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<(), Diagnostic> {
     if !root.entries.iter().any(|e| has_reference(&e.value)) {
-        return;
+        return Ok(());
     }
     let snapshot = root.clone();
+    let mut references = References {
+        root: &snapshot,
+        budget,
+        diagnostics,
+    };
     for entry in &mut root.entries {
-        let job = entry.key.clone();
-        replace_references(&mut entry.value, &snapshot, &job, 0, diagnostics);
+        references.replace(&mut entry.value, &entry.key, 0)?;
     }
+    Ok(())
 }
 
-fn replace_references(
-    node: &mut Node,
-    root: &Map,
-    job: &str,
-    depth: usize,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    match &mut node.value {
-        Value::Seq(items) => items
-            .iter_mut()
-            .for_each(|item| replace_references(item, root, job, depth, diagnostics)),
-        Value::Map(map) => map
-            .entries
-            .iter_mut()
-            .for_each(|e| replace_references(&mut e.value, root, job, depth, diagnostics)),
-        Value::Reference(path) => {
-            if depth >= MAX_REFERENCE_DEPTH {
-                diagnostics.push(node.pos.error(
-                    Some(job),
-                    format!("!reference nested deeper than {MAX_REFERENCE_DEPTH} levels"),
-                ));
-                node.value = Value::Null;
-                return;
-            }
-            let keys: Vec<String> = path.iter().filter_map(Node::scalar_text).collect();
-            match lookup(root, &keys) {
-                Ok(found) => {
-                    let mut found = found.clone();
-                    replace_references(&mut found, root, job, depth + 1, diagnostics);
-                    node.value = found.value;
-                }
-                Err(message) => {
-                    diagnostics.push(node.pos.error(Some(job), message));
+/// What replacing `!reference` tags reads (`root`, as it was before any replacement) and
+/// where it counts the copies.
+struct References<'r> {
+    root: &'r Map,
+    budget: &'r mut TreeBudget,
+    diagnostics: &'r mut Vec<Diagnostic>,
+}
+
+impl References<'_> {
+    fn replace(&mut self, node: &mut Node, job: &str, depth: usize) -> Result<(), Diagnostic> {
+        match &mut node.value {
+            Value::Seq(items) => items
+                .iter_mut()
+                .try_for_each(|item| self.replace(item, job, depth)),
+            Value::Map(map) => map
+                .entries
+                .iter_mut()
+                .try_for_each(|e| self.replace(&mut e.value, job, depth)),
+            Value::Reference(path) => {
+                if depth >= MAX_REFERENCE_DEPTH {
+                    self.diagnostics.push(node.pos.error(
+                        Some(job),
+                        format!("!reference nested deeper than {MAX_REFERENCE_DEPTH} levels"),
+                    ));
                     node.value = Value::Null;
+                    return Ok(());
                 }
+                let keys: Vec<String> = path.iter().filter_map(Node::scalar_text).collect();
+                match lookup(self.root, &keys) {
+                    Ok(found) => {
+                        // Counted before the copy: references of references multiply.
+                        self.budget
+                            .charge(Size::of(found), "!reference")
+                            .map_err(|message| node.pos.error(Some(job), message))?;
+                        let mut found = found.clone();
+                        self.replace(&mut found, job, depth + 1)?;
+                        node.value = found.value;
+                    }
+                    Err(message) => {
+                        self.diagnostics.push(node.pos.error(Some(job), message));
+                        node.value = Value::Null;
+                    }
+                }
+                Ok(())
             }
+            _ => Ok(()),
         }
-        _ => {}
     }
 }
 

@@ -14,6 +14,17 @@ pub enum Parallel {
     Matrix(Vec<Vec<Variable>>),
 }
 
+impl Parallel {
+    /// How many jobs one job becomes.
+    pub fn copies(&self) -> usize {
+        match self {
+            Parallel::None => 1,
+            Parallel::Count(total) => *total as usize,
+            Parallel::Matrix(combinations) => combinations.len(),
+        }
+    }
+}
+
 /// One entry of `needs:`.
 #[derive(Debug, Clone)]
 pub struct NeedSpec {

@@ -9,6 +9,8 @@
 //! - `pipeline`, `job`, `job_keys`, `graph_keys`: global keywords and jobs read and checked.
 //! - `expr`, `rules`: `rules:if` expressions, `rules`, `only`/`except`.
 //! - `planner`: evaluation against an event, `parallel`, `needs`.
+//! - `limits`: the bounds on memory every stage counts against, so a hostile file is
+//!   refused instead of exhausting the coordinator.
 //! - [`lint_command`]: the logic of `esteira lint`; [`render`]: plans as text or JSON.
 //!
 //! The entry points are [`plan_pipeline`] and [`lint`]: files in, plan or diagnostics
@@ -23,6 +25,7 @@ mod expr;
 mod graph_keys;
 mod job;
 mod job_keys;
+mod limits;
 pub mod lint_command;
 mod pipeline;
 pub mod plan;
@@ -62,12 +65,16 @@ pub fn plan_pipeline(
     let mut diagnostics = Vec::new();
     let root = config::load(files, path, Some((&env, &base)), &mut diagnostics);
     let pipeline = root.map(|root| pipeline::read_pipeline(root, &mut diagnostics));
-    match pipeline {
-        Some(pipeline) if diagnostics.is_empty() => {
-            planner::plan(&pipeline, &env, &base).map_err(sorted)
-        }
-        _ => Err(sorted(diagnostics)),
+    let planned = match pipeline {
+        Some(pipeline) if diagnostics.is_empty() => planner::plan(&pipeline, &env, &base),
+        _ => Err(diagnostics),
+    };
+    // An exhausted expansion budget leaves values incomplete: whatever was planned is wrong.
+    if base.budget_exceeded() {
+        let at = yaml::Pos::new(&path.trim_start_matches('/').into(), 1, 1);
+        return Err(vec![at.error(None, limits::ExpansionBudget::message())]);
     }
+    planned.map_err(sorted)
 }
 
 /// Validate only (no event): every diagnostic of the file, in file order.

@@ -1,13 +1,15 @@
 //! The whole file, checked: global keywords (`stages`, `variables`, `default`, `workflow`,
 //! the deprecated global `image`/`services`/`cache`/`before_script`/`after_script` and
 //! `types`) and every job, plus the checks that need all jobs at once (`needs`,
-//! `dependencies`).
+//! `dependencies`). `default:` and global variables are copied into every job, so the jobs
+//! are counted against a [`JobBudget`] as they are read.
 
 use std::collections::HashMap;
 
 use crate::check::Checker;
 use crate::error::Diagnostic;
 use crate::job::{Condition, DEFAULT_KEYS, JobSpec, read_job, unsupported};
+use crate::limits::JobBudget;
 use crate::plan::Variable;
 use crate::rules::{Rule, read_rules};
 use crate::vars::read_variables;
@@ -57,6 +59,8 @@ pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeli
         .get("workflow")
         .and_then(|n| read_workflow(n, diagnostics));
     let mut jobs = Vec::new();
+    let mut budget = JobBudget::new("the file defines");
+    let mut refused = false;
     for entry in &root.entries {
         let key = entry.key.as_str();
         if GLOBAL_KEYS.contains(&key) {
@@ -67,7 +71,7 @@ pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeli
         }
         match &entry.value.value {
             Value::Map(job) => {
-                jobs.push(read_job(
+                let spec = read_job(
                     key,
                     &entry.key_pos,
                     job,
@@ -75,7 +79,13 @@ pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeli
                     &variables,
                     &stages,
                     diagnostics,
-                ));
+                );
+                if let Err(message) = budget.charge_jobs(&spec.template, 1) {
+                    diagnostics.push(entry.key_pos.error(Some(key), message));
+                    refused = true;
+                    break;
+                }
+                jobs.push(spec);
             }
             _ => {
                 let mut check = Checker::new(None, diagnostics);
@@ -101,7 +111,9 @@ pub fn read_pipeline(mut root: Map, diagnostics: &mut Vec<Diagnostic>) -> Pipeli
         workflow,
         jobs,
     };
-    check_references(&pipeline, diagnostics);
+    if !refused {
+        check_references(&pipeline, diagnostics);
+    }
     pipeline
 }
 

@@ -1,6 +1,7 @@
 //! Evaluation of a checked [`Pipeline`] against one event: `workflow:rules`, each job's
 //! `rules` or `only`/`except`, `parallel` expansion with GitLab's job names, plan-time
-//! variable expansion, and the `needs` graph of the jobs that remain.
+//! variable expansion, and the `needs` graph of the jobs that remain. What the plan holds is
+//! counted against a [`JobBudget`] before `parallel` copies are made.
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,6 +9,7 @@ use crate::error::Diagnostic;
 use crate::graph_keys::{NeedSpec, Parallel};
 use crate::job::{Condition, JobSpec, job_variables};
 use crate::job_keys::guess_tier;
+use crate::limits::JobBudget;
 use crate::pipeline::Pipeline;
 use crate::plan::{AllowFailure, Need, Plan, PlannedJob, Variable, When};
 use crate::rules::{Env, first_match, only_except_allows};
@@ -34,6 +36,7 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
         }
     }
     let default_only = pipeline.workflow.is_none();
+    let mut budget = JobBudget::new("the plan for this event has");
     let mut selected: Vec<(usize, usize, Evaluated<'_>)> = Vec::new();
     for (spec_index, spec) in pipeline.jobs.iter().enumerate() {
         let variables = job_variables(
@@ -41,7 +44,9 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
             spec.inherited_variables.as_deref(),
             &spec.own_variables,
         );
-        if let Some(evaluated) = evaluate_job(spec, variables, default_only, env, base) {
+        let evaluated = evaluate_job(spec, variables, default_only, env, base, &mut budget)
+            .map_err(|message| vec![spec.pos.error(Some(&spec.name), message)])?;
+        if let Some(evaluated) = evaluated {
             let stage = pipeline
                 .stages
                 .iter()
@@ -68,7 +73,7 @@ pub fn plan(pipeline: &Pipeline, env: &Env<'_>, base: &Scope) -> Result<Plan, Ve
                 .map(move |job| (spec_index, needs, job))
         })
         .collect();
-    let jobs = link_needs(pipeline, jobs)?;
+    let jobs = link_needs(pipeline, jobs, &mut budget)?;
     let mut stages: Vec<String> = Vec::new();
     for job in &jobs {
         if !stages.contains(&job.stage) {
@@ -91,21 +96,25 @@ struct Evaluated<'s> {
 /// A planned job with the index of its spec and its `needs` as written.
 type Linked<'s> = (usize, Option<&'s [NeedSpec]>, PlannedJob);
 
-/// The planned copies of one job, or `None` when its conditions exclude it.
+/// The planned copies of one job, or `None` when its conditions exclude it; `Err` when
+/// they would not fit in `budget`.
 fn evaluate_job<'s>(
     spec: &'s JobSpec,
     mut variables: Vec<Variable>,
     default_only: bool,
     env: &Env<'_>,
     base: &Scope,
-) -> Option<Evaluated<'s>> {
+    budget: &mut JobBudget,
+) -> Result<Option<Evaluated<'s>>, String> {
     let scope = base.with(&variables);
     let mut start_in = spec.template.start_in_secs;
     let mut needs = spec.needs.as_deref();
     let mut interruptible = spec.template.interruptible;
     let (when, allow_failure) = match &spec.condition {
         Condition::Rules(rules) => {
-            let rule = first_match(rules, env, &scope)?;
+            let Some(rule) = first_match(rules, env, &scope) else {
+                return Ok(None);
+            };
             needs = rule.needs.as_deref().or(needs);
             interruptible = rule.interruptible.unwrap_or(interruptible);
             for variable in &rule.variables {
@@ -130,7 +139,7 @@ fn evaluate_job<'s>(
         }
         Condition::OnlyExcept { only, except } => {
             if !only_except_allows(only.as_ref(), except.as_ref(), default_only, env, &scope) {
-                return None;
+                return Ok(None);
             }
             let when = spec.when.unwrap_or_default();
             // "allow_failure": true by default for `when: manual` jobs.
@@ -143,7 +152,7 @@ fn evaluate_job<'s>(
         }
     };
     if when == When::Never {
-        return None;
+        return Ok(None);
     }
     let mut job = spec.template.clone();
     job.when = when;
@@ -155,11 +164,12 @@ fn evaluate_job<'s>(
     };
     job.variables = variables;
     job.interruptible = interruptible;
+    budget.charge_jobs(&job, spec.parallel.copies())?;
     let jobs = expand_parallel(spec, job)
         .into_iter()
         .map(|job| expand_plan_time(job, base))
         .collect();
-    Some(Evaluated { jobs, needs })
+    Ok(Some(Evaluated { jobs, needs }))
 }
 
 /// `parallel: N` makes `name 1/N` … `name N/N`; a matrix makes `name: [v1, v2]`.
@@ -253,6 +263,7 @@ fn expand_plan_time(mut job: PlannedJob, base: &Scope) -> PlannedJob {
 fn link_needs(
     pipeline: &Pipeline,
     jobs: Vec<Linked<'_>>,
+    budget: &mut JobBudget,
 ) -> Result<Vec<PlannedJob>, Vec<Diagnostic>> {
     let mut copies: HashMap<&str, Vec<String>> = HashMap::new();
     for (spec_index, _, job) in &jobs {
@@ -297,6 +308,10 @@ fn link_needs(
                     optional: need.optional,
                 }));
             }
+            // A need of a parallel job stands for each of its copies.
+            budget
+                .charge_json(&linked)
+                .map_err(|message| vec![spec.pos.error(Some(&spec.name), message)])?;
             job.needs = Some(linked);
         }
         linked_jobs.push(job);

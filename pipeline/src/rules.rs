@@ -384,7 +384,7 @@ mod tests {
     }
 
     fn filter(text: &str) -> RefFilter {
-        let node = yaml::parse("ci.yml", text).unwrap();
+        let node = yaml::parse("ci.yml", text, &mut Default::default()).unwrap();
         let mut diagnostics = Vec::new();
         let filter =
             read_ref_filter(&mut Checker::new(None, &mut diagnostics), &node, "only").unwrap();

@@ -1,10 +1,16 @@
 //! Variables: reading a `variables:` block, and `$VAR`/`${VAR}` expansion where GitLab
 //! expands at plan time (image, services, tags, environment, the esteira extensions).
+//!
+//! Variables may refer to variables ten levels deep, so a few short values can stand for
+//! gigabytes (`A: $B$B$B…`, `B: $C$C$C…`): every byte a substitution produces, and every
+//! substitution, is paid from an [`ExpansionBudget`] shared by all the scopes of one plan.
+//! Once it is spent, expansion substitutes nothing more and the planner refuses the file.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::check::Checker;
+use crate::limits::{ExpansionBudget, SUBSTITUTION_COST};
 use crate::plan::Variable;
 use crate::yaml::{Node, Value};
 
@@ -105,6 +111,7 @@ pub struct Scope {
     base: Arc<HashMap<String, String>>,
     overlay: HashMap<String, String>,
     overriding: Arc<HashMap<String, String>>,
+    budget: Arc<ExpansionBudget>,
 }
 
 impl Scope {
@@ -113,7 +120,14 @@ impl Scope {
             base: Arc::new(base.into_iter().collect()),
             overlay: HashMap::new(),
             overriding: Arc::default(),
+            budget: Arc::default(),
         }
+    }
+
+    /// Whether an expansion in this scope, or any scope derived from the same one, ran out
+    /// of budget (its results are then incomplete).
+    pub fn budget_exceeded(&self) -> bool {
+        self.budget.exceeded()
     }
 
     /// This scope with `overriding` winning over every other variable.
@@ -145,25 +159,38 @@ impl Scope {
 
     /// A variable's value with its own references expanded, `None` when unset.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.raw(name).map(|value| self.expand_depth(value, 1))
+        self.raw(name).map(|value| self.expand_from(value, 1))
     }
 
     /// Expands `$VAR`, `${VAR}` (unset ones become empty) and `$$` (a literal `$`).
     pub fn expand(&self, text: &str) -> String {
-        self.expand_depth(text, 0)
+        self.expand_from(text, 0)
     }
 
-    fn expand_depth(&self, text: &str, depth: usize) -> String {
+    /// `text` expanded; its own characters are free, what substitutions bring is paid.
+    fn expand_from(&self, text: &str, depth: usize) -> String {
         if !text.contains('$') {
             return text.to_owned();
         }
         let mut out = String::with_capacity(text.len());
+        self.expand_into(&mut out, text, depth, false);
+        out
+    }
+
+    /// Appends `piece` to `out`, paying for it when it comes from a substitution.
+    fn push(&self, out: &mut String, piece: &str, paid: bool) {
+        if !paid || self.budget.spend(piece.len()) {
+            out.push_str(piece);
+        }
+    }
+
+    fn expand_into(&self, out: &mut String, text: &str, depth: usize, paid: bool) {
         let mut rest = text;
         while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..at]);
+            self.push(out, &rest[..at], paid);
             let after = &rest[at + 1..];
             if let Some(tail) = after.strip_prefix('$') {
-                out.push('$');
+                self.push(out, "$", paid);
                 rest = tail;
                 continue;
             }
@@ -179,21 +206,21 @@ impl Scope {
                 (&after[..len], len)
             };
             if name.is_empty() {
-                out.push('$');
+                self.push(out, "$", paid);
                 rest = after;
                 continue;
             }
-            if let Some(value) = self.raw(name) {
+            let substituted = self.raw(name);
+            if let Some(value) = substituted.filter(|_| self.budget.spend(SUBSTITUTION_COST)) {
                 if depth < MAX_DEPTH {
-                    out.push_str(&self.expand_depth(value, depth + 1));
+                    self.expand_into(out, value, depth + 1, true);
                 } else {
-                    out.push_str(value);
+                    self.push(out, value, true);
                 }
             }
             rest = &after[consumed..];
         }
-        out.push_str(rest);
-        out
+        self.push(out, rest, paid);
     }
 }
 
@@ -224,5 +251,20 @@ mod tests {
     fn self_reference_stops() {
         let s = scope(&[("A", "$A-x")]);
         assert!(s.expand("$A").ends_with("-x"));
+        assert!(!s.budget_exceeded());
+    }
+
+    #[test]
+    fn an_expansion_bomb_spends_the_budget_and_stops() {
+        // Ten references per level, ten levels: 10^10 substitutions if nothing stopped it.
+        let ten = "$A".repeat(10);
+        let s = scope(&[("A", ten.as_str())]);
+        let started = std::time::Instant::now();
+        let expanded = s.expand("$A");
+        assert!(s.budget_exceeded());
+        assert!(expanded.len() <= crate::limits::MAX_EXPANSION_BYTES);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Scopes derived from it share the spent budget.
+        assert!(s.with(&[]).budget_exceeded());
     }
 }

@@ -6,8 +6,10 @@
 //! later in the file (an alias refers to the latest definition), a mapping may hold several
 //! merge keys (`<<`, a mapping or a list of mappings) processed in order, and a duplicate key
 //! keeps its first position but takes the last value. The `!reference [job, key]` tag is kept
-//! as [`Value::Reference`] for the resolver. Aliases are expanded by copying, within a budget
-//! of nodes so that an alias bomb ("billion laughs") is refused quickly.
+//! as [`Value::Reference`] for the resolver. Aliases are expanded by copying, each copy (and
+//! each anchored node kept for its aliases) counted against the pipeline's [`TreeBudget`]
+//! before it is made, so that an alias bomb ("billion laughs", or one huge string aliased
+//! many times) is refused quickly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +17,8 @@ use std::sync::Arc;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use crate::error::Diagnostic;
+use crate::limits::{Size, TreeBudget};
 
-/// How many nodes one document may expand to, aliases included.
-pub const MAX_NODES: usize = 1_000_000;
 /// How deeply collections may nest (every later stage recurses over the tree).
 pub const MAX_DEPTH: usize = 200;
 
@@ -174,14 +175,15 @@ impl Node {
     }
 }
 
-/// Parses `text` (the content of `file`) into its first document.
-pub fn parse(file: &str, text: &str) -> Result<Node, Diagnostic> {
+/// Parses `text` (the content of `file`) into its first document, counting what it
+/// expands to in `budget`.
+pub fn parse(file: &str, text: &str, budget: &mut TreeBudget) -> Result<Node, Diagnostic> {
     let file: Arc<str> = Arc::from(file);
     let mut builder = Builder {
         file: Arc::clone(&file),
         anchors: HashMap::new(),
         stack: Vec::new(),
-        nodes: 0,
+        budget,
     };
     let mut parser = Parser::new_from_str(text);
     let mut documents: Vec<Node> = Vec::new();
@@ -217,26 +219,26 @@ enum Frame {
         pos: Pos,
         anchor: usize,
         reference: bool,
-        size: usize,
+        size: Size,
     },
     Map {
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
         pos: Pos,
         anchor: usize,
-        size: usize,
+        size: Size,
     },
 }
 
-struct Builder {
+struct Builder<'b> {
     file: Arc<str>,
     /// Anchor id (the parser gives a fresh id to a redefined anchor) to node and its size.
-    anchors: HashMap<usize, (Node, usize)>,
+    anchors: HashMap<usize, (Node, Size)>,
     stack: Vec<Frame>,
-    nodes: usize,
+    budget: &'b mut TreeBudget,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn pos(&self, span: &Span) -> Pos {
         Pos::new(&self.file, span.start.line(), span.start.col() + 1)
     }
@@ -252,15 +254,10 @@ impl Builder {
         Ok(())
     }
 
-    fn count(&mut self, size: usize, pos: &Pos) -> Result<(), Diagnostic> {
-        self.nodes = self.nodes.saturating_add(size);
-        if self.nodes > MAX_NODES {
-            return Err(pos.error(
-                None,
-                format!("the document expands to more than {MAX_NODES} nodes through aliases (an alias bomb?)"),
-            ));
-        }
-        Ok(())
+    fn count(&mut self, size: Size, pos: &Pos) -> Result<(), Diagnostic> {
+        self.budget
+            .charge(size, "aliases")
+            .map_err(|message| pos.error(None, message))
     }
 
     /// Handles one event; returns a document when one is complete.
@@ -268,7 +265,8 @@ impl Builder {
         let pos = self.pos(&span);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
-                self.count(1, &pos)?;
+                let size = Size::one(text.len());
+                self.count(size, &pos)?;
                 let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
                 let value =
                     if is_key && style == ScalarStyle::Plain && text == "<<" && tag.is_none() {
@@ -276,7 +274,7 @@ impl Builder {
                     } else {
                         scalar_value(&text, style, tag.as_deref(), &pos)?
                     };
-                self.complete(Node { value, pos }, anchor, 1)
+                self.complete(Node { value, pos }, anchor, size)
             }
             Event::Alias(id) => {
                 let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
@@ -291,7 +289,7 @@ impl Builder {
                 }
             }
             Event::SequenceStart(anchor, tag) => {
-                self.count(1, &pos)?;
+                self.count(Size::one(0), &pos)?;
                 let reference = match tag.as_deref() {
                     Some(tag) if tag.handle == "!" && tag.suffix == "reference" => true,
                     Some(tag) if is_core_tag(tag) => false,
@@ -303,13 +301,13 @@ impl Builder {
                     pos: pos.clone(),
                     anchor,
                     reference,
-                    size: 1,
+                    size: Size::one(0),
                 };
                 self.open(frame, &pos)?;
                 Ok(None)
             }
             Event::MappingStart(anchor, tag) => {
-                self.count(1, &pos)?;
+                self.count(Size::one(0), &pos)?;
                 if let Some(tag) = tag.as_deref().filter(|t| !is_core_tag(t)) {
                     return Err(unknown_tag(tag, &pos));
                 }
@@ -318,7 +316,7 @@ impl Builder {
                     key: None,
                     pos: pos.clone(),
                     anchor,
-                    size: 1,
+                    size: Size::one(0),
                 };
                 self.open(frame, &pos)?;
                 Ok(None)
@@ -373,9 +371,11 @@ impl Builder {
         &mut self,
         node: Node,
         anchor: usize,
-        size: usize,
+        size: Size,
     ) -> Result<Option<Node>, Diagnostic> {
         if anchor != 0 {
+            // The copy kept for later aliases is memory too (nested anchors copy a lot).
+            self.count(size, &node.pos)?;
             self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
@@ -384,7 +384,7 @@ impl Builder {
                 items, size: total, ..
             }) => {
                 items.push(node);
-                *total = total.saturating_add(size);
+                total.add(size);
                 Ok(None)
             }
             Some(Frame::Map {
@@ -393,7 +393,7 @@ impl Builder {
                 size: total,
                 ..
             }) => {
-                *total = total.saturating_add(size);
+                total.add(size);
                 match key.take() {
                     None => *key = Some(node),
                     Some(k) => entries.push((k, node)),
@@ -569,7 +569,11 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Node {
-        parse("ci.yml", text).unwrap()
+        parse_alone(text).unwrap()
+    }
+
+    fn parse_alone(text: &str) -> Result<Node, Diagnostic> {
+        parse("ci.yml", text, &mut TreeBudget::default())
     }
 
     fn get<'a>(node: &'a Node, key: &str) -> &'a Node {
@@ -635,7 +639,7 @@ mod tests {
 
     #[test]
     fn unknown_tag_is_an_error() {
-        let err = parse("ci.yml", "a: !secret x\n").unwrap_err();
+        let err = parse_alone("a: !secret x\n").unwrap_err();
         assert!(err.message.contains("unknown YAML tag"), "{}", err.message);
     }
 
@@ -646,13 +650,13 @@ mod tests {
             let prev = level - 1;
             text.push_str(&format!("a{level}: &a{level} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
         }
-        let err = parse("ci.yml", &text).unwrap_err();
+        let err = parse_alone(&text).unwrap_err();
         assert!(err.message.contains("alias bomb"), "{}", err.message);
     }
 
     #[test]
     fn syntax_error_has_a_position() {
-        let err = parse("ci.yml", "a: [1, 2\nb: 3\n").unwrap_err();
+        let err = parse_alone("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.line >= 1 && err.message.starts_with("invalid YAML"));
     }
 }
