@@ -208,6 +208,14 @@ impl Scheduler {
         self.state.lock().await
     }
 
+    /// The job `id`, or why there is none.
+    async fn existing_job(&self, id: JobId) -> Result<Job, SchedulerError> {
+        self.store
+            .job(id)
+            .await?
+            .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))
+    }
+
     /// When a lease given now ends.
     fn lease_deadline(&self) -> i64 {
         self.clock.now_ms() + millis(self.config.lease_timeout)

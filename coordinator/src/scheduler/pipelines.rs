@@ -259,11 +259,7 @@ impl Scheduler {
         let this = self.clone();
         detach(async move {
             let mut state = this.decide().await;
-            let job = this
-                .store
-                .job(id)
-                .await?
-                .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+            let job = this.existing_job(id).await?;
             this.cancel(&mut state, job.pipeline_id, id, job.status)
                 .await?;
             this.dispatch(&mut state).await
@@ -330,11 +326,7 @@ impl Scheduler {
         let this = self.clone();
         detach(async move {
             let mut state = this.decide().await;
-            let job = this
-                .store
-                .job(id)
-                .await?
-                .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+            let job = this.existing_job(id).await?;
             if !this
                 .store
                 .transition_job(id, &[JobStatus::Manual], JobStatus::Pending)
@@ -357,11 +349,7 @@ impl Scheduler {
         let this = self.clone();
         detach(async move {
             let mut state = this.decide().await;
-            let job = this
-                .store
-                .job(id)
-                .await?
-                .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+            let job = this.existing_job(id).await?;
             if !job.status.is_finished() || job.retried || job.status == JobStatus::Skipped {
                 return Err(SchedulerError::InvalidState(format!(
                     "job {id} cannot be retried: it is {}{}",

@@ -246,11 +246,7 @@ impl Scheduler {
         detach(async move {
             let mut state = this.decide().await;
             let id = lease.job;
-            let job = this
-                .store
-                .job(id)
-                .await?
-                .ok_or_else(|| SchedulerError::NotFound(format!("job {id}")))?;
+            let job = this.existing_job(id).await?;
             if job.agent_id != Some(agent) || job.lease_epoch != lease.epoch {
                 return Err(SchedulerError::Fenced(id));
             }
