@@ -6,3 +6,7 @@ DELETE FROM pipeline_ids;
 
 -- Lease expiry and an agent's reconnect read running jobs by agent and by deadline.
 CREATE INDEX jobs_running_by_agent ON jobs(agent_id) WHERE status = 'running';
+
+-- Each assignment lists the jobs of its pipeline that kept artifacts: without this index
+-- that read scans the whole pipeline.
+CREATE INDEX jobs_with_artifacts ON jobs(pipeline_id) WHERE artifacts_size IS NOT NULL;
