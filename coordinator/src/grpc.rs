@@ -48,14 +48,10 @@ impl AgentApi {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("missing agent credential"))?;
-        let agent = self
-            .scheduler
-            .store()
-            .agent_by_token_hash(&tokens::hash(token))
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::unauthenticated("unknown agent credential"))?;
-        Ok(agent.id)
+        self.scheduler
+            .authenticate(token)
+            .await?
+            .ok_or_else(|| Status::unauthenticated("unknown agent credential"))
     }
 }
 
@@ -190,22 +186,14 @@ impl AgentService for AgentApi {
         if request.name.trim().is_empty() {
             return Err(Status::invalid_argument("an agent needs a name"));
         }
-        let token = tokens::generate();
-        let id = self
+        let registered = self
             .scheduler
-            .store()
-            .insert_agent(
-                &request.name,
-                &tokens::hash(&token),
-                &request.labels,
-                &request.version,
-            )
-            .await
-            .map_err(store_status)?;
-        info!(agent_id = %id, name = %request.name, "agent registered");
+            .register_agent(&request.name, &request.labels, &request.version)
+            .await?;
+        info!(agent_id = %registered.agent, name = %request.name, "agent registered");
         Ok(Response::new(RegisterResponse {
-            agent_id: id.0,
-            agent_token: token,
+            agent_id: registered.agent.0,
+            agent_token: registered.token,
         }))
     }
 

@@ -2,15 +2,17 @@
 //! jobs, becomes a status on the commit through GitLab's commit status API, GitHub's
 //! statuses API or Gitea's and Forgejo's, with the pipeline's (or job's) page as target.
 //!
-//! One watcher follows the change events. On each, it reads the pipeline and its jobs and
-//! queues what changed since its last look (jobs first, then the pipeline), so a status
-//! skipped by a lagging event stream is caught up at the next one and a finished
-//! pipeline's status is always queued after its jobs'. One sender task per pipeline sends
+//! One watcher follows the change events. It takes every event that has arrived at once,
+//! and for each pipeline they touch reads the pipeline and its jobs and queues what
+//! changed since its last look (jobs first, then the pipeline), so a status skipped by a
+//! lagging event stream is caught up at the next one and a finished pipeline's status is
+//! always queued after its jobs'. A pipeline whose project does not report (no forge API
+//! or token when its first event came) is remembered as silent and costs no read after. One sender task per pipeline sends
 //! its queue in order; each status is retried with backoff while the forge fails (5xx,
 //! 429, no answer), the later ones waiting behind it. None of it blocks or fails the
 //! pipeline.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +84,56 @@ struct Watch {
 /// queues only what changed, in order after what was queued before.
 const KEPT_FINISHED: usize = 1000;
 
+/// Silent pipelines remembered at most; past that the memory starts over (a pipeline
+/// forgotten costs one read of its project at its next event).
+const KEPT_SILENT: usize = 100_000;
+
+/// What a look at a pipeline found.
+enum Look {
+    /// Its project does not report statuses.
+    Silent,
+    /// Its changes are queued; `now_finished` when it has just finished.
+    Watched { now_finished: bool },
+}
+
+/// The pipelines the next events touch: the first one waited for, then every one that has
+/// already arrived. After a lag, every pipeline watched and not finished.
+async fn touched(
+    events: &mut broadcast::Receiver<Event>,
+    watches: &HashMap<PipelineId, Watch>,
+) -> Option<BTreeSet<PipelineId>> {
+    use broadcast::error::{RecvError, TryRecvError};
+    let mut touched = BTreeSet::new();
+    let mut next = events.recv().await;
+    loop {
+        match next {
+            Ok(Event::Pipeline { pipeline } | Event::Job { pipeline, .. }) => {
+                touched.insert(pipeline);
+            }
+            Ok(Event::Log { .. }) => {}
+            Err(RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "commit statuses fell behind the events; catching up"
+                );
+                touched.extend(
+                    watches
+                        .iter()
+                        .filter(|(_, watch)| !watch.finished)
+                        .map(|(id, _)| *id),
+                );
+            }
+            Err(RecvError::Closed) => return None,
+        }
+        next = match events.try_recv() {
+            Ok(event) => Ok(event),
+            Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+            Err(TryRecvError::Empty) => return Some(touched),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+        };
+    }
+}
+
 /// Watches pipeline and job changes and reports them, until the process ends.
 pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle<()> {
     let mut events = scheduler.events().subscribe();
@@ -104,28 +156,22 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
         };
         let mut watches: HashMap<PipelineId, Watch> = HashMap::new();
         let mut finished: VecDeque<PipelineId> = VecDeque::new();
-        loop {
-            let touched = match events.recv().await {
-                Ok(Event::Pipeline { pipeline } | Event::Job { pipeline, .. }) => vec![pipeline],
-                Ok(Event::Log { .. }) => continue,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    warn!(
-                        missed,
-                        "commit statuses fell behind the events; catching up"
-                    );
-                    watches
-                        .iter()
-                        .filter(|(_, watch)| !watch.finished)
-                        .map(|(id, _)| *id)
-                        .collect()
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
+        let mut silent: HashSet<PipelineId> = HashSet::new();
+        while let Some(touched) = touched(&mut events, &watches).await {
             for pipeline in touched {
-                let now_finished = match queue_changes(&scheduler, &sending, &mut watches, pipeline)
-                    .await
-                {
-                    Ok(now_finished) => now_finished,
+                if silent.contains(&pipeline) {
+                    continue;
+                }
+                let look = queue_changes(&scheduler, &sending, &mut watches, pipeline).await;
+                let now_finished = match look {
+                    Ok(Look::Watched { now_finished }) => now_finished,
+                    Ok(Look::Silent) => {
+                        if silent.len() >= KEPT_SILENT {
+                            silent.clear();
+                        }
+                        silent.insert(pipeline);
+                        continue;
+                    }
                     Err(error) => {
                         warn!(pipeline_id = %pipeline, %error, "reading the pipeline for its statuses failed");
                         continue;
@@ -149,23 +195,22 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
 
 /// Reads the pipeline and its jobs and queues every status that changed since the last
 /// look: the jobs' first (in creation order), then the pipeline's, so that a finished
-/// pipeline's status is the last one the forge hears. True when the pipeline has just
-/// finished.
+/// pipeline's status is the last one the forge hears.
 async fn queue_changes(
     scheduler: &Scheduler,
     sending: &Sending,
     watches: &mut HashMap<PipelineId, Watch>,
     pipeline: PipelineId,
-) -> Result<bool, StoreError> {
+) -> Result<Look, StoreError> {
     let store = scheduler.store();
     let Some(row) = store.pipeline(pipeline).await? else {
-        return Ok(false);
+        return Ok(Look::Silent);
     };
     let Some(project) = store.project(row.project_id).await? else {
-        return Ok(false);
+        return Ok(Look::Silent);
     };
     if !reports(&project) {
-        return Ok(false);
+        return Ok(Look::Silent);
     }
     let jobs = latest_attempts(store.pipeline_jobs(pipeline).await?);
     let update = |subject: Subject, status: PipelineStatus| Update {
@@ -207,7 +252,9 @@ async fn queue_changes(
     }
     let was_finished = watch.finished;
     watch.finished = row.status.is_finished();
-    Ok(watch.finished && !was_finished)
+    Ok(Look::Watched {
+        now_finished: watch.finished && !was_finished,
+    })
 }
 
 /// A pipeline's status as reported: a pipeline just created is already pending.

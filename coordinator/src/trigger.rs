@@ -96,7 +96,7 @@ pub async fn start_pipeline(
     // ones stay out of it: what the plan expands is stored in clear.
     let (RefKind::Branch(ref_name) | RefKind::Tag(ref_name)) = &git_ref;
     let mut overriding_variables: BTreeMap<String, String> = scheduler
-        .project_variables(project.id, ref_name)
+        .project_variables(&project, ref_name)
         .await?
         .into_iter()
         .filter(|variable| !variable.masked)

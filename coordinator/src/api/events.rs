@@ -328,7 +328,7 @@ mod tests {
     use crate::model::JobStatus;
     use crate::scheduler::{Scheduler, SchedulerConfig};
     use crate::secrets::SecretBox;
-    use crate::store::jobs::JobEnding;
+    use crate::store::jobs::{Finisher, JobEnding};
     use crate::store::pipelines::{NewJob, NewPipeline};
 
     /// A coordinator's HTTP side on a free port, with one finished job whose log is `log`.
@@ -381,7 +381,13 @@ mod tests {
             offset += chunk.len() as u64;
         }
         let ending = JobEnding::success();
-        assert!(store.finish_job(job, epoch, &ending).await.unwrap());
+        assert!(
+            store
+                .finish_job(job, epoch, &ending, Finisher::Coordinator)
+                .await
+                .unwrap()
+                .is_some()
+        );
         let config = SchedulerConfig {
             lease_timeout: Duration::from_secs(10),
             log_limit: u64::MAX,

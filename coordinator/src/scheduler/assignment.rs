@@ -92,20 +92,18 @@ impl Scheduler {
     /// `refs/pull/…` or `refs/merge-requests/…`) sees none: its code is not the project's.
     pub async fn project_variables(
         &self,
-        project: ProjectId,
+        project: &Project,
         git_ref: &str,
     ) -> Result<Vec<ProjectVariable>, SchedulerError> {
         if git_ref.starts_with("refs/") {
             return Ok(Vec::new());
         }
-        let protected_ref = self
-            .store
-            .protected_refs(project)
-            .await?
+        let protected_ref = project
+            .protected_branches()
             .iter()
             .any(|pattern| rules::ref_matches(pattern, git_ref));
         let mut opened = Vec::new();
-        for sealed in self.store.sealed_variables(project).await? {
+        for sealed in self.store.sealed_variables(project.id).await? {
             if sealed.protected && !protected_ref {
                 continue;
             }
@@ -138,9 +136,8 @@ impl Scheduler {
             })?);
         }
         if let Entry::Vacant(entry) = context.variables.entry(pipeline.id) {
-            let opened = self
-                .project_variables(pipeline.project_id, &pipeline.git_ref)
-                .await?;
+            let project = &context.projects[&pipeline.project_id];
+            let opened = self.project_variables(project, &pipeline.git_ref).await?;
             entry.insert(opened);
         }
         if let Entry::Vacant(entry) = context.artifacts.entry(pipeline.id) {

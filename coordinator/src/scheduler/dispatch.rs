@@ -23,7 +23,7 @@ use super::{Decision, GroupKey, LeaseRef, Leased, Scheduler, SchedulerError, Sta
 use crate::events::Event;
 use crate::model::{AgentId, JobId, JobStatus, PipelineId, ProcessMode};
 use crate::resource_groups::{self, WaitingForResource};
-use crate::store::jobs::JobEnding;
+use crate::store::jobs::{Finisher, JobEnding};
 
 impl State {
     /// Whether `agent` has a session, is not paused and runs fewer jobs than it may.
@@ -234,7 +234,12 @@ impl Scheduler {
                     )),
                     details_json: None,
                 };
-                if self.store.finish_job(queued.job, epoch, &ending).await? {
+                if self
+                    .store
+                    .finish_job(queued.job, epoch, &ending, Finisher::Coordinator)
+                    .await?
+                    .is_some()
+                {
                     warn!(job_id = %queued.job, size, "assignment too large; job failed");
                     self.finished(state, queued.pipeline, &slot, &ending, false)
                         .await?;

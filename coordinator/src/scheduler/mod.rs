@@ -14,6 +14,7 @@
 //! - [`assignment`]: what an agent is sent for a job, as a domain value (the gRPC layer
 //!   converts it).
 //! - [`clock`]: the time leases are measured with, injectable in tests.
+//! - `credentials`: registering agents and knowing them by their credential.
 //!
 //! # How a decision is made
 //!
@@ -32,6 +33,7 @@
 
 pub mod assignment;
 pub mod clock;
+mod credentials;
 mod dispatch;
 pub mod graph;
 mod pipelines;
@@ -57,6 +59,7 @@ use crate::store::{Store, StoreError};
 
 pub use assignment::{Assignment, JobVariable, ProjectVariable};
 pub use clock::{Clock, SystemClock};
+pub use credentials::Registered;
 pub use sessions::SessionMessage;
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +146,7 @@ pub struct Scheduler {
     events: Events,
     config: SchedulerConfig,
     clock: Arc<dyn Clock>,
+    credentials: credentials::Credentials,
     state: Mutex<State>,
 }
 
@@ -184,6 +188,7 @@ impl Scheduler {
             events,
             config,
             clock,
+            credentials: credentials::Credentials::default(),
             state: Mutex::new(State::default()),
         })
     }

@@ -90,7 +90,11 @@ impl Scheduler {
 
     /// The graph of pipeline `id`, read from the store when it is not in memory (a
     /// finished pipeline whose job is retried).
-    async fn graph(&self, state: &mut State, id: PipelineId) -> Result<(), SchedulerError> {
+    pub(super) async fn graph(
+        &self,
+        state: &mut State,
+        id: PipelineId,
+    ) -> Result<(), SchedulerError> {
         if !state.graphs.contains_key(&id) {
             self.load(state, id).await?;
         }

@@ -17,7 +17,7 @@ use super::{Decision, LeaseRef, Scheduler, SchedulerError, Session, SessionSende
 use crate::events::Event;
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::store::deployments::NewDeployment;
-use crate::store::jobs::{Job, JobEnding};
+use crate::store::jobs::{Finisher, Job, JobEnding};
 
 /// What the scheduler pushes on an agent's session.
 #[derive(Debug, Clone)]
@@ -156,6 +156,7 @@ impl Scheduler {
             if !this.store.remove_agent(agent).await? {
                 return Err(SchedulerError::NotFound(format!("agent {agent}")));
             }
+            this.credentials.forget(agent);
             state.sessions.remove(&agent);
             state.refresh_room(agent);
             for job in this.store.running_jobs_of(agent).await? {
@@ -246,28 +247,18 @@ impl Scheduler {
         detach(async move {
             let mut state = this.decide().await;
             let id = lease.job;
-            let job = this.existing_job(id).await?;
-            if job.agent_id != Some(agent) || job.lease_epoch != lease.epoch {
-                return Err(SchedulerError::Fenced(id));
-            }
-            if job.status.is_finished() {
-                return if job.status == ending.status {
-                    Ok(())
-                } else {
-                    Err(SchedulerError::Fenced(id))
-                };
-            }
-            if u64::try_from(job.log_size).unwrap_or(0) < log_size {
-                return Err(SchedulerError::InvalidState(format!(
-                    "job {id}: {log_size} log bytes reported but {} acknowledged",
-                    job.log_size
-                )));
-            }
-            if !this.store.finish_job(id, lease.epoch, &ending).await? {
-                return Err(SchedulerError::Fenced(id));
-            }
+            let by = Finisher::Agent { agent, log_size };
+            let Some(job) = this.store.finish_job(id, lease.epoch, &ending, by).await? else {
+                return this
+                    .refused_completion(id, agent, lease, log_size, &ending)
+                    .await;
+            };
             info!(job_id = %id, agent_id = %agent, status = %ending.status, "job finished");
-            let slot = Slot::of(&job)?;
+            this.graph(&mut state, job.pipeline_id).await?;
+            let slot = match state.graphs.get(&job.pipeline_id).and_then(|g| g.slot(id)) {
+                Some(slot) => slot.clone(),
+                None => Slot::of(&job)?,
+            };
             this.record_coverage(&job, &slot).await?;
             this.record_deployment(&job, &slot, &ending).await?;
             this.finished(
@@ -281,6 +272,33 @@ impl Scheduler {
             this.dispatch(&mut state).await
         })
         .await
+    }
+
+    /// Why a completion changed nothing: the same completion again is accepted (once is
+    /// enough), anything else from an agent without the lease is fenced.
+    async fn refused_completion(
+        &self,
+        id: JobId,
+        agent: AgentId,
+        lease: LeaseRef,
+        log_size: u64,
+        ending: &JobEnding,
+    ) -> Result<(), SchedulerError> {
+        let job = self.existing_job(id).await?;
+        if job.agent_id != Some(agent) || job.lease_epoch != lease.epoch {
+            return Err(SchedulerError::Fenced(id));
+        }
+        if job.status.is_finished() {
+            return if job.status == ending.status {
+                Ok(())
+            } else {
+                Err(SchedulerError::Fenced(id))
+            };
+        }
+        Err(SchedulerError::InvalidState(format!(
+            "job {id}: {log_size} log bytes reported but {} acknowledged",
+            job.log_size
+        )))
     }
 
     /// Ends every running job whose lease expired as lost.
@@ -326,8 +344,9 @@ impl Scheduler {
         };
         if self
             .store
-            .finish_job(job.id, job.lease_epoch, &ending)
+            .finish_job(job.id, job.lease_epoch, &ending, Finisher::Coordinator)
             .await?
+            .is_some()
         {
             warn!(job_id = %job.id, reason, "job lost");
             let slot = Slot::of(job)?;

@@ -42,6 +42,14 @@ pub struct Job {
     pub artifacts_expired: bool,
 }
 
+/// Who ends a running job: the coordinator (a lost lease, a refused assignment), or the
+/// agent holding the lease, whose reported log must all be stored.
+#[derive(Debug, Clone, Copy)]
+pub enum Finisher {
+    Coordinator,
+    Agent { agent: AgentId, log_size: u64 },
+}
+
 /// A guarded move of one job: it goes to `to` only from one of `from`.
 #[derive(Debug, Clone)]
 pub struct Transition {
@@ -305,17 +313,28 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends a running job held under `epoch`; false when the lease is no longer valid.
+    /// Ends a running job held under `epoch` as `ending`; the job as it now is, or `None`
+    /// when the lease is no longer valid (or, ended by its agent, when the agent does not
+    /// hold it or reports more log than is stored).
     pub async fn finish_job(
         &self,
         id: JobId,
         epoch: i64,
         ending: &JobEnding,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        by: Finisher,
+    ) -> Result<Option<Job>, StoreError> {
+        let (agent, log_size) = match by {
+            Finisher::Coordinator => (None, 0),
+            Finisher::Agent { agent, log_size } => {
+                (Some(agent), i64::try_from(log_size).unwrap_or(i64::MAX))
+            }
+        };
+        Ok(sqlx::query_as(
             "UPDATE jobs SET status = ?3, exit_code = ?4, failure_kind = ?5, failure_message = ?6,
                 details_json = ?7, finished_at = ?8, lease_expires_at = NULL
-             WHERE id = ?1 AND lease_epoch = ?2 AND status = 'running'",
+             WHERE id = ?1 AND lease_epoch = ?2 AND status = 'running'
+               AND (?9 IS NULL OR (agent_id = ?9 AND log_size >= ?10))
+             RETURNING *",
         )
         .bind(id)
         .bind(epoch)
@@ -325,9 +344,10 @@ impl Store {
         .bind(&ending.failure_message)
         .bind(&ending.details_json)
         .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(agent)
+        .bind(log_size)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Puts a leased job that never started back in the queue.

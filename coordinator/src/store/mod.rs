@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod artifacts;
+mod cache;
 pub mod deliveries;
 pub mod deployments;
 pub mod health;
@@ -49,6 +50,7 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     secrets: Option<SecretBox>,
+    cache: std::sync::Arc<cache::ProjectCache>,
 }
 
 impl Store {
@@ -64,23 +66,32 @@ impl Store {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Reads of pages no other connection changed come from the map, not a copy
+        // through pread; the page cache of each connection holds the hot indexes.
+        .pragma("mmap_size", (64 << 20).to_string())
+        .pragma("cache_size", "-8192");
+        // A connection of SQLite's is a file handle in this process: it cannot go stale
+        // the way a network connection can, so it is not pinged at every acquire.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store {
             pool,
             secrets: None,
+            cache: Default::default(),
         })
     }
 
     /// The same store, sealing and opening project secrets with `secrets`.
     pub fn with_secrets(self, secrets: SecretBox) -> Store {
         Store {
+            pool: self.pool,
             secrets: Some(secrets),
-            ..self
+            cache: Default::default(),
         }
     }
 

@@ -282,6 +282,7 @@ impl Store {
         .bind(id.0)
         .fetch_optional(self.pool())
         .await?;
+        self.cache.forget(id);
         row.map(|row| self.open_project(row)).transpose()
     }
 
@@ -297,6 +298,7 @@ impl Store {
         .bind(id.0)
         .execute(self.pool())
         .await?;
+        self.cache.forget(id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -308,12 +310,21 @@ impl Store {
         row.map(|row| self.open_project(row)).transpose()
     }
 
+    /// The project `id` (removed or not), its secrets opened; kept in memory after the
+    /// first read ([`super::cache`]).
     pub async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        if let Some(project) = self.cache.project(id) {
+            return Ok(Some(project));
+        }
         let row = sqlx::query_as("SELECT * FROM projects WHERE id = ?")
             .bind(id.0)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|row| self.open_project(row)).transpose()
+        let project = row.map(|row| self.open_project(row)).transpose()?;
+        if let Some(project) = &project {
+            self.cache.keep_project(project);
+        }
+        Ok(project)
     }
 
     pub async fn projects(&self) -> Result<Vec<Project>, StoreError> {
@@ -377,6 +388,7 @@ impl Store {
         sqlx::query("PRAGMA secure_delete = OFF")
             .execute(&mut *connection)
             .await?;
+        self.cache.forget_all();
         Ok(rows.len())
     }
 

@@ -49,6 +49,7 @@ impl Store {
         .bind(now_ms())
         .execute(self.pool())
         .await?;
+        self.cache.forget(project);
         Ok(())
     }
 
@@ -59,6 +60,7 @@ impl Store {
             .bind(key)
             .execute(self.pool())
             .await?;
+        self.cache.forget(project);
         Ok(done.rows_affected() == 1)
     }
 
@@ -75,17 +77,24 @@ impl Store {
         .await?)
     }
 
+    /// The project's variables, sealed, by key; kept in memory after the first read
+    /// ([`super::cache`]).
     pub async fn sealed_variables(
         &self,
         project: ProjectId,
     ) -> Result<Vec<SealedVariable>, StoreError> {
-        Ok(sqlx::query_as(
+        if let Some(variables) = self.cache.variables(project) {
+            return Ok(variables);
+        }
+        let variables: Vec<SealedVariable> = sqlx::query_as(
             "SELECT key, nonce, ciphertext, masked, protected, file FROM project_variables
              WHERE project_id = ? ORDER BY key",
         )
         .bind(project)
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        self.cache.keep_variables(project, &variables);
+        Ok(variables)
     }
 
     /// The branches (and tags) whose pipelines see protected variables.

@@ -1,0 +1,79 @@
+//! Agents' credentials: registering an agent, and knowing which agent a credential names.
+//! Every agent call carries its credential, so the answer is kept in memory (by the
+//! credential's hash, as the store keeps it) after the first look; removing an agent
+//! forgets its entry, so its credential stops working at once.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use super::{Scheduler, SchedulerError};
+use crate::model::AgentId;
+use crate::tokens;
+
+/// Credential hashes already looked up, and the agent each names.
+#[derive(Default)]
+pub(super) struct Credentials {
+    known: RwLock<HashMap<String, AgentId>>,
+}
+
+impl Credentials {
+    fn get(&self, hash: &str) -> Option<AgentId> {
+        self.known
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(hash)
+            .copied()
+    }
+
+    fn insert(&self, hash: String, agent: AgentId) {
+        self.known
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(hash, agent);
+    }
+
+    pub(super) fn forget(&self, agent: AgentId) {
+        self.known
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|_, known| *known != agent);
+    }
+}
+
+/// A newly registered agent and the credential it uses from now on (shown only once).
+pub struct Registered {
+    pub agent: AgentId,
+    pub token: String,
+}
+
+impl Scheduler {
+    /// Registers an agent under `name` with `labels`; answers its credential.
+    pub async fn register_agent(
+        &self,
+        name: &str,
+        labels: &[String],
+        version: &str,
+    ) -> Result<Registered, SchedulerError> {
+        let token = tokens::generate();
+        let hash = tokens::hash(&token);
+        let agent = self
+            .store
+            .insert_agent(name, &hash, labels, version)
+            .await?;
+        self.credentials.insert(hash, agent);
+        Ok(Registered { agent, token })
+    }
+
+    /// The agent whose credential is `token`, if any.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<AgentId>, SchedulerError> {
+        let hash = tokens::hash(token);
+        if let Some(agent) = self.credentials.get(&hash) {
+            return Ok(Some(agent));
+        }
+        let Some(agent) = self.store.agent_by_token_hash(&hash).await? else {
+            return Ok(None);
+        };
+        self.credentials.insert(hash, agent.id);
+        Ok(Some(agent.id))
+    }
+}
