@@ -3,7 +3,7 @@
 
 /// `text` with every `$NAME` and `${NAME}` replaced by the variable's value (the last
 /// definition wins; unknown names become empty) and `$$` by `$`.
-pub(crate) fn expand(text: &str, vars: &[(String, String)]) -> String {
+pub fn expand(text: &str, vars: &[(String, String)]) -> String {
     let lookup = |name: &str| -> &str {
         vars.iter()
             .rev()

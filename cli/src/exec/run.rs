@@ -1,0 +1,422 @@
+//! The local run: the chosen jobs in stage and `needs` order through the executor the
+//! agents use, each job's log streamed as it comes, its artifacts handed to the jobs
+//! after it as the coordinator hands them (`needs` with artifacts, else `dependencies`,
+//! else every earlier stage), `when`, `allow_failure` and failures of the jobs before a
+//! job deciding whether it runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use esteira_executor::{Executor, JobResult, JobRun, Outcome};
+use esteira_pipeline::{AllowFailure, EventContext, Plan, PlannedJob, RefKind, When};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::output::Output;
+use super::plan::{Choice, needs_match};
+use super::snapshot::Snapshot;
+
+/// How a job of the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Failed,
+    /// Failed, and its `allow_failure` tolerates it.
+    FailedAllowed,
+    Canceled,
+    /// Not run: what came before it did not let it (`after_failure` when a failure did).
+    Skipped {
+        after_failure: bool,
+    },
+    /// Not part of the run (manual, not selected).
+    NotRun,
+}
+
+impl Status {
+    /// Whether the jobs after this one see a failure before them.
+    fn fails_downstream(self) -> bool {
+        matches!(
+            self,
+            Status::Failed
+                | Status::Canceled
+                | Status::Skipped {
+                    after_failure: true
+                }
+        )
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Failed => "failed",
+            Status::FailedAllowed => "failed (allowed)",
+            Status::Canceled => "canceled",
+            Status::Skipped { .. } => "skipped",
+            Status::NotRun => "not run",
+        }
+    }
+}
+
+/// One job's line of the summary.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub name: String,
+    pub stage: String,
+    pub status: Status,
+    pub duration: Option<Duration>,
+    /// Why it failed or did not run.
+    pub reason: Option<String>,
+}
+
+/// Whether the pipeline succeeded: no job failed without leave, none was canceled.
+pub fn succeeded(reports: &[JobReport]) -> bool {
+    !reports
+        .iter()
+        .any(|report| matches!(report.status, Status::Failed | Status::Canceled))
+}
+
+/// What every job of one run shares.
+pub struct LocalRun<'a> {
+    pub executor: Arc<Executor>,
+    pub snapshot: &'a Snapshot,
+    pub project: String,
+    pub event: &'a EventContext,
+    /// Runs at most this many jobs at once.
+    pub parallel: usize,
+    pub output: Arc<Output>,
+    pub cancel: CancellationToken,
+}
+
+enum State {
+    Waiting,
+    Ready,
+    Running,
+    Ended {
+        report: JobReport,
+        artifacts: Option<PathBuf>,
+    },
+}
+
+impl LocalRun<'_> {
+    /// Runs the jobs `choices` keep; returns a report per planned job, in plan order.
+    pub async fn run(&self, plan: &Plan, choices: &[Choice]) -> Vec<JobReport> {
+        let stage_of = |job: &PlannedJob| plan.stages.iter().position(|s| *s == job.stage);
+        let mut states: Vec<State> = plan
+            .jobs
+            .iter()
+            .zip(choices)
+            .map(|(job, choice)| match choice {
+                Choice::Out(reason) => State::Ended {
+                    report: report(job, Status::NotRun, None, Some(reason.clone())),
+                    artifacts: None,
+                },
+                Choice::Runs | Choice::NeededBy(_) => State::Waiting,
+            })
+            .collect();
+        let upstream: Vec<Vec<usize>> = plan
+            .jobs
+            .iter()
+            .map(|job| {
+                plan.jobs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, other)| match &job.needs {
+                        Some(needs) => needs.iter().any(|need| needs_match(&other.name, &need.job)),
+                        None => stage_of(other) < stage_of(job),
+                    })
+                    .map(|(index, _)| index)
+                    .collect()
+            })
+            .collect();
+        let mut ready = VecDeque::new();
+        let mut running = JoinSet::new();
+        let mut running_ids = HashMap::new();
+        loop {
+            for index in 0..states.len() {
+                if !matches!(states[index], State::Waiting) {
+                    continue;
+                }
+                match self.decide(plan, index, &upstream[index], &states) {
+                    Decision::Wait => {}
+                    Decision::Start => {
+                        states[index] = State::Ready;
+                        ready.push_back(index);
+                    }
+                    Decision::Skip(status, reason) => {
+                        states[index] = State::Ended {
+                            report: report(&plan.jobs[index], status, None, Some(reason)),
+                            artifacts: None,
+                        };
+                    }
+                }
+            }
+            while running.len() < self.parallel.max(1)
+                && let Some(index) = ready.pop_front()
+            {
+                let job = &plan.jobs[index];
+                let artifacts_in = artifacts_for(plan, index, &states);
+                let handle = running.spawn(self.start(job, index, artifacts_in));
+                running_ids.insert(handle.id(), index);
+                states[index] = State::Running;
+            }
+            let Some(joined) = running.join_next_with_id().await else {
+                break;
+            };
+            let (index, ended) = match joined {
+                Ok((id, ended)) => (running_ids[&id], ended),
+                Err(error) => {
+                    let failure = format!("the job's task failed: {error}");
+                    (running_ids[&error.id()], Ended::failure(failure))
+                }
+            };
+            let job = &plan.jobs[index];
+            let status = match ended.outcome.result {
+                JobResult::Success => Status::Success,
+                JobResult::Canceled => Status::Canceled,
+                JobResult::Failed if failure_allowed(job, ended.outcome.exit_code) => {
+                    Status::FailedAllowed
+                }
+                JobResult::Failed => Status::Failed,
+            };
+            let reason = ended.outcome.failure.map(|failure| failure.message);
+            let report = report(job, status, Some(ended.duration), reason);
+            self.output.job_ended(&report);
+            states[index] = State::Ended {
+                report,
+                artifacts: ended.outcome.artifacts,
+            };
+        }
+        states
+            .into_iter()
+            .zip(&plan.jobs)
+            .map(|(state, job)| match state {
+                State::Ended { report, .. } => report,
+                // Only a cycle of `needs` leaves a job waiting.
+                _ => report(
+                    job,
+                    Status::Skipped {
+                        after_failure: false,
+                    },
+                    None,
+                    Some("waits for a job that waits for it".to_string()),
+                ),
+            })
+            .collect()
+    }
+
+    /// What a waiting job does now that some jobs before it may have ended.
+    fn decide(&self, plan: &Plan, index: usize, upstream: &[usize], states: &[State]) -> Decision {
+        let job = &plan.jobs[index];
+        let mut failed_before = false;
+        for &before in upstream {
+            let State::Ended { report, .. } = &states[before] else {
+                return Decision::Wait;
+            };
+            let other = &plan.jobs[before];
+            let manual = other.when == When::Manual && report.status == Status::NotRun;
+            let did_not_run = matches!(report.status, Status::NotRun | Status::Skipped { .. });
+            let needed = job.needs.as_ref().is_some_and(|needs| {
+                needs
+                    .iter()
+                    .any(|need| !need.optional && needs_match(&other.name, &need.job))
+            });
+            // A job needed did not run, or a manual job not allowed to fail holds the stages
+            // after it: GitLab's pipeline would wait for it.
+            if manual && (needed || job.needs.is_none() && other.allow_failure == AllowFailure::No)
+            {
+                let reason = format!(
+                    "waits for manual job '{}': run it with --job '{}'",
+                    other.name, other.name
+                );
+                return Decision::Skip(Status::NotRun, reason);
+            }
+            if needed && did_not_run {
+                let status = Status::Skipped {
+                    after_failure: report.status.fails_downstream(),
+                };
+                return Decision::Skip(
+                    status,
+                    format!("needs '{}', which did not run", other.name),
+                );
+            }
+            failed_before |= report.status.fails_downstream();
+        }
+        if self.cancel.is_cancelled() {
+            let status = Status::Skipped {
+                after_failure: true,
+            };
+            return Decision::Skip(status, "the run was canceled".to_string());
+        }
+        match (job.when, failed_before) {
+            (When::Always, _) | (When::OnFailure, true) => Decision::Start,
+            (When::OnSuccess | When::Manual | When::Delayed, false) => Decision::Start,
+            (When::OnFailure, false) => Decision::Skip(
+                Status::Skipped {
+                    after_failure: false,
+                },
+                "when: on_failure, and nothing failed before it".to_string(),
+            ),
+            _ => Decision::Skip(
+                Status::Skipped {
+                    after_failure: true,
+                },
+                "a job before it failed".to_string(),
+            ),
+        }
+    }
+
+    /// Runs one job through the executor, its log printed as it comes.
+    fn start(
+        &self,
+        job: &PlannedJob,
+        index: usize,
+        artifacts_in: Vec<PathBuf>,
+    ) -> impl Future<Output = Ended> + Send + 'static {
+        let job_id = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        let run = JobRun {
+            job_id,
+            project: self.project.clone(),
+            repo_url: format!("file://{}", self.snapshot.repository.display()),
+            sha: self.snapshot.sha.clone(),
+            git_ref: ref_name(self.event).to_string(),
+            env: job_variables(self.event, job, job_id),
+            spec: job.clone(),
+            artifacts_in,
+            ..JobRun::default()
+        };
+        let (executor, output, cancel) = (
+            self.executor.clone(),
+            self.output.clone(),
+            self.cancel.clone(),
+        );
+        async move {
+            output.job_started(&run.spec);
+            let started = Instant::now();
+            let (log, lines) = mpsc::channel(256);
+            let name = run.spec.name.clone();
+            let (outcome, ()) =
+                tokio::join!(executor.run(run, log, cancel), output.stream(&name, lines));
+            Ended {
+                outcome,
+                duration: started.elapsed(),
+            }
+        }
+    }
+}
+
+enum Decision {
+    Wait,
+    Start,
+    Skip(Status, String),
+}
+
+/// A job's end as its task returns it.
+struct Ended {
+    outcome: Outcome,
+    duration: Duration,
+}
+
+impl Ended {
+    fn failure(message: String) -> Ended {
+        Ended {
+            outcome: Outcome {
+                result: JobResult::Failed,
+                exit_code: None,
+                failure: Some(esteira_executor::Failure {
+                    kind: esteira_executor::FailureKind::RunnerSystemFailure,
+                    message,
+                }),
+                artifacts: None,
+                details: serde_json::Value::Null,
+            },
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// The branch or tag the run is for.
+pub fn ref_name(event: &EventContext) -> &str {
+    match &event.git_ref {
+        RefKind::Branch(name) | RefKind::Tag(name) => name,
+    }
+}
+
+fn report(
+    job: &PlannedJob,
+    status: Status,
+    duration: Option<Duration>,
+    reason: Option<String>,
+) -> JobReport {
+    JobReport {
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        status,
+        duration,
+        reason,
+    }
+}
+
+fn failure_allowed(job: &PlannedJob, exit_code: Option<i64>) -> bool {
+    match &job.allow_failure {
+        AllowFailure::No => false,
+        AllowFailure::Yes => true,
+        AllowFailure::ExitCodes(codes) => {
+            exit_code.is_some_and(|code| codes.iter().any(|&allowed| code == i64::from(allowed)))
+        }
+    }
+}
+
+/// The archives of the ended jobs whose artifacts job `index` gets.
+fn artifacts_for(plan: &Plan, index: usize, states: &[State]) -> Vec<PathBuf> {
+    let job = &plan.jobs[index];
+    let stage = |job: &PlannedJob| plan.stages.iter().position(|s| *s == job.stage);
+    let wanted = |other: &PlannedJob| match (&job.needs, &job.dependencies) {
+        (Some(needs), _) => needs
+            .iter()
+            .any(|need| need.artifacts && needs_match(&other.name, &need.job)),
+        (None, Some(dependencies)) => dependencies.iter().any(|d| needs_match(&other.name, d)),
+        (None, None) => stage(other) < stage(job),
+    };
+    plan.jobs
+        .iter()
+        .zip(states)
+        .filter_map(|(other, state)| match state {
+            State::Ended {
+                artifacts: Some(archive),
+                ..
+            } if wanted(other) => Some(archive.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The job's variables as the coordinator gives them, lowest precedence first:
+/// predefined, the job's own (global ones included), the pipeline's (`--var`); each
+/// value expanded against those before it.
+fn job_variables(event: &EventContext, job: &PlannedJob, job_id: i64) -> Vec<(String, String)> {
+    let predefined = esteira_pipeline::predefined_variables(event);
+    let own = [
+        ("CI_JOB_ID", job_id.to_string()),
+        ("CI_JOB_NAME", job.name.clone()),
+        ("CI_JOB_STAGE", job.stage.clone()),
+    ]
+    .map(|(key, value)| (key.to_string(), value));
+    let raw = predefined
+        .into_iter()
+        .chain(own)
+        .chain(
+            job.variables
+                .iter()
+                .map(|v| (v.key.clone(), v.value.clone())),
+        )
+        .chain(event.overriding_variables.clone());
+    raw.fold(Vec::new(), |mut done, (key, value)| {
+        let value = esteira_executor::expand(&value, &done);
+        done.retain(|(earlier, _)| *earlier != key);
+        done.push((key, value));
+        done
+    })
+}

@@ -1,0 +1,295 @@
+//! `esteira exec` (issue 18): a pipeline of a real git repository run on the local Docker
+//! engine with no coordinator — stages in order, a `needs`, artifacts passed on, a
+//! service, a manual job left out unless named, a failing `allow_failure` job — from the
+//! working tree as it is (uncommitted changes included, the tree left untouched); exit 1
+//! when a job fails, 2 for a usage error, 3 for a file that does not plan.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use esteira_tests::{GitRepo, IMAGE, binary, docker_lock, ensure_image, leftover_docker_objects};
+
+/// An image serving `/www` over HTTP on an exposed port, for the pipeline's service.
+const HTTPD: &str = "esteira-test/exec-cli-httpd:latest";
+
+fn httpd_image(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("image dir");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nRUN mkdir -p /www && echo 'hello from the service' > /www/index.html\n\
+             EXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let status = Command::new("docker")
+        .args(["build", "--quiet", "--tag", HTTPD])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("docker build");
+    assert!(status.success(), "docker build of {HTTPD}");
+}
+
+const PIPELINE: &str = r#"
+stages: [test, build, deploy]
+image: esteira-test/busybox:latest
+variables:
+  TARGET: staging
+unit:
+  stage: test
+  script:
+    - echo "unit on $CI_COMMIT_BRANCH at $CI_COMMIT_SHORT_SHA"
+    - cat message.txt
+lint:
+  stage: test
+  allow_failure: true
+  script:
+    - echo "lint complains"
+    - exit 4
+compile:
+  stage: build
+  script:
+    - mkdir -p out
+    - echo "binary of $(cat message.txt)" > out/app.txt
+  artifacts:
+    paths: [out/]
+package:
+  stage: build
+  needs: [compile]
+  services:
+    - name: esteira-test/exec-cli-httpd:latest
+      alias: web
+  script:
+    - echo "package sees $(cat out/app.txt)"
+    - wget -qO- http://web:8080/
+deploy:
+  stage: deploy
+  script:
+    - echo "deploy to $TARGET of $(cat out/app.txt)"
+release:
+  stage: deploy
+  when: manual
+  needs: [compile]
+  script:
+    - echo "released $(cat out/app.txt)"
+"#;
+
+/// A repository holding the pipeline, committed on `main`.
+fn repository(root: &Path, pipeline: &str) -> GitRepo {
+    let repo = GitRepo::init(root.join("app"));
+    repo.commit(
+        &[(".gitlab-ci.yml", pipeline), ("message.txt", "committed\n")],
+        "The pipeline",
+    );
+    repo
+}
+
+/// `esteira exec ARGS` in the repository; the output and the process id (which names the
+/// run's Docker objects).
+fn exec(repo: &GitRepo, args: &[&str]) -> (Output, u32) {
+    let child = Command::new(binary("esteira"))
+        .arg("exec")
+        .args(args)
+        .current_dir(&repo.dir)
+        .env("ESTEIRA_DEFAULT_IMAGE", IMAGE)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run esteira exec");
+    let pid = child.id();
+    (child.wait_with_output().expect("esteira exec output"), pid)
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Asserts that each needle comes after the one before it in `haystack`.
+fn in_order(haystack: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        match haystack[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{needle:?} after byte {from} of:\n{haystack}"),
+        }
+    }
+}
+
+/// The summary line of `job`, whitespace collapsed.
+fn summary_row(stdout: &str, job: &str) -> String {
+    stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|line| line.split(' ').nth(1) == Some(job) && !line.contains('|'))
+        .unwrap_or_else(|| panic!("no summary row for {job} in:\n{stdout}"))
+}
+
+#[test]
+fn a_three_stage_pipeline_runs_from_the_working_tree() {
+    ensure_image();
+    let _docker = docker_lock();
+    let root = tempfile::tempdir().expect("temp dir");
+    httpd_image(&root.path().join("httpd"));
+    let repo = repository(root.path(), PIPELINE);
+    // Not committed: what runs is the working tree as it is.
+    std::fs::write(repo.dir.join("message.txt"), "uncommitted\n").expect("edit");
+    std::fs::write(repo.dir.join("untracked.txt"), "new\n").expect("new file");
+    let status_before = repo.git(&["status", "--porcelain"]);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+
+    let (output, pid) = exec(&repo, &[]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    in_order(
+        &stdout,
+        &[
+            "unit    | --- job unit (stage test) started",
+            &format!("unit    | unit on main at {}", &head[..8]),
+            "unit    | uncommitted",
+            "unit    | --- job unit success",
+            "lint    | lint complains",
+            "lint    | --- job lint failed (allowed): exit code 4",
+            "compile | --- job compile success",
+            "package | package sees binary of uncommitted",
+            "package | hello from the service",
+            "deploy  | deploy to staging of binary of uncommitted",
+            "deploy  | --- job deploy success",
+        ],
+    );
+    assert!(!stdout.contains("released"), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "no terminal escapes in a pipe");
+    let lint = summary_row(&stdout, "lint");
+    assert!(
+        lint.starts_with("test lint failed (allowed) ") && lint.ends_with("s exit code 4"),
+        "{lint}"
+    );
+    assert!(
+        summary_row(&stdout, "release").contains("not run - manual: run it with --job 'release'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pipeline succeeded (5 of 6 jobs run)"),
+        "{stdout}"
+    );
+
+    // The working tree and the repository are as they were.
+    assert_eq!(repo.git(&["status", "--porcelain"]), status_before);
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read_to_string(repo.dir.join("message.txt")).expect("read"),
+        "uncommitted\n"
+    );
+    assert!(
+        !repo.dir.join("out").exists(),
+        "artifacts stay out of the tree"
+    );
+    assert_eq!(
+        leftover_docker_objects(&format!("exec-{pid}")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_failing_job_fails_the_run_and_skips_what_follows() {
+    ensure_image();
+    let _docker = docker_lock();
+    let root = tempfile::tempdir().expect("temp dir");
+    let pipeline = format!(
+        "image: {IMAGE}\nstages: [test, deploy]\n\
+         unit:\n  stage: test\n  script: [echo testing, exit 3]\n\
+         deploy:\n  stage: deploy\n  script: [echo deploying]\n\
+         notify:\n  stage: deploy\n  when: on_failure\n  script: [echo the pipeline failed]\n"
+    );
+    let repo = repository(root.path(), &pipeline);
+    let (output, pid) = exec(&repo, &[]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    in_order(
+        &stdout,
+        &[
+            "unit   | testing",
+            "unit   | --- job unit failed: exit code 3",
+            "notify | the pipeline failed",
+            "pipeline failed",
+        ],
+    );
+    assert!(!stdout.contains("deploying"), "{stdout}");
+    assert!(
+        summary_row(&stdout, "deploy").contains("skipped - a job before it failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        leftover_docker_objects(&format!("exec-{pid}")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn job_selection_runs_the_named_jobs_and_what_they_need() {
+    ensure_image();
+    let _docker = docker_lock();
+    let root = tempfile::tempdir().expect("temp dir");
+    httpd_image(&root.path().join("httpd"));
+    let repo = repository(root.path(), PIPELINE);
+
+    let (planned, _) = exec(&repo, &["--job", "release", "--dry-run"]);
+    let (plan, stderr) = text(&planned);
+    assert_eq!(planned.status.code(), Some(0), "{plan}\n{stderr}");
+    in_order(
+        &plan,
+        &[
+            "stage test",
+            "unit     out: not selected by --job or --stage",
+            "stage build",
+            "compile  runs: needed by 'release'",
+            "stage deploy",
+            "release  runs",
+        ],
+    );
+
+    let (output, _) = exec(&repo, &["--job", "release"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    in_order(
+        &stdout,
+        &[
+            "compile | --- job compile success",
+            "release | released binary of committed",
+            "pipeline succeeded (2 of 6 jobs run)",
+        ],
+    );
+    assert!(!stdout.contains("unit on"), "{stdout}");
+}
+
+#[test]
+fn a_file_that_does_not_plan_exits_3_and_usage_errors_exit_2() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let repo = repository(root.path(), "build:\n  stage: build\n  script: [echo a\n");
+    let (output, _) = exec(&repo, &[]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains(".gitlab-ci.yml does not plan:"), "{stderr}");
+    assert!(
+        stderr.contains(".gitlab-ci.yml:"),
+        "a FILE:LINE:COL error in {stderr}"
+    );
+
+    let valid = format!("image: {IMAGE}\nbuild:\n  script: [echo built]\n");
+    std::fs::write(repo.dir.join(".gitlab-ci.yml"), valid).expect("fix the file");
+    let (unknown, _) = exec(&repo, &["--job", "nope"]);
+    let (_, stderr) = text(&unknown);
+    assert_eq!(unknown.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the plan has no job 'nope'; it has: build"),
+        "{stderr}"
+    );
+
+    let (missing, _) = exec(&repo, &["--file", "other.yml"]);
+    let (_, stderr) = text(&missing);
+    assert_eq!(missing.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no pipeline file at"), "{stderr}");
+}
