@@ -585,31 +585,15 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Retry { id } => {
-            let pipeline = api.get(&format!("/pipelines/{id}")).await?;
-            let failed: Vec<&Value> = pipeline["jobs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|job| {
-                    job["retried"].as_bool() != Some(true)
-                        && matches!(job["status"].as_str(), Some("failed" | "lost"))
-                })
-                .collect();
-            if failed.is_empty() {
-                anyhow::bail!(
-                    "pipeline {id} has no failed jobs to retry (it is {})",
-                    text(&pipeline["status"])
-                );
-            }
-            for job in failed {
-                let retry = api
-                    .post(&format!("/jobs/{}/retry", text(&job["id"])), &json!({}))
-                    .await?;
+            let answer = api
+                .post(&format!("/pipelines/{id}/retry"), &json!({}))
+                .await?;
+            for job in answer["retried"].as_array().into_iter().flatten() {
                 println!(
                     "job {} ({}) retried as job {}",
                     text(&job["id"]),
                     text(&job["name"]),
-                    text(&retry["id"])
+                    text(&job["retry"])
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -37,13 +37,18 @@ pub async fn run(api: &Api, command: ResourceGroupCommand) -> anyhow::Result<Exi
             let listed = api
                 .get(&format!("/projects/{project}/resource_groups"))
                 .await?;
-            for group in listed.as_array().into_iter().flatten() {
-                println!(
-                    "{}\t{}",
-                    group["name"].as_str().unwrap_or("?"),
-                    group["process_mode"].as_str().unwrap_or("?")
-                );
-            }
+            let rows: Vec<Vec<String>> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|group| {
+                    vec![
+                        crate::text(&group["name"]),
+                        crate::text(&group["process_mode"]),
+                    ]
+                })
+                .collect();
+            crate::print_table(&["NAME", "PROCESS MODE"], &rows);
         }
         ResourceGroupCommand::Set {
             project,
