@@ -136,3 +136,88 @@ fn unknown<'a>(what: &str, name: &str, known: impl Iterator<Item = &'a String>) 
         known.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use esteira_pipeline::Need;
+
+    use super::*;
+
+    fn plan() -> Plan {
+        let job = |name: &str, stage: &str| PlannedJob {
+            name: name.to_string(),
+            stage: stage.to_string(),
+            ..PlannedJob::default()
+        };
+        let mut release = job("release", "deploy");
+        release.when = When::Manual;
+        release.needs = Some(vec![Need {
+            job: "compile".to_string(),
+            artifacts: true,
+            optional: false,
+        }]);
+        let mut compile = job("compile", "build");
+        compile.dependencies = Some(vec!["lint".to_string()]);
+        Plan {
+            stages: vec!["test".into(), "build".into(), "deploy".into()],
+            jobs: vec![
+                job("lint 1/2", "test"),
+                job("lint 2/2", "test"),
+                compile,
+                release,
+            ],
+            variables: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn everything_but_manual_jobs_runs_without_a_request() {
+        let request = Request {
+            jobs: &[],
+            stages: &[],
+        };
+        let choices = select(&plan(), &request).expect("selection");
+        assert_eq!(choices[..3], [Choice::Runs, Choice::Runs, Choice::Runs]);
+        assert_eq!(
+            choices[3],
+            Choice::Out("manual: run it with --job 'release'".to_string())
+        );
+    }
+
+    #[test]
+    fn a_named_job_brings_what_it_needs_however_deep() {
+        let jobs = ["release".to_string()];
+        let request = Request {
+            jobs: &jobs,
+            stages: &[],
+        };
+        let choices = select(&plan(), &request).expect("selection");
+        assert_eq!(
+            choices,
+            [
+                Choice::NeededBy("compile".to_string()),
+                Choice::NeededBy("compile".to_string()),
+                Choice::NeededBy("release".to_string()),
+                Choice::Runs,
+            ]
+        );
+        let unknown = ["nope".to_string()];
+        let request = Request {
+            jobs: &unknown,
+            stages: &[],
+        };
+        assert!(
+            select(&plan(), &request)
+                .is_err_and(|error| error.contains("no job 'nope'; it has: lint 1/2"))
+        );
+    }
+
+    #[test]
+    fn needs_name_parallel_and_matrix_instances() {
+        assert!(needs_match("lint", "lint"));
+        assert!(needs_match("lint 2/3", "lint"));
+        assert!(needs_match("test: [ruby, 3.2]", "test"));
+        assert!(!needs_match("linter", "lint"));
+        assert!(!needs_match("lint fast", "lint"));
+    }
+}

@@ -139,7 +139,13 @@ impl LocalRun<'_> {
                 if !matches!(states[index], State::Waiting) {
                     continue;
                 }
-                match self.decide(plan, index, &upstream[index], &states) {
+                match decide(
+                    plan,
+                    index,
+                    &upstream[index],
+                    &states,
+                    self.cancel.is_cancelled(),
+                ) {
                     Decision::Wait => {}
                     Decision::Start => {
                         states[index] = State::Ready;
@@ -207,67 +213,6 @@ impl LocalRun<'_> {
             .collect()
     }
 
-    /// What a waiting job does now that some jobs before it may have ended.
-    fn decide(&self, plan: &Plan, index: usize, upstream: &[usize], states: &[State]) -> Decision {
-        let job = &plan.jobs[index];
-        let mut failed_before = false;
-        for &before in upstream {
-            let State::Ended { report, .. } = &states[before] else {
-                return Decision::Wait;
-            };
-            let other = &plan.jobs[before];
-            let manual = other.when == When::Manual && report.status == Status::NotRun;
-            let did_not_run = matches!(report.status, Status::NotRun | Status::Skipped { .. });
-            let needed = job.needs.as_ref().is_some_and(|needs| {
-                needs
-                    .iter()
-                    .any(|need| !need.optional && needs_match(&other.name, &need.job))
-            });
-            // A job needed did not run, or a manual job not allowed to fail holds the stages
-            // after it: GitLab's pipeline would wait for it.
-            if manual && (needed || job.needs.is_none() && other.allow_failure == AllowFailure::No)
-            {
-                let reason = format!(
-                    "waits for manual job '{}': run it with --job '{}'",
-                    other.name, other.name
-                );
-                return Decision::Skip(Status::NotRun, reason);
-            }
-            if needed && did_not_run {
-                let status = Status::Skipped {
-                    after_failure: report.status.fails_downstream(),
-                };
-                return Decision::Skip(
-                    status,
-                    format!("needs '{}', which did not run", other.name),
-                );
-            }
-            failed_before |= report.status.fails_downstream();
-        }
-        if self.cancel.is_cancelled() {
-            let status = Status::Skipped {
-                after_failure: true,
-            };
-            return Decision::Skip(status, "the run was canceled".to_string());
-        }
-        match (job.when, failed_before) {
-            (When::Always, _) | (When::OnFailure, true) => Decision::Start,
-            (When::OnSuccess | When::Manual | When::Delayed, false) => Decision::Start,
-            (When::OnFailure, false) => Decision::Skip(
-                Status::Skipped {
-                    after_failure: false,
-                },
-                "when: on_failure, and nothing failed before it".to_string(),
-            ),
-            _ => Decision::Skip(
-                Status::Skipped {
-                    after_failure: true,
-                },
-                "a job before it failed".to_string(),
-            ),
-        }
-    }
-
     /// Runs one job through the executor, its log printed as it comes.
     fn start(
         &self,
@@ -307,6 +252,71 @@ impl LocalRun<'_> {
     }
 }
 
+/// What waiting job `index` does now that some of the jobs before it (`upstream`) may
+/// have ended.
+fn decide(
+    plan: &Plan,
+    index: usize,
+    upstream: &[usize],
+    states: &[State],
+    canceled: bool,
+) -> Decision {
+    let job = &plan.jobs[index];
+    let mut failed_before = false;
+    for &before in upstream {
+        let State::Ended { report, .. } = &states[before] else {
+            return Decision::Wait;
+        };
+        let other = &plan.jobs[before];
+        let manual = other.when == When::Manual && report.status == Status::NotRun;
+        let did_not_run = matches!(report.status, Status::NotRun | Status::Skipped { .. });
+        let needed = job.needs.as_ref().is_some_and(|needs| {
+            needs
+                .iter()
+                .any(|need| !need.optional && needs_match(&other.name, &need.job))
+        });
+        // A job needed did not run, or a manual job not allowed to fail holds the stages
+        // after it: GitLab's pipeline would wait for it.
+        if manual && (needed || job.needs.is_none() && other.allow_failure == AllowFailure::No) {
+            let reason = format!(
+                "waits for manual job '{}': run it with --job '{}'",
+                other.name, other.name
+            );
+            return Decision::Skip(Status::NotRun, reason);
+        }
+        if needed && did_not_run {
+            let status = Status::Skipped {
+                after_failure: report.status.fails_downstream(),
+            };
+            return Decision::Skip(status, format!("needs '{}', which did not run", other.name));
+        }
+        failed_before |= report.status.fails_downstream();
+    }
+    if canceled {
+        let status = Status::Skipped {
+            after_failure: true,
+        };
+        return Decision::Skip(status, "the run was canceled".to_string());
+    }
+    match (job.when, failed_before) {
+        (When::Always, _) | (When::OnFailure, true) => Decision::Start,
+        (When::OnSuccess | When::Manual | When::Delayed, false) => Decision::Start,
+        (When::OnFailure, false) => Decision::Skip(
+            Status::Skipped {
+                after_failure: false,
+            },
+            "when: on_failure, and nothing failed before it".to_string(),
+        ),
+        _ => Decision::Skip(
+            Status::Skipped {
+                after_failure: true,
+            },
+            "a job before it failed".to_string(),
+        ),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
 enum Decision {
     Wait,
     Start,
@@ -419,4 +429,178 @@ fn job_variables(event: &EventContext, job: &PlannedJob, job_id: i64) -> Vec<(St
         done.push((key, value));
         done
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use esteira_pipeline::Need;
+
+    use super::*;
+
+    fn job(name: &str, stage: &str) -> PlannedJob {
+        PlannedJob {
+            name: name.to_string(),
+            stage: stage.to_string(),
+            ..PlannedJob::default()
+        }
+    }
+
+    fn plan(jobs: Vec<PlannedJob>) -> Plan {
+        Plan {
+            stages: vec!["test".into(), "build".into(), "deploy".into()],
+            jobs,
+            variables: Vec::new(),
+        }
+    }
+
+    fn ended(job: &PlannedJob, status: Status, archive: Option<&str>) -> State {
+        State::Ended {
+            report: report(job, status, None, None),
+            artifacts: archive.map(PathBuf::from),
+        }
+    }
+
+    fn need(job: &str, artifacts: bool) -> Need {
+        Need {
+            job: job.to_string(),
+            artifacts,
+            optional: false,
+        }
+    }
+
+    #[test]
+    fn when_and_allow_failure_decide_after_the_jobs_before() {
+        let mut notify = job("notify", "build");
+        notify.when = When::OnFailure;
+        let mut always = job("always", "build");
+        always.when = When::Always;
+        let plan = plan(vec![
+            job("unit", "test"),
+            job("build", "build"),
+            notify,
+            always,
+        ]);
+        let failed = [
+            ended(&plan.jobs[0], Status::Failed, None),
+            State::Waiting,
+            State::Waiting,
+            State::Waiting,
+        ];
+        let skipped = Decision::Skip(
+            Status::Skipped {
+                after_failure: true,
+            },
+            "a job before it failed".to_string(),
+        );
+        assert_eq!(decide(&plan, 1, &[0], &failed, false), skipped);
+        assert_eq!(decide(&plan, 2, &[0], &failed, false), Decision::Start);
+        assert_eq!(decide(&plan, 3, &[0], &failed, false), Decision::Start);
+
+        let allowed = [
+            ended(&plan.jobs[0], Status::FailedAllowed, None),
+            State::Waiting,
+            State::Waiting,
+            State::Waiting,
+        ];
+        assert_eq!(decide(&plan, 1, &[0], &allowed, false), Decision::Start);
+        assert!(matches!(
+            decide(&plan, 2, &[0], &allowed, false),
+            Decision::Skip(
+                Status::Skipped {
+                    after_failure: false
+                },
+                _
+            )
+        ));
+        let running = [
+            State::Running,
+            State::Waiting,
+            State::Waiting,
+            State::Waiting,
+        ];
+        assert_eq!(decide(&plan, 1, &[0], &running, false), Decision::Wait);
+        assert!(matches!(
+            decide(&plan, 1, &[0], &allowed, true),
+            Decision::Skip(_, reason) if reason == "the run was canceled"
+        ));
+    }
+
+    #[test]
+    fn what_needs_a_manual_job_not_run_does_not_run() {
+        let mut release = job("release", "build");
+        release.when = When::Manual;
+        let mut publish = job("publish", "deploy");
+        publish.needs = Some(vec![need("release", true)]);
+        let plan = plan(vec![release, publish, job("later", "deploy")]);
+        let states = [
+            ended(&plan.jobs[0], Status::NotRun, None),
+            State::Waiting,
+            State::Waiting,
+        ];
+        assert!(matches!(
+            decide(&plan, 1, &[0], &states, false),
+            Decision::Skip(Status::NotRun, reason) if reason.starts_with("waits for manual job 'release'")
+        ));
+        // A manual job that may not fail (`allow_failure: false`) holds the later stages.
+        assert!(matches!(
+            decide(&plan, 2, &[0], &states, false),
+            Decision::Skip(Status::NotRun, _)
+        ));
+    }
+
+    #[test]
+    fn artifacts_come_from_needs_dependencies_or_earlier_stages() {
+        let mut by_needs = job("by-needs", "deploy");
+        by_needs.needs = Some(vec![need("compile", true), need("docs", false)]);
+        let mut by_dependencies = job("by-dependencies", "deploy");
+        by_dependencies.dependencies = Some(vec!["docs".to_string()]);
+        let plan = plan(vec![
+            job("compile", "build"),
+            job("docs", "build"),
+            by_needs,
+            by_dependencies,
+            job("by-stage", "deploy"),
+        ]);
+        let states = [
+            ended(&plan.jobs[0], Status::Success, Some("compile.tar.gz")),
+            ended(&plan.jobs[1], Status::Success, Some("docs.tar.gz")),
+            State::Waiting,
+            State::Waiting,
+            State::Waiting,
+        ];
+        let archives = |index| artifacts_for(&plan, index, &states);
+        assert_eq!(archives(2), [PathBuf::from("compile.tar.gz")]);
+        assert_eq!(archives(3), [PathBuf::from("docs.tar.gz")]);
+        assert_eq!(
+            archives(4),
+            [
+                PathBuf::from("compile.tar.gz"),
+                PathBuf::from("docs.tar.gz")
+            ]
+        );
+    }
+
+    #[test]
+    fn job_variables_expand_in_precedence_order() {
+        let mut unit = job("unit", "test");
+        unit.variables = vec![esteira_pipeline::Variable {
+            key: "IMAGE".to_string(),
+            value: "app:$CI_COMMIT_SHORT_SHA-$SUFFIX".to_string(),
+        }];
+        let event = EventContext {
+            git_ref: RefKind::Branch("main".to_string()),
+            sha: "0123456789abcdef".to_string(),
+            source: esteira_pipeline::PipelineSource::Push,
+            changed_files: None,
+            variables: Default::default(),
+            overriding_variables: [("SUFFIX".to_string(), "given".to_string())].into(),
+            project_path: "app".to_string(),
+        };
+        let vars = job_variables(&event, &unit, 7);
+        let value = |key: &str| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        // SUFFIX comes after IMAGE: unknown when IMAGE is expanded, as on the coordinator.
+        assert_eq!(value("IMAGE"), Some("app:01234567-"));
+        assert_eq!(value("SUFFIX"), Some("given"));
+        assert_eq!(value("CI_JOB_ID"), Some("7"));
+    }
 }
