@@ -2,12 +2,17 @@
 //! engine with no coordinator — stages in order, a `needs`, artifacts passed on, a
 //! service, a manual job left out unless named, a failing `allow_failure` job — from the
 //! working tree as it is (uncommitted changes included, the tree left untouched); exit 1
-//! when a job fails, 2 for a usage error, 3 for a file that does not plan.
+//! when a job fails, 2 for a usage error, 3 for a file that does not plan; an interrupt
+//! cancels the running job (its `after_script` runs) and leaves no Docker object behind.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use esteira_tests::{GitRepo, IMAGE, binary, docker_lock, ensure_image, leftover_docker_objects};
+use esteira_tests::{
+    GitRepo, IMAGE, Process, binary, docker_lock, ensure_image, leftover_docker_objects,
+};
 
 /// An image serving `/www` over HTTP on an exposed port, for the pipeline's service.
 const HTTPD: &str = "esteira-test/exec-cli-httpd:latest";
@@ -93,8 +98,8 @@ fn exec(repo: &GitRepo, args: &[&str]) -> (Output, u32) {
         .args(args)
         .current_dir(&repo.dir)
         .env("ESTEIRA_DEFAULT_IMAGE", IMAGE)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("run esteira exec");
     let pid = child.id();
@@ -292,4 +297,53 @@ fn a_file_that_does_not_plan_exits_3_and_usage_errors_exit_2() {
     let (_, stderr) = text(&missing);
     assert_eq!(missing.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no pipeline file at"), "{stderr}");
+}
+
+#[test]
+fn an_interrupt_cancels_the_running_job_and_leaves_nothing_behind() {
+    ensure_image();
+    let _docker = docker_lock();
+    let root = tempfile::tempdir().expect("temp dir");
+    let pipeline = format!(
+        "image: {IMAGE}\nstages: [test, deploy]\n\
+         slow:\n  stage: test\n  script: ['echo \"started $((6 * 7))\"', sleep 60]\n\
+         \x20 after_script: ['echo \"after_script: $CI_JOB_STATUS\"']\n\
+         deploy:\n  stage: deploy\n  script: [echo deployed]\n"
+    );
+    let repo = repository(root.path(), &pipeline);
+    let mut child = Command::new(binary("esteira"))
+        .arg("exec")
+        .current_dir(&repo.dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run esteira exec");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut process = Process::from(child);
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line == "slow   | started 42");
+    assert!(started, "the job started");
+
+    process.interrupt();
+    let status = process
+        .wait_exit(Duration::from_secs(60))
+        .expect("esteira exec exits after the interrupt");
+    let rest = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(1), "{rest}");
+    in_order(
+        &rest,
+        &[
+            "slow   | after_script: canceled",
+            "slow   | --- job slow canceled",
+            "pipeline failed",
+        ],
+    );
+    assert!(!rest.contains("deployed"), "{rest}");
+    assert_eq!(
+        leftover_docker_objects(&format!("exec-{pid}")),
+        Vec::<String>::new()
+    );
 }

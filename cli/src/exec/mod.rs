@@ -166,10 +166,9 @@ async fn execute(args: &ExecArgs) -> Result<ExitCode, ExecError> {
     let cancel = CancellationToken::new();
     let interrupt = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("esteira exec: interrupted; canceling the running jobs");
-            interrupt.cancel();
-        }
+        interrupted().await;
+        eprintln!("esteira exec: interrupted; canceling the running jobs");
+        interrupt.cancel();
     });
     let local = LocalRun {
         executor: executor.clone(),
@@ -189,6 +188,22 @@ async fn execute(args: &ExecArgs) -> Result<ExitCode, ExecError> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never when neither can be watched.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        Ok(()) = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 /// The pipeline file's path in the working tree (`/`-separated), which is what
