@@ -1,8 +1,9 @@
 //! `esteira exec` (issue 18): a pipeline of a real git repository run on the local Docker
-//! engine with no coordinator — stages in order, a `needs`, artifacts passed on, a
-//! service, a manual job left out unless named, a failing `allow_failure` job — from the
+//! engine with no coordinator — stages in order, a `needs`, artifacts passed on, a cache,
+//! a service, a manual job left out unless named, a failing `allow_failure` job — from the
 //! working tree as it is (uncommitted changes included, the tree left untouched); exit 1
-//! when a job fails, 2 for a usage error, 3 for a file that does not plan; an interrupt
+//! when a job fails, 2 for a usage error, 3 for a file that does not plan; rules and
+//! workflow see `--ref` and `--var`; an interrupt
 //! cancels the running job (its `after_script` runs) and leaves no Docker object behind.
 
 use std::io::{BufRead, BufReader};
@@ -55,10 +56,14 @@ lint:
 compile:
   stage: build
   script:
-    - mkdir -p out
+    - mkdir -p out deps
     - echo "binary of $(cat message.txt)" > out/app.txt
+    - echo "from the cache" > deps/lib.txt
   artifacts:
     paths: [out/]
+  cache:
+    key: deps
+    paths: [deps/]
 package:
   stage: build
   needs: [compile]
@@ -70,8 +75,13 @@ package:
     - wget -qO- http://web:8080/
 deploy:
   stage: deploy
+  cache:
+    key: deps
+    paths: [deps/]
+    policy: pull
   script:
     - echo "deploy to $TARGET of $(cat out/app.txt)"
+    - cat deps/lib.txt
 release:
   stage: deploy
   when: manual
@@ -162,6 +172,7 @@ fn a_three_stage_pipeline_runs_from_the_working_tree() {
             "package | package sees binary of uncommitted",
             "package | hello from the service",
             "deploy  | deploy to staging of binary of uncommitted",
+            "deploy  | from the cache",
             "deploy  | --- job deploy success",
         ],
     );
@@ -345,5 +356,44 @@ fn an_interrupt_cancels_the_running_job_and_leaves_nothing_behind() {
     assert_eq!(
         leftover_docker_objects(&format!("exec-{pid}")),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn rules_and_workflow_see_the_ref_and_the_variables_given() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let pipeline = format!(
+        "image: {IMAGE}\n\
+         workflow:\n  rules:\n    - if: $CI_COMMIT_BRANCH =~ /^wip/\n      when: never\n    - when: always\n\
+         unit:\n  script: [echo unit]\n\
+         release:\n  script: [echo release]\n  rules:\n    - if: $CI_COMMIT_BRANCH == \"master\"\n\
+         notify:\n  script: [echo notify]\n  rules:\n    - if: $NOTIFY == \"yes\"\n"
+    );
+    let repo = repository(root.path(), &pipeline);
+    let plan = |args: &[&str]| {
+        let (output, _) = exec(&repo, &[&["--dry-run"], args].concat());
+        let (stdout, stderr) = text(&output);
+        // Words only: the name column is as wide as the longest name planned.
+        let words = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        (output.status.code(), words, stderr)
+    };
+    let (code, on_main, _) = plan(&[]);
+    assert_eq!(code, Some(0), "{on_main}");
+    assert!(on_main.contains("for ref main at "), "{on_main}");
+    assert!(on_main.contains("unit runs"), "{on_main}");
+    assert!(
+        !on_main.contains("release") && !on_main.contains("notify"),
+        "{on_main}"
+    );
+
+    let (code, on_master, _) = plan(&["--ref", "master", "--var", "NOTIFY=yes"]);
+    assert_eq!(code, Some(0), "{on_master}");
+    in_order(&on_master, &["unit runs", "release runs", "notify runs"]);
+
+    let (code, _, refused) = plan(&["--ref", "wip/idea"]);
+    assert_eq!(code, Some(3), "{refused}");
+    assert!(
+        refused.contains("no job of .gitlab-ci.yml runs for ref 'wip/idea'"),
+        "{refused}"
     );
 }
