@@ -10,7 +10,11 @@ use crate::api::Api;
 #[derive(Subcommand)]
 pub enum ResourceGroupCommand {
     /// List a project's resource groups that have a process mode set.
-    List { project: String },
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Set whose turn it is when several jobs wait for the group.
     Set {
         project: String,
@@ -33,10 +37,13 @@ pub enum ProcessMode {
 
 pub async fn run(api: &Api, command: ResourceGroupCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ResourceGroupCommand::List { project } => {
+        ResourceGroupCommand::List { project, json } => {
             let listed = api
                 .get(&format!("/projects/{project}/resource_groups"))
                 .await?;
+            if json {
+                return crate::print_json(&listed);
+            }
             let rows: Vec<Vec<String>> = listed
                 .as_array()
                 .into_iter()

@@ -107,6 +107,8 @@ fn errors_say_what_went_wrong_with_distinct_exit_codes() {
     assert_eq!(listed, "KEY  FLAGS\n");
     let listed = coordinator.cli_ok(&["resource-group", "list", "cli"]);
     assert_eq!(listed, "NAME  PROCESS MODE\n");
+    let listed = coordinator.cli_json(&["resource-group", "list", "cli"]);
+    assert_eq!(listed, serde_json::json!([]));
 }
 
 #[test]
