@@ -103,7 +103,6 @@ enum State {
 impl LocalRun<'_> {
     /// Runs the jobs `choices` keep; returns a report per planned job, in plan order.
     pub async fn run(&self, plan: &Plan, choices: &[Choice]) -> Vec<JobReport> {
-        let stage_of = |job: &PlannedJob| plan.stages.iter().position(|s| *s == job.stage);
         let mut states: Vec<State> = plan
             .jobs
             .iter()
@@ -116,21 +115,7 @@ impl LocalRun<'_> {
                 Choice::Runs | Choice::NeededBy(_) => State::Waiting,
             })
             .collect();
-        let upstream: Vec<Vec<usize>> = plan
-            .jobs
-            .iter()
-            .map(|job| {
-                plan.jobs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, other)| match &job.needs {
-                        Some(needs) => needs.iter().any(|need| needs_match(&other.name, &need.job)),
-                        None => stage_of(other) < stage_of(job),
-                    })
-                    .map(|(index, _)| index)
-                    .collect()
-            })
-            .collect();
+        let upstream = upstream(plan);
         let mut ready = VecDeque::new();
         let mut running = JoinSet::new();
         let mut running_ids = HashMap::new();
@@ -179,14 +164,7 @@ impl LocalRun<'_> {
                 }
             };
             let job = &plan.jobs[index];
-            let status = match ended.outcome.result {
-                JobResult::Success => Status::Success,
-                JobResult::Canceled => Status::Canceled,
-                JobResult::Failed if failure_allowed(job, ended.outcome.exit_code) => {
-                    Status::FailedAllowed
-                }
-                JobResult::Failed => Status::Failed,
-            };
+            let status = status_of(job, &ended.outcome);
             let reason = ended.outcome.failure.map(|failure| failure.message);
             let report = report(job, status, Some(ended.duration), reason);
             self.output.job_ended(&report);
@@ -366,6 +344,35 @@ fn report(
         status,
         duration,
         reason,
+    }
+}
+
+/// For each job, the jobs it waits for: those it `needs`, else those of earlier stages.
+fn upstream(plan: &Plan) -> Vec<Vec<usize>> {
+    let stage_of = |job: &PlannedJob| plan.stages.iter().position(|s| *s == job.stage);
+    let waits_for = |job: &PlannedJob, other: &PlannedJob| match &job.needs {
+        Some(needs) => needs.iter().any(|need| needs_match(&other.name, &need.job)),
+        None => stage_of(other) < stage_of(job),
+    };
+    plan.jobs
+        .iter()
+        .map(|job| {
+            let before = plan.jobs.iter().enumerate();
+            before
+                .filter(|(_, other)| waits_for(job, other))
+                .map(|(index, _)| index)
+                .collect()
+        })
+        .collect()
+}
+
+/// The status a job's outcome gives it, its `allow_failure` considered.
+fn status_of(job: &PlannedJob, outcome: &Outcome) -> Status {
+    match outcome.result {
+        JobResult::Success => Status::Success,
+        JobResult::Canceled => Status::Canceled,
+        JobResult::Failed if failure_allowed(job, outcome.exit_code) => Status::FailedAllowed,
+        JobResult::Failed => Status::Failed,
     }
 }
 
