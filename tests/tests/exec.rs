@@ -47,6 +47,8 @@ unit:
   script:
     - echo "unit on $CI_COMMIT_BRANCH at $CI_COMMIT_SHORT_SHA"
     - cat message.txt
+    - cat untracked.txt
+    - test ! -e secret.env && echo "ignored files stay out"
 lint:
   stage: test
   allow_failure: true
@@ -152,7 +154,9 @@ fn a_three_stage_pipeline_runs_from_the_working_tree() {
     let repo = repository(root.path(), PIPELINE);
     // Not committed: what runs is the working tree as it is.
     std::fs::write(repo.dir.join("message.txt"), "uncommitted\n").expect("edit");
-    std::fs::write(repo.dir.join("untracked.txt"), "new\n").expect("new file");
+    std::fs::write(repo.dir.join("untracked.txt"), "not yet added to git\n").expect("new file");
+    std::fs::write(repo.dir.join(".gitignore"), "secret.env\n").expect("ignore");
+    std::fs::write(repo.dir.join("secret.env"), "TOKEN=local\n").expect("ignored file");
     let status_before = repo.git(&["status", "--porcelain"]);
     let head = repo.git(&["rev-parse", "HEAD"]);
 
@@ -165,6 +169,8 @@ fn a_three_stage_pipeline_runs_from_the_working_tree() {
             "unit    | --- job unit (stage test) started",
             &format!("unit    | unit on main at {}", &head[..8]),
             "unit    | uncommitted",
+            "unit    | not yet added to git",
+            "unit    | ignored files stay out",
             "unit    | --- job unit success",
             "lint    | lint complains",
             "lint    | --- job lint failed (allowed): exit code 4",
