@@ -1,5 +1,6 @@
-//! `esteira`: the command line. Every command but `lint` talks to the coordinator's REST
-//! API (`--server`, `--token`); `--json` prints the API's answer as it is.
+//! `esteira`: the command line. Every command but `lint` and `exec` talks to the
+//! coordinator's REST API (`--server`, `--token`); `--json` prints the API's answer as it
+//! is. `exec` runs a pipeline locally and has exit codes of its own (see `exec`).
 //!
 //! Exit codes: 0 done; 1 the operation failed (the coordinator refused it, cannot be
 //! reached, a pipeline waited for did not succeed, an invalid file for `lint`); 2 a usage
@@ -8,6 +9,7 @@
 
 mod api;
 mod environments;
+mod exec;
 mod job_show;
 mod lint;
 mod resource_groups;
@@ -47,6 +49,8 @@ struct Cli {
 enum Command {
     /// Validate a pipeline file offline, or show its plan for a ref.
     Lint(lint::LintArgs),
+    /// Run the pipeline of the working tree on the local Docker engine, no coordinator.
+    Exec(exec::ExecArgs),
     #[command(flatten)]
     Remote(RemoteCommand),
 }
@@ -281,6 +285,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Lint(args) => return exit_code(lint::run(&args)),
+        Command::Exec(args) => return exec::run(&args).await,
         Command::Remote(command) => command,
     };
     let result = match Api::new(&cli.server, cli.token.clone(), cli.ca_cert.as_deref()) {
@@ -580,31 +585,15 @@ async fn pipeline(api: &Api, command: PipelineCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         PipelineCommand::Retry { id } => {
-            let pipeline = api.get(&format!("/pipelines/{id}")).await?;
-            let failed: Vec<&Value> = pipeline["jobs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|job| {
-                    job["retried"].as_bool() != Some(true)
-                        && matches!(job["status"].as_str(), Some("failed" | "lost"))
-                })
-                .collect();
-            if failed.is_empty() {
-                anyhow::bail!(
-                    "pipeline {id} has no failed jobs to retry (it is {})",
-                    text(&pipeline["status"])
-                );
-            }
-            for job in failed {
-                let retry = api
-                    .post(&format!("/jobs/{}/retry", text(&job["id"])), &json!({}))
-                    .await?;
+            let answer = api
+                .post(&format!("/pipelines/{id}/retry"), &json!({}))
+                .await?;
+            for job in answer["retried"].as_array().into_iter().flatten() {
                 println!(
                     "job {} ({}) retried as job {}",
                     text(&job["id"]),
                     text(&job["name"]),
-                    text(&retry["id"])
+                    text(&job["retry"])
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -10,7 +10,11 @@ use crate::api::Api;
 #[derive(Subcommand)]
 pub enum ResourceGroupCommand {
     /// List a project's resource groups that have a process mode set.
-    List { project: String },
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Set whose turn it is when several jobs wait for the group.
     Set {
         project: String,
@@ -33,17 +37,25 @@ pub enum ProcessMode {
 
 pub async fn run(api: &Api, command: ResourceGroupCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ResourceGroupCommand::List { project } => {
+        ResourceGroupCommand::List { project, json } => {
             let listed = api
                 .get(&format!("/projects/{project}/resource_groups"))
                 .await?;
-            for group in listed.as_array().into_iter().flatten() {
-                println!(
-                    "{}\t{}",
-                    group["name"].as_str().unwrap_or("?"),
-                    group["process_mode"].as_str().unwrap_or("?")
-                );
+            if json {
+                return crate::print_json(&listed);
             }
+            let rows: Vec<Vec<String>> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|group| {
+                    vec![
+                        crate::text(&group["name"]),
+                        crate::text(&group["process_mode"]),
+                    ]
+                })
+                .collect();
+            crate::print_table(&["NAME", "PROCESS MODE"], &rows);
         }
         ResourceGroupCommand::Set {
             project,

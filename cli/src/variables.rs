@@ -61,17 +61,19 @@ pub async fn run(api: &Api, command: VariableCommand) -> anyhow::Result<ExitCode
                 println!("{}", serde_json::to_string_pretty(&listed)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            for variable in listed.as_array().into_iter().flatten() {
-                let flags: Vec<&str> = ["masked", "protected", "file"]
-                    .into_iter()
-                    .filter(|flag| variable[*flag].as_bool() == Some(true))
-                    .collect();
-                println!(
-                    "{}\t{}",
-                    variable["key"].as_str().unwrap_or("?"),
-                    flags.join(",")
-                );
-            }
+            let rows: Vec<Vec<String>> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|variable| {
+                    let flags: Vec<&str> = ["masked", "protected", "file"]
+                        .into_iter()
+                        .filter(|flag| variable[*flag].as_bool() == Some(true))
+                        .collect();
+                    vec![crate::text(&variable["key"]), flags.join(",")]
+                })
+                .collect();
+            crate::print_table(&["KEY", "FLAGS"], &rows);
         }
         VariableCommand::Remove { project, key } => {
             api.delete(&format!("/projects/{project}/variables/{key}"))

@@ -7,7 +7,7 @@
 "use strict";
 
 (() => {
-  const { api, h, badge, icon, duration, elapsed, when, ago, act, toast, shortSha, percent } = esteira;
+  const { api, h, badge, icon, duration, when, ago, act, toast, shortSha, percent } = esteira;
   const PAGE_SIZE = 50;
   const STATUSES = ["running", "pending", "success", "failed", "canceled", "manual", "skipped", "created"];
 
@@ -106,7 +106,7 @@
 
     function pipelineRow(p) {
       const view = views.get(p.id);
-      const ran = view ? esteira.ranFor(view.jobs, Date.now()) : elapsed(p);
+      const ran = view ? esteira.ranFor(view.jobs, Date.now()) : p.duration_ms;
       const row = h("tr", { dataset: { pipeline: p.id, status: p.status } },
         h("td.c-status", { "data-label": "Status" }, h("a.badge-link", { href: `/pipelines/${p.id}` }, badge(p.status))),
         h("td.c-id", { "data-label": "Pipeline" }, h("a.strong", { href: `/pipelines/${p.id}` }, `#${p.id}`), h("span.muted.small.source", null, ` ${p.source}`)),
@@ -168,7 +168,7 @@
         if (p.finished_at || !p.started_at) continue;
         const span = region.querySelector(`span[data-ran="${p.id}"]`);
         const view = views.get(p.id);
-        if (span) span.textContent = duration(view ? esteira.ranFor(view.jobs, Date.now()) : elapsed(p));
+        if (span) span.textContent = duration(view ? esteira.ranFor(view.jobs, Date.now()) : p.duration_ms);
       }
     }, 1000);
     return () => { source.close(); sight.disconnect(); clearInterval(ticker); };

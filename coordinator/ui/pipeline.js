@@ -58,14 +58,11 @@
     return latest(view.jobs).filter((j) => j.status === "failed" || j.status === "lost");
   }
 
-  // Retries each failed latest attempt (POST /api/v1/jobs/{id}/retry); resolves to how
-  // many were retried.
+  // Retries the pipeline's failed latest attempts (POST /api/v1/pipelines/{id}/retry, the
+  // path `esteira pipeline retry` takes too); resolves to how many were retried.
   async function retryFailed(view) {
-    let retried = 0;
-    for (const job of failedJobs(view)) {
-      if (await act(`Retry ${job.name}`, () => api.post(`/api/v1/jobs/${job.id}/retry`)) === null) break;
-      retried++;
-    }
+    const done = await act("Retry failed jobs", () => api.post(`/api/v1/pipelines/${view.id}/retry`));
+    const retried = done ? done.retried.length : 0;
     if (retried) toast(`Retrying ${retried} failed job${retried === 1 ? "" : "s"} of pipeline #${view.id}.`, "success");
     return retried;
   }

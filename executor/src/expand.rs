@@ -1,9 +1,11 @@
 //! Variable references (`$NAME`, `${NAME}`, `$$`) expanded against the job's variables,
 //! for the values the executor itself reads: cache keys, paths, build tags and args.
+//! Public so that `esteira exec`, which gives jobs their variables itself, expands them
+//! the same way.
 
 /// `text` with every `$NAME` and `${NAME}` replaced by the variable's value (the last
 /// definition wins; unknown names become empty) and `$$` by `$`.
-pub(crate) fn expand(text: &str, vars: &[(String, String)]) -> String {
+pub fn expand(text: &str, vars: &[(String, String)]) -> String {
     let lookup = |name: &str| -> &str {
         vars.iter()
             .rev()

@@ -61,6 +61,7 @@ pub use container::ContainerError;
 pub use deploy::{DEPLOY_JOB_LABEL, DEPLOY_SERVICE_LABEL, DeployError};
 pub use dockerignore::ContextError;
 pub use error::ExecutorError;
+pub use expand::expand;
 pub use mask::Masker;
 pub use outcome::{Failure, FailureKind, JobResult, Outcome};
 pub use policy::PolicyError;

@@ -1,8 +1,9 @@
 //! The `esteira` CLI's messages and exit codes against a real coordinator (issue 18): a
 //! missing token and a refused one say different things and exit 3; the API's own message
 //! shows when it refuses a request (exit 1); usage errors stay clap's exit 2; cancelling a
-//! finished pipeline says so and exits 1; `pipeline retry` retries the failed jobs;
-//! `env list` has a header.
+//! finished pipeline says so and exits 1; `pipeline retry` retries the failed jobs (one
+//! request, `POST /api/v1/pipelines/{id}/retry`); the pipeline list has stages and
+//! durations; `env list`, `variable list` and `resource-group list` have a header.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -102,6 +103,12 @@ fn errors_say_what_went_wrong_with_distinct_exit_codes() {
     // Tables have a header, even empty.
     let listed = coordinator.cli_ok(&["env", "list", "cli"]);
     assert_eq!(listed, "NAME  TIER  CURRENT DEPLOYMENT\n");
+    let listed = coordinator.cli_ok(&["variable", "list", "cli"]);
+    assert_eq!(listed, "KEY  FLAGS\n");
+    let listed = coordinator.cli_ok(&["resource-group", "list", "cli"]);
+    assert_eq!(listed, "NAME  PROCESS MODE\n");
+    let listed = coordinator.cli_json(&["resource-group", "list", "cli"]);
+    assert_eq!(listed, serde_json::json!([]));
 }
 
 #[test]
@@ -115,6 +122,26 @@ fn pipeline_retry_runs_the_failed_jobs_again() {
     let id = coordinator.run_pipeline("retry", "main");
     let wait = coordinator.cli(&["pipeline", "wait", &id]);
     fails(&wait, 1, &[&format!("pipeline {id}: failed")]);
+    // The list gives each pipeline's stages and the time its jobs ran: at least the
+    // longest job, at most all of them one after the other.
+    let listed = coordinator.cli_json(&["pipeline", "list"]);
+    let item = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"].as_i64() == id.parse().ok()))
+        .unwrap_or_else(|| panic!("pipeline {id} in {listed}"));
+    assert_eq!(item["stages"], serde_json::json!(["test"]), "{item}");
+    let ran: Vec<i64> = coordinator.pipeline(&id)["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|job| Some(job["finished_at"].as_i64()? - job["started_at"].as_i64()?))
+        .collect();
+    let duration = item["duration_ms"].as_i64().unwrap_or(-1);
+    let longest = ran.iter().copied().max().unwrap_or(0);
+    assert!(
+        ran.len() == 2 && (longest..=ran.iter().sum()).contains(&duration),
+        "{duration} ms for jobs of {ran:?} ms"
+    );
     let pipeline = coordinator.pipeline(&id);
     let broken = coordinator.job(&pipeline, "broken")["id"].to_string();
     let retried = coordinator.cli_ok(&["pipeline", "retry", &id]);

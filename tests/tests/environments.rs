@@ -158,10 +158,8 @@ fn newest_first_deploys_the_newest_pipeline_and_skips_the_outdated_one() {
         "newest_first",
     ]);
     assert_eq!(
-        coordinator
-            .cli_ok(&["resource-group", "list", "app"])
-            .trim(),
-        "production\tnewest_first"
+        coordinator.cli_ok(&["resource-group", "list", "app"]),
+        "NAME        PROCESS MODE\nproduction  newest_first\n"
     );
     let deploy = |id: &str| coordinator.job(&coordinator.pipeline(id), "deploy").clone();
     let first = coordinator.run_pipeline("app", "main");

@@ -1,6 +1,9 @@
 //! Pipelines: start one for a ref (`POST /api/v1/projects/{name}/pipelines`), list them
-//! (`GET /api/v1/pipelines?project=&status=&ref=&before=&limit=`), show one with its
-//! stages and every job attempt, wait for one to finish (`…/wait?timeout=`), cancel one.
+//! with their stages and durations (`GET /api/v1/pipelines?project=&status=&ref=&before=&limit=`),
+//! show one with its
+//! stages and every job attempt, wait for one to finish (`…/wait?timeout=`), cancel one,
+//! retry its failed jobs (`…/retry`: the one path of the CLI's `pipeline retry` and the
+//! UI's "Retry failed jobs").
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use serde_json::json;
 use super::events::wait_for;
 use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::events::Event;
-use crate::model::{PipelineId, PipelineStatus};
+use crate::model::{PipelineId, PipelineStatus, now_ms};
 use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::pipelines::{Pipeline, PipelineFilter};
@@ -28,6 +31,7 @@ pub(super) fn router() -> Router<ApiState> {
         .route("/api/v1/pipelines/{id}", get(show_pipeline))
         .route("/api/v1/pipelines/{id}/wait", get(wait_pipeline))
         .route("/api/v1/pipelines/{id}/cancel", post(cancel_pipeline))
+        .route("/api/v1/pipelines/{id}/retry", post(retry_pipeline))
 }
 
 #[derive(Deserialize)]
@@ -80,7 +84,54 @@ async fn list_pipelines(
         before: query.before.map(PipelineId),
         limit: query.limit.unwrap_or(50).clamp(1, 500),
     };
-    Ok(Json(json!(state.store.pipelines(&filter).await?)))
+    let pipelines = state.store.pipelines(&filter).await?;
+    let now = now_ms();
+    let items = futures::future::try_join_all(pipelines.into_iter().map(|pipeline| async {
+        let jobs = state.store.pipeline_jobs(pipeline.id).await?;
+        let stages = serde_json::from_str(&pipeline.stages_json)?;
+        Ok::<_, StoreError>(PipelineListItem {
+            duration_ms: ran_for_ms(&jobs, now),
+            pipeline,
+            stages,
+        })
+    }))
+    .await?;
+    Ok(Json(json!(items)))
+}
+
+/// A pipeline of a list: with its stages and how long it ran.
+#[derive(Serialize)]
+struct PipelineListItem {
+    #[serde(flatten)]
+    pipeline: Pipeline,
+    stages: Vec<String>,
+    /// See [`ran_for_ms`]; `None` before any job started.
+    duration_ms: Option<i64>,
+}
+
+/// How long a pipeline ran, as GitLab counts it: the time its latest job attempts were
+/// running (until `now` for those still running), overlaps counted once. A retry adds
+/// its own run, not the wait before it.
+fn ran_for_ms(jobs: &[Job], now: i64) -> Option<i64> {
+    let mut runs: Vec<(i64, i64)> = jobs
+        .iter()
+        .filter(|job| !job.retried)
+        .filter_map(|job| Some((job.started_at?, job.finished_at.unwrap_or(now))))
+        .collect();
+    runs.sort_unstable();
+    let mut total = 0;
+    let mut current: Option<(i64, i64)> = None;
+    for (start, end) in runs {
+        current = match current {
+            Some((from, to)) if start <= to => Some((from, to.max(end))),
+            Some((from, to)) => {
+                total += to - from;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    current.map(|(from, to)| total + to - from)
 }
 
 /// A pipeline with its stages and every job attempt.
@@ -152,4 +203,32 @@ async fn cancel_pipeline(
     require_admin(&state, &headers)?;
     state.scheduler.cancel_pipeline(PipelineId(id)).await?;
     Ok(Json(json!({ "id": id })))
+}
+
+/// Retries each failed (or lost) latest attempt of the pipeline; answers with the jobs
+/// retried and their new attempts. A pipeline with none is a conflict, saying its status.
+async fn retry_pipeline(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_admin(&state, &headers)?;
+    let view = pipeline_view(&state, PipelineId(id)).await?;
+    let failed: Vec<&Job> = view
+        .jobs
+        .iter()
+        .filter(|job| !job.retried && job.status.is_failure())
+        .collect();
+    if failed.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "pipeline {id} has no failed jobs to retry (it is {})",
+            view.pipeline.status
+        )));
+    }
+    let mut retried = Vec::new();
+    for job in failed {
+        let retry = state.scheduler.retry_job(job.id).await?;
+        retried.push(json!({ "id": job.id, "name": job.name, "retry": retry }));
+    }
+    Ok(Json(json!({ "id": id, "retried": retried })))
 }
