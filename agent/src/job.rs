@@ -3,7 +3,6 @@
 //! coordinator has it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use esteira_executor::{
     Executor, Failure, FailureKind, JobResult as ExecutorResult, JobRun, Outcome,
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::artifacts;
+use crate::backoff::Backoff;
 use crate::client::Client;
 use crate::log_shipper::{self, is_fenced};
 
@@ -233,7 +233,7 @@ async fn complete(
             outcome.details.to_string()
         },
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     loop {
         match client.complete_job(request.clone()).await {
             Ok(_) => {
@@ -249,9 +249,8 @@ async fn complete(
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = backoff.wait() => {}
             () = abandon.cancelled() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
