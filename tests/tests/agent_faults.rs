@@ -37,14 +37,21 @@ fn containers_of(agent: &str) -> Vec<String> {
         .collect()
 }
 
+/// The fields of `/proc/PID/stat` after the command's name: state, ppid, pgrp, session…
+fn stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// Whether process `pid` has exited (a zombie waiting for its reaper counts as exited).
 fn exited(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
-        .unwrap_or(true)
+    stat(pid).is_none_or(|fields| fields[0] == "Z")
+}
+
+/// The session of process `pid`.
+fn session(pid: u32) -> Option<String> {
+    stat(pid)?.get(3).cloned()
 }
 
 #[test]
@@ -79,6 +86,18 @@ fn a_killed_agents_job_stops_before_its_lease_expires_and_never_runs_beside_its_
         (text == "before\n").then_some((job["id"].clone(), file))
     });
     assert_eq!(containers_of(&doomed.name).len(), 1, "the job's container");
+    let watchdog: u32 = std::fs::read_to_string(doomed.work_dir.join("watchdog.lock"))
+        .expect("the watchdog's lock file")
+        .trim()
+        .parse()
+        .expect("the watchdog's pid");
+    assert_eq!(
+        session(watchdog),
+        Some(watchdog.to_string()),
+        "the watchdog leads a session of its own"
+    );
+    assert_ne!(session(watchdog), doomed.process.id().and_then(session));
+
     doomed.process.kill();
     let killed = Instant::now();
     wait_until(
@@ -95,14 +114,15 @@ fn a_killed_agents_job_stops_before_its_lease_expires_and_never_runs_beside_its_
         first["status"], "running",
         "the container is gone while the lease still runs"
     );
-    let watchdog: u32 = std::fs::read_to_string(doomed.work_dir.join("watchdog.lock"))
-        .expect("the watchdog's lock file")
-        .trim()
-        .parse()
-        .expect("the watchdog's pid");
     wait_until("the watchdog to exit", Duration::from_secs(10), || {
         exited(watchdog).then_some(())
     });
+    let agent_log = std::fs::read_to_string(doomed.work_dir.with_extension("log"))
+        .expect("the doomed agent's log");
+    assert!(
+        agent_log.contains("the agent died: its jobs are stopped and removed"),
+        "the watchdog says what it did: {agent_log}"
+    );
 
     let rescuer = coordinator.start_agent(root.path(), "rescuer", "", 1);
     let waited = coordinator.cli(&["pipeline", "wait", &id]);
