@@ -72,6 +72,9 @@ pub async fn run(
             let _ = log
                 .send(format!("\x1b[31;1mERROR: {message}\x1b[0;m\n").into())
                 .await;
+            // This end would otherwise live to the end of the function, and the log
+            // shipper, waiting for every end to close, would never finish.
+            drop(log);
             Some(system_failure(message))
         }
     };
