@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use esteira_proto::AUTHORIZATION;
 use esteira_proto::v1::agent_service_client::AgentServiceClient;
+use esteira_proto::{AUTHORIZATION, MAX_MESSAGE_BYTES};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -71,13 +71,14 @@ pub fn channel(url: &str, ca_cert: Option<&PathBuf>) -> Result<Channel, ClientEr
     Ok(endpoint.connect_lazy())
 }
 
-/// A client that presents `token`.
+/// A client that presents `token`, within the protocol's message size both ways.
 pub fn authenticated(channel: Channel, token: &str) -> Result<Client, ClientError> {
     let value = format!("Bearer {token}")
         .parse()
         .map_err(|_| ClientError::Credential)?;
-    Ok(AgentServiceClient::with_interceptor(
-        channel,
-        Credential(value),
-    ))
+    Ok(
+        AgentServiceClient::with_interceptor(channel, Credential(value))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }

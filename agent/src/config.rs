@@ -55,6 +55,29 @@ pub struct Args {
     pub max_timeout: Option<u64>,
 }
 
+/// Which agent, for the commands that act on what an agent left behind (`prune`, and
+/// the watchdog the agent starts): the same flags and environment as the agent's own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstanceArgs {
+    /// The agent's name (default: the host name): its Docker objects carry it.
+    #[arg(long, visible_alias = "instance", env = "ESTEIRA_AGENT_NAME")]
+    pub name: Option<String>,
+    /// The agent's work dir.
+    #[arg(
+        long,
+        env = "ESTEIRA_AGENT_WORK_DIR",
+        default_value = "./esteira-agent"
+    )]
+    pub work_dir: PathBuf,
+}
+
+impl InstanceArgs {
+    /// The name, defaulting as the agent's does.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(host_name)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub coordinator: String,

@@ -3,7 +3,6 @@
 //! coordinator has it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use esteira_executor::{
     Executor, Failure, FailureKind, JobResult as ExecutorResult, JobRun, Outcome,
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::artifacts;
+use crate::backoff::Backoff;
 use crate::client::Client;
 use crate::log_shipper::{self, is_fenced};
 
@@ -72,6 +72,9 @@ pub async fn run(
             let _ = log
                 .send(format!("\x1b[31;1mERROR: {message}\x1b[0;m\n").into())
                 .await;
+            // This end would otherwise live to the end of the function, and the log
+            // shipper, waiting for every end to close, would never finish.
+            drop(log);
             Some(system_failure(message))
         }
     };
@@ -233,7 +236,7 @@ async fn complete(
             outcome.details.to_string()
         },
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     loop {
         match client.complete_job(request.clone()).await {
             Ok(_) => {
@@ -249,9 +252,8 @@ async fn complete(
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = backoff.wait() => {}
             () = abandon.cancelled() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

@@ -9,15 +9,21 @@
 //! - [`session`]: registration, the session stream, heartbeats, reconnects, draining.
 //! - [`job`]: one job from assignment to completion. [`log_shipper`]: its log.
 //!   [`artifacts`]: its artifacts, in and out.
+//! - [`backoff`]: the waits between attempts to reach the coordinator.
 //! - [`work_dir_lock`]: one agent per work dir.
+//! - [`watchdog`]: the process that stops the agent's jobs when the agent dies.
+//!   [`orphans`]: what a gone agent's jobs left in Docker, and `esteira-agent prune`.
 
 pub mod artifacts;
+pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod job;
 pub mod log_shipper;
+pub mod orphans;
 pub mod session;
+pub mod watchdog;
 pub mod work_dir_lock;
 
 pub use config::Config;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use esteira_executor::{Executor, ExecutorConfig};
@@ -21,12 +21,18 @@ use esteira_proto::v1::{
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
 use crate::client::{self, Client};
 use crate::config::Config;
 use crate::credentials::{self, Credentials};
 use crate::job::{self, RunningJob};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A session that stayed open this long was healthy: the reconnect after it starts from
+/// the shortest wait. One that ends sooner (say, on a message the agent cannot decode)
+/// makes the next wait longer, up to the cap.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 
 /// The jobs this agent runs now, by job id.
 #[derive(Clone, Default)]
@@ -67,7 +73,7 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
         .await
         .context("cannot reach the Docker engine")?,
     );
-    // Whatever a job of this agent left before a crash: none of them runs now.
+    // Before taking work: no job survives a restart (see `orphans`).
     let removed = executor.remove_leftovers(&[]).await?;
     if removed > 0 {
         info!(
@@ -119,7 +125,7 @@ async fn register(
     let token = config.registration_token.clone().context(
         "this agent is not registered yet: give --registration-token (ESTEIRA_REGISTRATION_TOKEN)",
     )?;
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::default();
     let response = loop {
         let request = RegisterRequest {
             protocol_version: PROTOCOL_VERSION,
@@ -177,7 +183,7 @@ async fn sessions(
         ("CI_RUNNER_TAGS".to_string(), config.labels.join(",")),
         ("CI_RUNNER_VERSION".to_string(), VERSION.to_string()),
     ]);
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::default();
     loop {
         let request = OpenSessionRequest {
             protocol_version: PROTOCOL_VERSION,
@@ -201,7 +207,7 @@ async fn sessions(
             }
         };
         info!("session open");
-        backoff = Backoff::new();
+        let opened = Instant::now();
         loop {
             let message = tokio::select! {
                 message = stream.message() => message,
@@ -211,7 +217,7 @@ async fn sessions(
                 Ok(Some(message)) => message.kind,
                 Ok(None) => break,
                 Err(status) => {
-                    warn!(error = %status.message(), "session lost; reconnecting");
+                    warn!(code = ?status.code(), error = %status.message(), "session lost; reconnecting");
                     break;
                 }
             };
@@ -244,6 +250,9 @@ async fn sessions(
                 }
                 None => {}
             }
+        }
+        if opened.elapsed() >= HEALTHY_SESSION {
+            backoff.reset();
         }
         tokio::select! {
             () = backoff.wait() => {}
@@ -280,19 +289,5 @@ async fn heartbeat(mut client: Client, running: Running, interval_secs: Arc<Atom
             }
             Err(status) => warn!(error = %status.message(), "heartbeat not delivered"),
         }
-    }
-}
-
-/// Waits growing from 200 ms to 5 s between attempts.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(Duration::from_millis(200))
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
     }
 }

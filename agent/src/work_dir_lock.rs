@@ -66,15 +66,20 @@ impl WorkDirLock {
             });
         }
         // The pid is for the message of a second agent only: the lock is what counts.
-        file.set_len(0).map_err(io)?;
-        file.rewind().map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        write_holder(&mut file, std::process::id()).map_err(io)?;
         Ok(WorkDirLock { _file: file })
     }
 }
 
+/// Writes the pid of a lock's holder into its file, for the messages of those who wait.
+pub(crate) fn write_holder(file: &mut File, pid: u32) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{pid}")
+}
+
 /// The holder's pid as it wrote it (none while it has not yet, or when unreadable).
-fn holder(file: &mut File) -> Option<u32> {
+pub(crate) fn holder(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()

@@ -76,9 +76,8 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
-/// The largest message either side of the agents' protocol accepts: tonic's default
-/// decoding limit, which agents keep.
-const MAX_ASSIGNMENT_BYTES: usize = 4 << 20;
+/// The largest message either side of the agents' protocol accepts.
+const MAX_ASSIGNMENT_BYTES: usize = esteira_proto::MAX_MESSAGE_BYTES;
 
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run(
