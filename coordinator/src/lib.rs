@@ -60,6 +60,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use esteira_proto::MAX_MESSAGE_BYTES;
 use esteira_proto::v1::agent_service_server::AgentServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -76,8 +77,6 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
-/// The largest message either side of the agents' protocol accepts.
-const MAX_ASSIGNMENT_BYTES: usize = esteira_proto::MAX_MESSAGE_BYTES;
 
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run(
@@ -144,7 +143,7 @@ pub async fn run(
         log_limit: config.log_limit,
         server_url: public_url.trim_end_matches('/').to_string(),
         artifacts: ArtifactStore::new(config.data_dir.join("artifacts"), config.artifacts_limit),
-        max_assignment_bytes: MAX_ASSIGNMENT_BYTES,
+        max_assignment_bytes: MAX_MESSAGE_BYTES,
     };
     let scheduler = Scheduler::new(
         store.clone(),
@@ -174,10 +173,11 @@ pub async fn run(
     }
     let mut grpc_stop = stop.subscribe();
     let grpc = grpc_builder
-        .add_service(AgentServiceServer::new(AgentApi::new(
-            scheduler.clone(),
-            registration_token,
-        )))
+        .add_service(
+            AgentServiceServer::new(AgentApi::new(scheduler.clone(), registration_token))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             async move {
