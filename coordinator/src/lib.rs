@@ -77,7 +77,6 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
 
-
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run(
     mut config: Config,
@@ -115,10 +114,9 @@ pub async fn run(
     });
 
     let secrets = SecretBox::load_or_create(&config.data_dir.join("secret-key"))?;
-    let store = Store::open(&database_url)
+    let store = Store::open(&database_url, Some(secrets.clone()))
         .await
-        .with_context(|| format!("cannot open the database {database_url}"))?
-        .with_secrets(secrets.clone());
+        .with_context(|| format!("cannot open the database {database_url}"))?;
     let sealed = store.seal_clear_project_secrets().await?;
     if sealed > 0 {
         info!(

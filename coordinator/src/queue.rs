@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::model::{AgentId, JobId};
 use crate::store::agents::Agent;
-use crate::store::job_queries::Waiting;
+use crate::store::jobs::Waiting;
 
 /// The jobs waiting for one tag set.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1330,11 +1330,11 @@ fn http_get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
 async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
     use esteira_coordinator::model::{JobStatus, PipelineId, PipelineStatus};
     use esteira_coordinator::store::Store;
-    use esteira_coordinator::store::jobs::JobEnding;
+    use esteira_coordinator::store::jobs::{Finisher, JobEnding};
     use esteira_coordinator::store::pipelines::{NewJob, NewPipeline};
 
     std::fs::create_dir_all(data_dir).expect("data dir");
-    let store = Store::open(&data_dir.join("esteira.db").to_string_lossy())
+    let store = Store::open(&data_dir.join("esteira.db").to_string_lossy(), None)
         .await
         .expect("store");
     let project = store
@@ -1426,11 +1426,12 @@ async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
     let ending = JobEnding::success();
     assert!(
         store
-            .finish_job(job.id, epoch, &ending)
+            .finish_job(job.id, epoch, &ending, Finisher::Coordinator)
             .await
             .expect("finish")
+            .is_some()
     );
-    store.pool().close().await;
+    store.close().await;
     job.id.0
 }
 

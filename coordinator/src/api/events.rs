@@ -333,7 +333,7 @@ mod tests {
 
     /// A coordinator's HTTP side on a free port, with one finished job whose log is `log`.
     async fn serve(dir: &std::path::Path, log: &[u8]) -> (std::net::SocketAddr, JobId) {
-        let store = Store::open(&dir.join("db.sqlite").to_string_lossy())
+        let store = Store::open(&dir.join("db.sqlite").to_string_lossy(), None)
             .await
             .unwrap();
         let project = store

@@ -28,7 +28,7 @@ struct Harness {
 impl Harness {
     async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy())
+        let store = Store::open(&dir.path().join("db.sqlite").to_string_lossy(), None)
             .await
             .unwrap();
         let clock = Arc::new(ManualClock::starting_now());

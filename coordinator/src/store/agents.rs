@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError};
-use crate::model::{AgentId, now_ms};
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::model::AgentId;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Agent {
@@ -28,93 +30,35 @@ impl Agent {
     }
 }
 
-impl Store {
-    pub async fn insert_agent(
+/// Agents: registration, sessions, pause and removal.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    async fn insert_agent(
         &self,
         name: &str,
         token_hash: &str,
         labels: &[String],
         version: &str,
-    ) -> Result<AgentId, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO agents (name, token_hash, labels_json, version, registered_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(token_hash)
-        .bind(serde_json::to_string(labels)?)
-        .bind(version)
-        .bind(now_ms())
-        .fetch_one(self.pool())
-        .await?)
-    }
+    ) -> Result<AgentId, StoreError>;
 
-    pub async fn agent_by_token_hash(&self, hash: &str) -> Result<Option<Agent>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM agents WHERE token_hash = ? AND removed_at IS NULL")
-                .bind(hash)
-                .fetch_optional(self.pool())
-                .await?,
-        )
-    }
+    async fn agent_by_token_hash(&self, hash: &str) -> Result<Option<Agent>, StoreError>;
 
-    pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM agents WHERE removed_at IS NULL ORDER BY id")
-                .fetch_all(self.pool())
-                .await?,
-        )
-    }
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError>;
 
     /// Records a session's announced labels, capacity and version, and the contact time.
-    pub async fn update_agent_session(
+    async fn update_agent_session(
         &self,
         id: AgentId,
         labels: &[String],
         concurrency: u32,
         version: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE agents SET labels_json = ?, concurrency = ?, version = ?, last_contact_at = ?
-             WHERE id = ?",
-        )
-        .bind(serde_json::to_string(labels)?)
-        .bind(concurrency)
-        .bind(version)
-        .bind(now_ms())
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
 
     /// Pauses or resumes an agent; false when there is no such agent.
-    pub async fn set_agent_paused(&self, id: AgentId, paused: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE agents SET paused = ? WHERE id = ? AND removed_at IS NULL")
-            .bind(paused)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
+    async fn set_agent_paused(&self, id: AgentId, paused: bool) -> Result<bool, StoreError>;
 
     /// Revokes an agent's credential; false when there is no such agent.
-    pub async fn remove_agent(&self, id: AgentId) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE agents SET removed_at = ? WHERE id = ? AND removed_at IS NULL")
-                .bind(now_ms())
-                .bind(id)
-                .execute(self.pool())
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
+    async fn remove_agent(&self, id: AgentId) -> Result<bool, StoreError>;
 
-    pub async fn touch_agent(&self, id: AgentId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE agents SET last_contact_at = ? WHERE id = ?")
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
+    async fn touch_agent(&self, id: AgentId) -> Result<(), StoreError>;
 }

@@ -5,9 +5,9 @@
 //! so a reconnecting agent can resend freely without doubling anything. Past the size
 //! limit the log ends with a visible marker and further bytes are acknowledged but dropped.
 
-use futures::TryStreamExt;
+use async_trait::async_trait;
 
-use super::{Store, StoreError};
+use super::StoreError;
 use crate::model::{AgentId, JobId};
 
 /// What an append did to the log.
@@ -19,11 +19,13 @@ pub struct Appended {
     pub grew: bool,
 }
 
-impl Store {
+/// Job logs, exactly the bytes the job printed.
+#[async_trait]
+pub trait LogStore: Send + Sync {
     /// Appends `data`, which starts at byte `offset` of the job's log, to a running job that
     /// `agent` holds under `epoch`. `None` when the lease is no longer valid. One
     /// transaction, holding the write lock from its start.
-    pub async fn append_log(
+    async fn append_log(
         &self,
         job: JobId,
         agent: AgentId,
@@ -31,94 +33,14 @@ impl Store {
         offset: u64,
         data: &[u8],
         limit: u64,
-    ) -> Result<Option<Appended>, StoreError> {
-        let mut tx = self.write().await?;
-        let row: Option<(i64, bool)> = sqlx::query_as(
-            "SELECT log_size, log_truncated FROM jobs
-             WHERE id = ? AND agent_id = ? AND lease_epoch = ? AND status = 'running'",
-        )
-        .bind(job)
-        .bind(agent)
-        .bind(epoch)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((size, truncated)) = row else {
-            return Ok(None);
-        };
-        let size = u64::try_from(size).unwrap_or(0);
-        let end = offset + data.len() as u64;
-        if offset > size || end <= size {
-            // A gap (the agent must resend from `size`) or nothing new.
-            return Ok(Some(Appended {
-                acknowledged: size,
-                grew: false,
-            }));
-        }
-        let fresh = &data[usize::try_from(size - offset).unwrap_or(0)..];
-        let mut now_truncated = truncated;
-        if !truncated {
-            let room = limit.saturating_sub(size);
-            let (stored, marker) = if fresh.len() as u64 > room {
-                now_truncated = true;
-                let marker = format!(
-                    "\n\x1b[31;1mesteira: the log exceeded its limit of {limit} bytes and was truncated\x1b[0;m\n"
-                );
-                (&fresh[..usize::try_from(room).unwrap_or(0)], Some(marker))
-            } else {
-                (fresh, None)
-            };
-            let mut chunk = stored.to_vec();
-            if let Some(marker) = marker {
-                chunk.extend_from_slice(marker.as_bytes());
-            }
-            sqlx::query("INSERT INTO log_chunks (job_id, offset, data) VALUES (?, ?, ?)")
-                .bind(job)
-                .bind(i64::try_from(size).unwrap_or(i64::MAX))
-                .bind(chunk)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE jobs SET log_size = ?, log_truncated = ? WHERE id = ?")
-            .bind(i64::try_from(end).unwrap_or(i64::MAX))
-            .bind(now_truncated)
-            .bind(job)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(Appended {
-            acknowledged: end,
-            grew: true,
-        }))
-    }
+    ) -> Result<Option<Appended>, StoreError>;
 
     /// The stored log from chunk offset `from` on, at most about `max` bytes; returns the
     /// bytes and the offset to ask for next.
-    pub async fn read_log(
+    async fn read_log(
         &self,
         job: JobId,
         from: u64,
         max: usize,
-    ) -> Result<(Vec<u8>, u64), StoreError> {
-        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>(
-            "SELECT offset, data FROM log_chunks WHERE job_id = ? AND offset + length(data) > ?
-             ORDER BY offset",
-        )
-        .bind(job)
-        .bind(i64::try_from(from).unwrap_or(i64::MAX))
-        .fetch(self.pool());
-        let mut out = Vec::new();
-        let mut next = from;
-        while let Some((offset, data)) = rows.try_next().await? {
-            let offset = u64::try_from(offset).unwrap_or(0);
-            let skip = usize::try_from(next.saturating_sub(offset))
-                .unwrap_or(0)
-                .min(data.len());
-            out.extend_from_slice(&data[skip..]);
-            next = offset + data.len() as u64;
-            if out.len() >= max {
-                break;
-            }
-        }
-        Ok((out, next))
-    }
+    ) -> Result<(Vec<u8>, u64), StoreError>;
 }

@@ -1,30 +1,35 @@
-//! The coordinator's durable state in SQLite (WAL), through sqlx with embedded migrations.
+//! The coordinator's durable state, behind one trait per concern: [`jobs::JobStore`]
+//! (jobs and leases), [`pipelines::PipelineStore`], [`agents::AgentStore`],
+//! [`logs::LogStore`], [`deliveries::DeliveryStore`], [`projects::ProjectStore`] and
+//! [`variables::VariableStore`] (projects and their secrets),
+//! [`artifacts::ArtifactRecords`], [`deployments::DeploymentStore`] and
+//! [`resource_groups::ResourceGroupStore`]. [`Storage`] is all of them; a [`Store`] is a
+//! handle on one, cheap to clone.
 //!
-//! One file per concern: [`projects`], [`pipelines`], [`jobs`], [`artifacts`], [`agents`],
-//! [`logs`], [`deliveries`], [`deployments`], [`resource_groups`], [`variables`]. The
-//! functions here are plain reads and writes; every decision about what state comes next
-//! is the scheduler's.
+//! Each concern's file holds its trait and the domain types it reads and writes; the
+//! SQLite implementation is in [`sqlite`], and the conformance suite (`conformance`, run
+//! against every backend) checks the behaviour the rest of the coordinator relies on
+//! through the traits only. The traits are plain reads and writes; every decision about
+//! what state comes next is the scheduler's.
 
 pub mod agents;
 pub mod artifacts;
-mod cache;
+#[cfg(test)]
+mod conformance;
 pub mod deliveries;
 pub mod deployments;
-pub mod health;
-pub mod job_queries;
 pub mod jobs;
 pub mod logs;
 pub mod pipelines;
 pub mod projects;
 pub mod resource_groups;
+pub mod sqlite;
 pub mod variables;
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::ops::Deref;
+use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use async_trait::async_trait;
 
 use crate::secrets::SecretBox;
 
@@ -43,70 +48,54 @@ pub enum StoreError {
     NoSecretKey,
 }
 
-/// The database: a pool of connections, cheap to clone. With the coordinator's
-/// [`SecretBox`] ([`Store::with_secrets`]) it seals project secrets on the way in and
-/// opens them on the way out.
-#[derive(Clone)]
-pub struct Store {
-    pool: SqlitePool,
-    secrets: Option<SecretBox>,
-    cache: std::sync::Arc<cache::ProjectCache>,
+/// A backend: every concern's trait, and the database as a whole.
+#[async_trait]
+pub trait Storage:
+    agents::AgentStore
+    + artifacts::ArtifactRecords
+    + deliveries::DeliveryStore
+    + deployments::DeploymentStore
+    + jobs::JobStore
+    + logs::LogStore
+    + pipelines::PipelineStore
+    + projects::ProjectStore
+    + resource_groups::ResourceGroupStore
+    + variables::VariableStore
+    + Send
+    + Sync
+{
+    /// One round trip to the database, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the database's connections; the store answers nothing after.
+    async fn close(&self);
+
+    /// The backend's name, for logs and the readiness report.
+    fn backend(&self) -> &'static str;
 }
 
+/// A handle on the store, cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Storage>);
+
 impl Store {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path` or a plain path)
-    /// and brings its schema up to date.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let options = if url.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url)?
-        } else {
-            SqliteConnectOptions::new().filename(Path::new(url))
-        }
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true)
-        // Reads of pages no other connection changed come from the map, not a copy
-        // through pread; the page cache of each connection holds the hot indexes.
-        .pragma("mmap_size", (64 << 20).to_string())
-        .pragma("cache_size", "-8192");
-        // A connection of SQLite's is a file handle in this process: it cannot go stale
-        // the way a network connection can, so it is not pinged at every acquire.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store {
-            pool,
-            secrets: None,
-            cache: Default::default(),
-        })
+    /// Opens the database at `url` (`sqlite://path` or a plain path: the embedded SQLite)
+    /// and brings its schema up to date. Without `secrets`, projects' secrets can be
+    /// neither sealed nor opened.
+    pub async fn open(url: &str, secrets: Option<SecretBox>) -> Result<Store, StoreError> {
+        Ok(Store(sqlite::open(url, secrets).await?))
     }
 
-    /// The same store, sealing and opening project secrets with `secrets`.
-    pub fn with_secrets(self, secrets: SecretBox) -> Store {
-        Store {
-            pool: self.pool,
-            secrets: Some(secrets),
-            cache: Default::default(),
-        }
+    /// A store on `backend`.
+    pub fn new(backend: Arc<dyn Storage>) -> Store {
+        Store(backend)
     }
+}
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
+impl Deref for Store {
+    type Target = dyn Storage;
 
-    /// A transaction that may read before it writes. It takes SQLite's write lock at its
-    /// start (`BEGIN IMMEDIATE`), so a concurrent writer makes it wait its turn (the busy
-    /// timeout) instead of failing with `database is locked` when it upgrades.
-    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    fn secrets(&self) -> Result<&SecretBox, StoreError> {
-        self.secrets.as_ref().ok_or(StoreError::NoSecretKey)
+    fn deref(&self) -> &(dyn Storage + 'static) {
+        self.0.as_ref()
     }
 }

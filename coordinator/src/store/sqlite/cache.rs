@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::projects::Project;
-use super::variables::SealedVariable;
 use crate::model::ProjectId;
+use crate::store::projects::Project;
+use crate::store::variables::SealedVariable;
 
 #[derive(Default)]
 pub(super) struct ProjectCache {
