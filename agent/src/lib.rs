@@ -9,6 +9,8 @@
 //! - [`session`]: registration, the session stream, heartbeats, reconnects, draining.
 //! - [`job`]: one job from assignment to completion. [`log_shipper`]: its log.
 //!   [`artifacts`]: its artifacts, in and out.
+//! - [`lifetime`]: when an ephemeral agent (`--once`, `--max-jobs`, `--idle-exit`) stops
+//!   and deregisters.
 //! - [`work_dir_lock`]: one agent per work dir.
 
 pub mod artifacts;
@@ -16,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod job;
+pub mod lifetime;
 pub mod log_shipper;
 pub mod session;
 pub mod work_dir_lock;
