@@ -191,6 +191,16 @@ fn a_burst_of_30_jobs_grows_the_pool_to_max_3_survives_an_autoscaler_restart_and
     let report = setup.pool();
     assert_eq!(report["desired"], 3, "{report}");
     assert!(report["pending"].as_u64().is_some(), "{report}");
+    let metrics = std::process::Command::new("curl")
+        .args(["-fsS", &format!("{}/metrics", setup.coordinator.url())])
+        .output()
+        .expect("curl /metrics");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let desired = format!(
+        "esteira_pool_agents{{autoscaler=\"{}\",pool=\"burst\",state=\"desired\"}} 3\n",
+        setup.autoscaler.id
+    );
+    assert!(metrics.contains(&desired), "{desired:?} not in\n{metrics}");
 
     // Killed and restarted mid-burst: the same three containers go on, none is added.
     setup.autoscaler.kill();
