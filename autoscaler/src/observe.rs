@@ -1,10 +1,17 @@
 //! What the autoscaler reads from and asks of the coordinator, over its HTTP API with the
 //! admin token: the agents (`GET /api/v1/agents`), the queue per tag set (`GET
 //! /api/v1/queue`), draining (`POST /api/v1/agents/{id}/pause`), removal (`DELETE
-//! /api/v1/agents/{id}`) and the pools' state (`PUT /api/v1/pools/{autoscaler}`).
+//! /api/v1/agents/{id}`), the pools' state (`PUT /api/v1/pools/{autoscaler}`), and the
+//! change events (`GET /api/v1/events`) that wake the loop between its ticks.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tracing::debug;
 
 use crate::report::PoolReport;
 
@@ -91,6 +98,27 @@ impl Coordinator {
         let body = serde_json::json!({ "pools": pools });
         self.send(self.http.put(self.url(&path)).json(&body), &path)
             .await
+    }
+
+    /// Wakes `wake` whenever a pipeline or one of its jobs changes (a job queued or
+    /// ended), reconnecting a second after the stream fails; never returns.
+    pub async fn follow_changes(self, wake: Arc<Notify>) {
+        loop {
+            let url = self.url("/events");
+            match self.answer(self.http.get(&url), &url).await {
+                Ok(response) => {
+                    let mut body = response.bytes_stream();
+                    while let Some(Ok(chunk)) = body.next().await {
+                        // Keep-alives are comments (":"); every event names itself.
+                        if chunk.windows(6).any(|window| window == b"event:") {
+                            wake.notify_one();
+                        }
+                    }
+                }
+                Err(error) => debug!(%error, "no change events: the ticks go on alone"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     fn url(&self, path: &str) -> String {

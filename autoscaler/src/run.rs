@@ -1,11 +1,15 @@
 //! The loop: at every tick observe the coordinator and the provider, [`reconcile`], carry
-//! out the actions and publish the pools' state. A tick whose observation fails acts on
-//! nothing; the next one starts again from what is. Stopping the loop leaves the agents
-//! running: a restarted autoscaler with the same id adopts them.
+//! out the actions and publish the pools' state. A tick comes every interval, and also
+//! as soon as the coordinator says a pipeline or job changed, so a job queued for an empty
+//! pool does not wait for the interval. A tick whose observation fails acts on nothing;
+//! the next one starts again from what is. Stopping the loop leaves the agents running: a
+//! restarted autoscaler with the same id adopts them.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
@@ -28,6 +32,10 @@ pub struct Settings {
     pub interval: Duration,
 }
 
+/// The least time between two ticks woken by changes: a burst of job events makes a few
+/// ticks a second, not one per event.
+const MIN_GAP: Duration = Duration::from_millis(200);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AutoscalerError {
     #[error(transparent)]
@@ -42,17 +50,23 @@ pub async fn run<P: Provider>(settings: Settings, provider: P, shutdown: impl Fu
     let mut history = History::default();
     let mut ticker = tokio::time::interval(settings.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let changed = Arc::new(Notify::new());
+    let changes = tokio::spawn(coordinator.clone().follow_changes(changed.clone()));
     tokio::pin!(shutdown);
     info!(autoscaler = %settings.id, pools = settings.pools.len(), "autoscaler running");
+    let mut last_tick = Instant::now();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            () = changed.notified() => tokio::time::sleep_until(last_tick + MIN_GAP).await,
             () = &mut shutdown => break,
         }
+        last_tick = Instant::now();
         if let Err(error) = tick(&settings, &coordinator, &provider, &mut history).await {
             warn!(%error, "tick skipped");
         }
     }
+    changes.abort();
     info!("autoscaler stopped; its agents keep running");
 }
 
