@@ -101,6 +101,42 @@ fn an_agent_started_with_once_runs_one_job_deregisters_and_exits_0() {
     );
 }
 
+#[test]
+fn autoscale_refuses_a_bad_pools_file_naming_the_pool_and_the_key() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let pools = root.path().join("pools.toml");
+    std::fs::write(
+        &pools,
+        "[[pool]]\nname = \"burst\"\nmin = 4\nmax = 3\n[pool.agent]\nimage = \"agent\"\n",
+    )
+    .expect("write the pools file");
+    let output = std::process::Command::new(esteira_tests::binary("esteira"))
+        .args([
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+            "autoscale",
+            "--pools",
+        ])
+        .arg(&pools)
+        .args([
+            "--coordinator",
+            "http://127.0.0.1:1",
+            "--registration-token",
+            "r",
+        ])
+        .args(["--id", "refused"])
+        .output()
+        .expect("run esteira autoscale");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pools.toml: pool 'burst': `min` (4) is above `max` (3)"),
+        "{stderr}"
+    );
+}
+
 /// What the pool tests start from: the Docker lock, the agent image, a coordinator with a
 /// project of `pipeline_file`, a pools file of `pool`, and the autoscaler on it.
 struct PoolSetup {
