@@ -16,6 +16,9 @@
 //! - an instance that stopped is removed (with its agent, whose jobs are then lost and
 //!   retried by their policy), and so is an offline agent named as the pool's that has no
 //!   instance left.
+//!
+//! The instances of a pool no longer defined are retired: drained when idle, removed once
+//! they run nothing (a busy one finishes its jobs first).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -147,7 +150,35 @@ pub fn reconcile(
         plan.actions.extend(pool_plan.actions);
         plan.reports.extend(pool_plan.reports);
     }
+    let retired = observed
+        .instances
+        .iter()
+        .filter(|instance| !pools.iter().any(|pool| pool.name == instance.pool));
+    plan.actions
+        .extend(retired.filter_map(|instance| retire(instance, observed)));
     plan
+}
+
+/// The next step for an instance of a pool no longer defined.
+fn retire(instance: &Instance, observed: &Observed) -> Option<Action> {
+    let agent = observed.agents.iter().find(|a| a.name == instance.name);
+    let remove = || Action::Remove {
+        pool: instance.pool.clone(),
+        name: instance.name.clone(),
+        agent: agent.map(|agent| agent.id),
+        instance: true,
+    };
+    match agent {
+        _ if !instance.running => Some(remove()),
+        // Never registered: no job can be on it.
+        None => Some(remove()),
+        Some(agent) if agent.paused && agent.running_jobs.is_empty() => Some(remove()),
+        Some(agent) if is_idle(agent) => Some(Action::Drain {
+            pool: instance.pool.clone(),
+            agent: agent.id,
+        }),
+        Some(_) => None,
+    }
 }
 
 fn reconcile_pool(

@@ -300,3 +300,20 @@ fn the_same_observation_gives_the_same_plan_every_tick() {
     assert_eq!(first.reports, again.reports);
     assert_eq!(starts(&first), 2);
 }
+
+#[test]
+fn the_agents_of_a_pool_no_longer_defined_are_drained_then_removed_busy_ones_last() {
+    let pools = [pool("other", &["other"], 0, 1)];
+    let now = Instant::now();
+    let mut observed = Observed::default();
+    member(&mut observed, 1, Some("idle"), &[]);
+    member(&mut observed, 2, Some("busy"), &[3]);
+    member(&mut observed, 3, Some("paused"), &[]);
+    member(&mut observed, 4, None, &[]);
+    let plan = reconcile(&pools, ME, &observed, &quiet(&observed, now), now);
+    assert_eq!(drained(&plan), BTreeSet::from([1]));
+    assert_eq!(
+        removed(&plan),
+        [(name(3), Some(3), true), (name(4), None, true)]
+    );
+}
