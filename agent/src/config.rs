@@ -53,6 +53,22 @@ pub struct Args {
     /// Upper bound on any job's timeout, in seconds.
     #[arg(long, env = "ESTEIRA_MAX_TIMEOUT")]
     pub max_timeout: Option<u64>,
+    /// Ephemeral: take one job, finish it, deregister and exit (`--max-jobs 1`).
+    #[arg(long, env = "ESTEIRA_AGENT_ONCE", conflicts_with = "max_jobs")]
+    pub once: bool,
+    /// Ephemeral: take this many jobs, finish them, deregister and exit.
+    #[arg(long, env = "ESTEIRA_AGENT_MAX_JOBS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_jobs: Option<u32>,
+    /// Ephemeral: deregister and exit when no job came for this long ("90s", "5m").
+    #[arg(long, env = "ESTEIRA_AGENT_IDLE_EXIT", value_parser = parse_idle_exit)]
+    pub idle_exit: Option<Duration>,
+}
+
+fn parse_idle_exit(text: &str) -> Result<Duration, String> {
+    match esteira_pipeline::parse_duration(text)? {
+        0 => Err("the idle time must be at least one second".to_string()),
+        seconds => Ok(Duration::from_secs(seconds)),
+    }
 }
 
 /// Which agent, for the commands that act on what an agent left behind (`prune`, and
@@ -91,6 +107,10 @@ pub struct Config {
     pub allow_docker_socket: bool,
     pub network_per_job: bool,
     pub max_timeout: Option<Duration>,
+    /// Jobs after which the agent deregisters and exits.
+    pub max_jobs: Option<u32>,
+    /// Idle time after which the agent deregisters and exits.
+    pub idle_exit: Option<Duration>,
 }
 
 fn host_name() -> String {
@@ -103,6 +123,7 @@ fn host_name() -> String {
 
 impl From<Args> for Config {
     fn from(args: Args) -> Config {
+        let max_jobs = if args.once { Some(1) } else { args.max_jobs };
         Config {
             coordinator: args.coordinator,
             registration_token: args.registration_token.filter(|token| !token.is_empty()),
@@ -112,13 +133,16 @@ impl From<Args> for Config {
                 .into_iter()
                 .filter(|label| !label.is_empty())
                 .collect(),
-            concurrency: args.concurrency.max(1),
+            // An agent that takes N jobs never asks for more than N at once.
+            concurrency: args.concurrency.clamp(1, max_jobs.unwrap_or(u32::MAX)),
             work_dir: args.work_dir,
             ca_cert: args.ca_cert,
             default_image: args.default_image,
             allow_docker_socket: args.allow_docker_socket,
             network_per_job: args.network_per_job,
             max_timeout: args.max_timeout.map(Duration::from_secs),
+            max_jobs,
+            idle_exit: args.idle_exit,
         }
     }
 }

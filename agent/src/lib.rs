@@ -10,6 +10,8 @@
 //! - [`job`]: one job from assignment to completion. [`log_shipper`]: its log.
 //!   [`artifacts`]: its artifacts, in and out.
 //! - [`backoff`]: the waits between attempts to reach the coordinator.
+//! - [`lifetime`]: when an ephemeral agent (`--once`, `--max-jobs`, `--idle-exit`) stops
+//!   and deregisters.
 //! - [`work_dir_lock`]: one agent per work dir.
 //! - [`watchdog`]: the process that stops the agent's jobs when the agent dies.
 //!   [`orphans`]: what a gone agent's jobs left in Docker, and `esteira-agent prune`.
@@ -20,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod job;
+pub mod lifetime;
 pub mod log_shipper;
 pub mod orphans;
 pub mod session;

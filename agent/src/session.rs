@@ -3,7 +3,8 @@
 //!
 //! Heartbeats renew the leases of running jobs (and bring cancels and abandons a dropped
 //! session might have missed). On shutdown the agent closes its session, so it takes no
-//! more jobs, and waits for the running ones to finish.
+//! more jobs, and waits for the running ones to finish; so does an ephemeral agent whose
+//! [`Lifetime`] is over, which then deregisters.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::client::{self, Client};
 use crate::config::Config;
 use crate::credentials::{self, Credentials};
 use crate::job::{self, RunningJob};
+use crate::lifetime::{self, Lifetime};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -83,8 +85,9 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
     }
     let channel = client::channel(&config.coordinator, config.ca_cert.as_ref())?;
     let credentials = register(&config, &channel).await?;
-    let client = client::authenticated(channel, &credentials.token)?;
+    let mut client = client::authenticated(channel, &credentials.token)?;
     let running = Running::default();
+    let lifetime = Arc::new(Lifetime::new(config.max_jobs, config.idle_exit));
     let heartbeat_secs = Arc::new(AtomicU32::new(5));
     let stop = CancellationToken::new();
 
@@ -95,15 +98,17 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
     ));
     let sessions = sessions(
         &config,
-        client,
+        client.clone(),
         executor.clone(),
         running.clone(),
         heartbeat_secs,
         stop.clone(),
+        lifetime.clone(),
     );
     tokio::select! {
         result = sessions => result?,
         () = shutdown => info!("shutting down: no new jobs; waiting for running ones"),
+        over = lifetime.over() => info!(%over, "no new jobs; waiting for running ones"),
     }
     stop.cancel();
     while !running.lock().is_empty() {
@@ -111,6 +116,9 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> anyh
     }
     heartbeats.abort();
     executor.wait_for_cleanups().await;
+    if lifetime.is_ephemeral() {
+        lifetime::deregister(&mut client, &config.work_dir).await?;
+    }
     Ok(())
 }
 
@@ -177,6 +185,7 @@ async fn sessions(
     running: Running,
     heartbeat_secs: Arc<AtomicU32>,
     stop: CancellationToken,
+    lifetime: Arc<Lifetime>,
 ) -> anyhow::Result<()> {
     let runner = Arc::new(vec![
         ("CI_RUNNER_DESCRIPTION".to_string(), config.name.clone()),
@@ -234,12 +243,14 @@ async fn sessions(
                         abandon: CancellationToken::new(),
                     };
                     running.lock().insert(lease.job_id, job.clone());
+                    lifetime.job_taken();
                     let (client, executor, running) =
                         (client.clone(), executor.clone(), running.clone());
-                    let runner = runner.clone();
+                    let (runner, lifetime) = (runner.clone(), lifetime.clone());
                     tokio::spawn(async move {
                         job::run(client, executor, assignment, job, &runner).await;
                         running.lock().remove(&lease.job_id);
+                        lifetime.job_finished();
                     });
                 }
                 Some(server_message::Kind::Cancel(cancel)) => {

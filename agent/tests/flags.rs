@@ -34,3 +34,20 @@ fn help_lists_the_contract_flags() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+#[test]
+fn ephemeral_flags_are_checked_before_anything_starts() {
+    let refused = |args: &[&str], expected: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_esteira-agent"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refused(&["--once", "--max-jobs", "3"], "cannot be used with");
+    refused(&["--max-jobs", "0"], "--max-jobs");
+    refused(&["--idle-exit", "0s"], "at least one second");
+    refused(&["--idle-exit", "soon"], "--idle-exit");
+}

@@ -13,9 +13,9 @@ use esteira_proto::MAX_MESSAGE_BYTES;
 use esteira_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use esteira_proto::v1::{
     AppendLogRequest, AppendLogResponse, ArtifactChunk, CompleteJobRequest, CompleteJobResponse,
-    DownloadArtifactsRequest, HeartbeatRequest, HeartbeatResponse, JobAssignment, Lease,
-    OpenSessionRequest, RegisterRequest, RegisterResponse, ServerMessage, StartJobRequest,
-    StartJobResponse, UploadArtifactsResponse, server_message,
+    DeregisterRequest, DeregisterResponse, DownloadArtifactsRequest, HeartbeatRequest,
+    HeartbeatResponse, JobAssignment, Lease, OpenSessionRequest, RegisterRequest, RegisterResponse,
+    ServerMessage, StartJobRequest, StartJobResponse, UploadArtifactsResponse, server_message,
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -108,6 +108,13 @@ impl AgentService for Fake {
         Ok(Response::new(CompleteJobResponse {}))
     }
 
+    async fn deregister(
+        &self,
+        _: Request<DeregisterRequest>,
+    ) -> Result<Response<DeregisterResponse>, Status> {
+        Ok(Response::new(DeregisterResponse {}))
+    }
+
     async fn upload_artifacts(
         &self,
         _: Request<Streaming<ArtifactChunk>>,
@@ -157,6 +164,8 @@ async fn undecodable_session_messages_make_the_agent_back_off_and_it_takes_the_n
         allow_docker_socket: false,
         network_per_job: false,
         max_timeout: None,
+        max_jobs: None,
+        idle_exit: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(esteira_agent::run(config, async {

@@ -12,6 +12,7 @@ mod environments;
 mod exec;
 mod job_show;
 mod lint;
+mod pools;
 mod resource_groups;
 mod variables;
 
@@ -51,6 +52,8 @@ enum Command {
     Lint(lint::LintArgs),
     /// Run the pipeline of the working tree on the local Docker engine, no coordinator.
     Exec(exec::ExecArgs),
+    /// Run the autoscaler: keep each runner pool as large as the queue needs.
+    Autoscale(Box<pools::AutoscaleArgs>),
     #[command(flatten)]
     Remote(RemoteCommand),
 }
@@ -70,6 +73,9 @@ enum RemoteCommand {
     /// Agents.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Runner pools, as their autoscalers report them.
+    #[command(subcommand)]
+    Pool(pools::PoolCommand),
     /// Project variables (secrets included).
     #[command(subcommand)]
     Variable(variables::VariableCommand),
@@ -286,12 +292,20 @@ async fn main() -> ExitCode {
     let command = match cli.command {
         Command::Lint(args) => return exit_code(lint::run(&args)),
         Command::Exec(args) => return exec::run(&args).await,
+        Command::Autoscale(args) => {
+            return finish(pools::autoscale(&cli.server, cli.token, *args).await);
+        }
         Command::Remote(command) => command,
     };
     let result = match Api::new(&cli.server, cli.token.clone(), cli.ca_cert.as_deref()) {
         Ok(api) => remote(&api, command).await,
         Err(error) => Err(error),
     };
+    finish(result)
+}
+
+/// The exit code of a command's outcome, with its error on stderr.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -315,6 +329,7 @@ async fn remote(api: &Api, command: RemoteCommand) -> anyhow::Result<ExitCode> {
         RemoteCommand::Pipeline(command) => pipeline(api, command).await,
         RemoteCommand::Job(command) => job(api, command).await,
         RemoteCommand::Agent(AgentCommand::List { json }) => agents(api, json).await,
+        RemoteCommand::Pool(command) => pools::run(api, command).await,
         RemoteCommand::Variable(command) => variables::run(api, command).await,
         RemoteCommand::Env(command) => environments::run(api, command).await,
         RemoteCommand::ResourceGroup(command) => resource_groups::run(api, command).await,
@@ -350,6 +365,22 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.clone());
     }
+}
+
+/// One table row per element of the JSON array `list`.
+fn rows_of(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    list.as_array()
+        .map(|all| all.iter().map(row).collect())
+        .unwrap_or_default()
+}
+
+/// A JSON array of strings as `a,b,c`.
+fn joined(list: &Value) -> String {
+    let items: Vec<String> = list
+        .as_array()
+        .map(|items| items.iter().map(text).collect())
+        .unwrap_or_default();
+    items.join(",")
 }
 
 fn text(value: &Value) -> String {
@@ -697,26 +728,15 @@ async fn agents(api: &Api, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         return print_json(&agents);
     }
-    let rows: Vec<Vec<String>> = agents
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .map(|a| {
-                    let labels: Vec<String> = a["labels"]
-                        .as_array()
-                        .map(|l| l.iter().map(text).collect())
-                        .unwrap_or_default();
-                    vec![
-                        text(&a["id"]),
-                        text(&a["name"]),
-                        text(&a["status"]),
-                        labels.join(","),
-                        text(&a["version"]),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let rows = rows_of(&agents, |a| {
+        vec![
+            text(&a["id"]),
+            text(&a["name"]),
+            text(&a["status"]),
+            joined(&a["labels"]),
+            text(&a["version"]),
+        ]
+    });
     print_table(&["ID", "NAME", "STATUS", "LABELS", "VERSION"], &rows);
     Ok(ExitCode::SUCCESS)
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use esteira_proto::v1::agent_service_server::AgentService;
 use esteira_proto::v1::{
     AppendLogRequest, AppendLogResponse, ArtifactChunk, CancelJob, CompleteJobRequest,
-    CompleteJobResponse, DownloadArtifactsRequest, HeartbeatRequest, HeartbeatResponse,
-    JobAssignment, JobResult, Lease, OpenSessionRequest, RegisterRequest, RegisterResponse,
-    ServerMessage, StartJobRequest, StartJobResponse, UploadArtifactsResponse, Variable,
-    server_message,
+    CompleteJobResponse, DeregisterRequest, DeregisterResponse, DownloadArtifactsRequest,
+    HeartbeatRequest, HeartbeatResponse, JobAssignment, JobResult, Lease, OpenSessionRequest,
+    RegisterRequest, RegisterResponse, ServerMessage, StartJobRequest, StartJobResponse,
+    UploadArtifactsResponse, Variable, server_message,
 };
 use esteira_proto::{AUTHORIZATION, PROTOCOL_VERSION};
 use futures::StreamExt;
@@ -376,5 +376,15 @@ impl AgentService for AgentApi {
                 .map_err(|error| Status::internal(error.to_string()))
             });
         Ok(Response::new(Box::pin(chunks)))
+    }
+
+    async fn deregister(
+        &self,
+        request: Request<DeregisterRequest>,
+    ) -> Result<Response<DeregisterResponse>, Status> {
+        let agent = self.agent(&request).await?;
+        self.scheduler.remove_agent(agent).await?;
+        info!(agent_id = %agent, "agent deregistered");
+        Ok(Response::new(DeregisterResponse {}))
     }
 }

@@ -1,8 +1,9 @@
 // pages.js — the index pages: pipelines (across projects, or one project's, with filters,
 // "older" pagination by id, each row's stage mini-graph, refreshed live from
 // /api/v1/events), projects (the list, and a project's page: pipelines, settings,
-// variables, badges), agents (status, labels, load, pause/resume/remove, and the queue
-// per required label set from /api/v1/queue) and environments (current deployment,
+// variables, badges), agents (status, labels, load, pause/resume/remove, the queue
+// per required label set from /api/v1/queue, and the runner pools their autoscalers
+// report at /api/v1/pools) and environments (current deployment,
 // history, rollback).
 "use strict";
 
@@ -179,15 +180,17 @@
     main.append(pageHeader("Agents", h("p.page-lead", null, "Build hosts that dial in to this coordinator and run jobs in Docker.")));
     const summary = h("div.summary-cards");
     const queueRegion = h("div.queue-region");
+    const poolsRegion = h("div.pools-region");
     const region = h("div.list-region", null, h("p.loading", null, "Loading agents…"));
-    main.append(summary, queueRegion, region);
+    main.append(summary, queueRegion, poolsRegion, region);
     const AGENT_LOOK = { online: "success", idle: "success", busy: "running", paused: "manual", draining: "pending", offline: "canceled" };
 
     async function load() {
       let list;
       let queue;
+      let pools;
       try {
-        [list, queue] = await Promise.all([api.get("/api/v1/agents"), api.get("/api/v1/queue")]);
+        [list, queue, pools] = await Promise.all([api.get("/api/v1/agents"), api.get("/api/v1/queue"), api.get("/api/v1/pools")]);
       } catch (error) { region.replaceChildren(errorBox(error)); return; }
       const count = (s) => list.filter((a) => a.status === s).length;
       const waiting = queue.reduce((n, g) => n + g.pending, 0);
@@ -197,6 +200,7 @@
         card("Running jobs", list.reduce((n, a) => n + (a.running_jobs || []).length, 0)),
         card("Queued jobs", waiting));
       queueRegion.replaceChildren(renderQueue(queue));
+      poolsRegion.replaceChildren(...(pools.length ? [renderPools(pools)] : []));
       if (!list.length) {
         region.replaceChildren(h("div.empty-state", null, h("h2", null, "No agents registered"),
           h("p", null, "Start one with ", h("code", null, "esteira-agent --coordinator URL --registration-token TOKEN"), ".")));
@@ -252,6 +256,30 @@
         h("div.table-wrap", null, h("table.data-table.queue-table", null, h("caption.visually-hidden", null, "Queue by required labels"),
           h("thead", null, h("tr", null, ["Labels", "Pending", "Longest wait", "Oldest job", "Can run them"]
             .map((t) => h(["Pending", "Longest wait"].includes(t) ? "th.num" : "th", { scope: "col" }, t)))),
+          h("tbody", null, rows))));
+    }
+
+    // Each runner pool's desired, current, idle and draining agents and why, as its
+    // autoscaler (esteira autoscale) last reported them.
+    function renderPools(pools) {
+      const head = h("div.card-head", null, h("h2#pools-title", null, "Runner pools"),
+        h("span.muted.small", null, "As their autoscalers report them"));
+      const columns = ["Pool", "Labels", "Min / max", "Desired", "Current", "Idle", "Draining", "Pending", "Why", "Reported"];
+      const numeric = ["Min / max", "Desired", "Current", "Idle", "Draining", "Pending"];
+      const rows = pools.map((p) => h("tr", { dataset: { pool: p.name, desired: p.desired, current: p.current } },
+        h("td", { "data-label": "Pool" }, h("strong", null, p.name), h("div.muted", null, p.autoscaler)),
+        h("td", { "data-label": "Labels" }, (p.labels || []).length ? h("ul.chips", null, p.labels.map((l) => h("li.chip", null, l))) : h("span.muted", null, "any")),
+        h("td.num", { "data-label": "Min / max" }, `${p.min} / ${p.max}`),
+        h("td.num", { "data-label": "Desired" }, h("strong", null, String(p.desired))),
+        h("td.num", { "data-label": "Current" }, String(p.current)),
+        h("td.num", { "data-label": "Idle" }, String(p.idle)),
+        h("td.num", { "data-label": "Draining" }, String(p.draining)),
+        h("td.num", { "data-label": "Pending" }, String(p.pending)),
+        h("td", { "data-label": "Why" }, h("span.small", null, p.reason)),
+        h("td", { "data-label": "Reported" }, `${duration(p.age_ms)} ago`)));
+      return h("section.card.queue-card", { "aria-labelledby": "pools-title" }, head,
+        h("div.table-wrap", null, h("table.data-table.pools-table", null, h("caption.visually-hidden", null, "Runner pools"),
+          h("thead", null, h("tr", null, columns.map((t) => h(numeric.includes(t) ? "th.num" : "th", { scope: "col" }, t)))),
           h("tbody", null, rows))));
     }
 

@@ -131,8 +131,9 @@ pub(crate) async fn remove_job(
     remove_matching(docker, filters, |_| true).await
 }
 
-/// Removes the objects of every job of this instance not in `running`.
-pub(crate) async fn remove_leftovers(
+/// Removes the objects of every job of this instance not in `running` (also for an
+/// autoscaler removing what a dead agent's jobs left).
+pub async fn remove_leftovers(
     docker: &Docker,
     instance: &str,
     running: &[i64],

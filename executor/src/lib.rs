@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 pub use archive::ArchiveError;
 pub use artifacts::ArtifactsError;
 pub use build::BuildError;
-pub use cleanup::CleanupError;
+pub use cleanup::{CleanupError, remove_leftovers};
 pub use container::ContainerError;
 pub use deploy::{DEPLOY_JOB_LABEL, DEPLOY_SERVICE_LABEL, DeployError};
 pub use dockerignore::ContextError;

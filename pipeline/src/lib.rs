@@ -38,6 +38,7 @@ mod vars;
 mod yaml;
 
 pub use context::{EventContext, FileSource, PipelineSource, RefKind};
+pub use duration::parse_duration;
 pub use error::Diagnostic;
 pub use plan::*;
 pub use predefined::predefined_variables;

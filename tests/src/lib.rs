@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod pools;
 pub mod seed;
 
 /// The image every test pipeline runs in, built by `.ci/images.sh`.
@@ -442,6 +443,18 @@ impl Agent {
         labels: &str,
         concurrency: u32,
     ) -> Agent {
+        Agent::start_with(coordinator, work_dir, name, labels, concurrency, &[])
+    }
+
+    /// Starts an agent given more `flags` (e.g. `--once`).
+    pub fn start_with(
+        coordinator: &Coordinator,
+        work_dir: PathBuf,
+        name: &str,
+        labels: &str,
+        concurrency: u32,
+        flags: &[&str],
+    ) -> Agent {
         std::fs::create_dir_all(&work_dir).expect("agent work dir");
         let log = std::fs::File::create(work_dir.with_extension("log")).expect("agent log");
         let name = format!("{name}{}", coordinator.agent_suffix);
@@ -457,6 +470,7 @@ impl Agent {
             .arg("--work-dir")
             .arg(&work_dir)
             .args(["--default-image", IMAGE])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -585,6 +585,35 @@ async fn follow_a_pipeline() {
         &format!("{queued}.dataset.pending === '2' && {queued}.querySelector('[data-status=\"no-agent\"]')"),
     )
     .await;
+    // A runner pool as an autoscaler reports it.
+    let report = json!({"pools": [{"name": "burst", "labels": ["burst"], "min": 0, "max": 3,
+        "desired": 2, "current": 1, "starting": 1, "idle": 0, "busy": 0, "draining": 0,
+        "pending": 2, "oldest_wait_ms": 1200, "reason": "2 pending: starting 1"}]});
+    let put = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+        ])
+        .arg(format!("Authorization: Bearer {}", coordinator.admin_token))
+        .args(["-d", &report.to_string()])
+        .arg(format!("{}/api/v1/pools/ui-autoscaler", coordinator.url()))
+        .output()
+        .expect("curl");
+    assert!(put.status.success(), "{put:?}");
+    click(&client, "nav a[data-section=\"pipelines\"]").await;
+    click(&client, "nav a[data-section=\"agents\"]").await;
+    let pool = "document.querySelector('tr[data-pool=\"burst\"]')";
+    wait_js(
+        &client,
+        "the runner pool's row",
+        LONG,
+        &format!("{pool} && {pool}.dataset.desired === '2' && {pool}.textContent.includes('2 pending: starting 1')"),
+    )
+    .await;
     screenshot(&client, "agents").await;
     click(&client, "nav a[data-section=\"environments\"]").await;
     wait_js(

@@ -1,5 +1,5 @@
 //! Health and metrics: `/healthz` (the process answers), `/readyz` (its database answers
-//! too) and `/metrics` (Prometheus text: jobs by status, connected agents).
+//! too) and `/metrics` (Prometheus text: jobs by status, connected agents, runner pools).
 
 use axum::Router;
 use axum::extract::State;
@@ -30,5 +30,6 @@ async fn metrics(State(state): State<ApiState>) -> ApiResult<String> {
     out.push_str("# HELP esteira_agents_connected Agents with an open session.\n");
     out.push_str("# TYPE esteira_agents_connected gauge\n");
     out.push_str(&format!("esteira_agents_connected {connected}\n"));
+    out.push_str(&super::pools::metrics(&state.pool_reports));
     Ok(out)
 }

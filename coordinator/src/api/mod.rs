@@ -2,7 +2,8 @@
 //! metrics, with the web UI ([`crate::ui`]) merged in. One file per resource:
 //!
 //! - [`projects`], [`pipelines`], [`jobs`], [`variables`] (a project's variables),
-//!   [`environments`] (and rollback), [`resource_groups`], [`agents`] (and the queue);
+//!   [`environments`] (and rollback), [`resource_groups`], [`agents`] (and the queue),
+//!   [`pools`] (runner pools as their autoscalers report them);
 //! - [`deliveries`]: the webhooks' entry, `/hooks/{forge}/{project}`, and what became of
 //!   each delivery;
 //! - [`events`]: server-sent events for the live pages, and waiting on the event bus;
@@ -21,6 +22,7 @@ mod events;
 mod health;
 mod jobs;
 mod pipelines;
+mod pools;
 mod projects;
 mod resource_groups;
 mod variables;
@@ -63,6 +65,7 @@ pub struct ApiState {
     /// How long agents' leases last: an agent's status follows its heartbeats.
     pub lease_timeout: Duration,
     pub admin_token: Arc<String>,
+    pub pool_reports: pools::PoolReports,
 }
 
 impl ApiState {
@@ -87,6 +90,7 @@ impl ApiState {
             artifacts: config.artifacts.clone(),
             lease_timeout: config.lease_timeout,
             admin_token: Arc::new(admin_token),
+            pool_reports: pools::PoolReports::default(),
         }
     }
 }
@@ -106,6 +110,7 @@ pub fn router(state: ApiState, read_token_required: bool) -> Router {
         .merge(environments::router())
         .merge(resource_groups::router())
         .merge(agents::router())
+        .merge(pools::router())
         .merge(deliveries::router())
         .merge(events::router())
         .merge(crate::ui::router())

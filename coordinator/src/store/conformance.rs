@@ -571,7 +571,10 @@ async fn artifacts_expire_once(store: &Store) {
         store.expired_artifacts(1_001).await.unwrap().is_empty(),
         "a pipeline that runs keeps its artifacts"
     );
-    store.set_pipeline_status(id, PipelineStatus::Failed).await.unwrap();
+    store
+        .set_pipeline_status(id, PipelineStatus::Failed)
+        .await
+        .unwrap();
     assert_eq!(store.expired_artifacts(1_001).await.unwrap(), [jobs[0]]);
     assert!(store.expired_artifacts(999).await.unwrap().is_empty());
     store.mark_artifacts_expired(jobs[0]).await.unwrap();

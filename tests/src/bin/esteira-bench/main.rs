@@ -15,12 +15,15 @@
 //! - `webhooks [DELIVERIES] [SENDERS]`: see `webhooks.rs`.
 //! - `dispatch [JOBS] [AGENTS] [SLOTS]`: the coordinator's cost per job with simulated
 //!   agents (see `dispatch.rs`; defaults 2,000, 100, 4).
+//! - `autoscale [RUNS]`: runner pools from an empty pool and against agents already
+//!   running (see `autoscale.rs`; default 10 runs).
 //! - `seed [RUNS]`: `git push` of the seed example to staging answering, split into
 //!   test, release and deploy (see `seed.rs`; default 5 runs).
 //!
 //! Build with `cargo build --release --workspace --bins` and run
 //! `target/release/esteira-bench pickup` / `overhead` / `artifacts` / `webhooks` / `seed`.
 
+mod autoscale;
 mod dispatch;
 mod seed;
 mod webhooks;
@@ -46,12 +49,13 @@ fn main() {
         Some("artifacts") => artifacts(number(1, 5), number(2, 100)),
         Some("webhooks") => webhooks::run(&args[1..]),
         Some("seed") => seed::run(number(1, 5)),
+        Some("autoscale") => autoscale::run(number(1, 10)),
         Some("dispatch") => dispatch::run(number(1, 2000), number(2, 100), number(3, 4) as u32),
         _ => {
             eprintln!(
                 "usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS] \
                  | artifacts [RUNS] [MIB] | webhooks [DELIVERIES] [SENDERS] | seed [RUNS] \
-                 | dispatch [JOBS] [AGENTS] [SLOTS]"
+                 | dispatch [JOBS] [AGENTS] [SLOTS] | autoscale [RUNS]"
             );
             std::process::exit(2);
         }
