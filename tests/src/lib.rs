@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub mod pools;
 pub mod seed;
+pub mod sim_agent;
 
 /// The image every test pipeline runs in, built by `.ci/images.sh`.
 pub const IMAGE: &str = "esteira-test/busybox:latest";

@@ -13,15 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use esteira_proto::v1::agent_service_client::AgentServiceClient;
-use esteira_proto::v1::{
-    AppendLogRequest, CompleteJobRequest, JobResult, OpenSessionRequest, RegisterRequest,
-    StartJobRequest, server_message,
-};
-use esteira_proto::{AUTHORIZATION, PROTOCOL_VERSION};
+use esteira_tests::sim_agent::SimAgent;
 use esteira_tests::{Coordinator, GitRepo, wait_until};
 use tokio::sync::Mutex;
-use tonic::Request;
 use tonic::transport::Channel;
 
 use super::percentile;
@@ -50,13 +44,6 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    let value = format!("Bearer {token}").parse().expect("token header");
-    request.metadata_mut().insert(AUTHORIZATION, value);
-    request
-}
-
 #[derive(Default)]
 struct Tally {
     done: AtomicUsize,
@@ -78,73 +65,22 @@ async fn agent(
     slots: u32,
     tally: Arc<Tally>,
 ) {
-    let mut client = AgentServiceClient::new(channel);
-    let registered = client
-        .register(RegisterRequest {
-            protocol_version: PROTOCOL_VERSION,
-            registration_token: registration,
-            name: format!("sim{index}"),
-            labels: vec![],
-            version: "bench".into(),
-        })
-        .await
-        .expect("register")
-        .into_inner();
-    let token = registered.agent_token;
-    let open = OpenSessionRequest {
-        protocol_version: PROTOCOL_VERSION,
-        concurrency: slots,
-        labels: vec![],
-        version: "bench".into(),
-        running: vec![],
-    };
-    let mut session = client
-        .open_session(authorized(open, &token))
-        .await
-        .expect("session")
-        .into_inner();
-    while let Ok(Some(message)) = session.message().await {
-        let Some(server_message::Kind::Assignment(assignment)) = message.kind else {
-            continue;
-        };
+    let agent = SimAgent::register(channel, &registration, &format!("sim{index}"), &[]).await;
+    let mut session = agent.open_session(slots, &[]).await;
+    while let Some(assignment) = session.next_assignment().await {
         tally
             .assigned_at
             .lock()
             .await
             .push((assignment.lease.map_or(0, |l| l.job_id), now_ms()));
-        let (mut client, token, tally) = (client.clone(), token.clone(), tally.clone());
+        let (agent, tally) = (agent.clone(), tally.clone());
         tokio::spawn(async move {
             let lease = assignment.lease;
-            let data = b"ok\n".to_vec();
+            let data = b"ok\n";
             let calls = [
-                client
-                    .start_job(authorized(StartJobRequest { lease }, &token))
-                    .await
-                    .err(),
-                client
-                    .append_log(authorized(
-                        AppendLogRequest {
-                            lease,
-                            offset: 0,
-                            data: data.clone(),
-                        },
-                        &token,
-                    ))
-                    .await
-                    .err(),
-                client
-                    .complete_job(authorized(
-                        CompleteJobRequest {
-                            lease,
-                            result: JobResult::Success.into(),
-                            exit_code: Some(0),
-                            log_size: data.len() as u64,
-                            ..CompleteJobRequest::default()
-                        },
-                        &token,
-                    ))
-                    .await
-                    .err(),
+                agent.start(lease).await.err(),
+                agent.append(lease, 0, data).await.err(),
+                agent.succeed(lease, data.len() as u64).await.err(),
             ];
             for refused in calls.into_iter().flatten() {
                 tally.refused.fetch_add(1, Ordering::Relaxed);
