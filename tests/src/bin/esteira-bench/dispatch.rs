@@ -1,9 +1,16 @@
-//! `dispatch [JOBS] [AGENTS] [SLOTS]`: the coordinator's own cost of dispatching, with
-//! simulated agents speaking the real protocol over gRPC from this process (no Docker).
+//! The coordinator's own cost of dispatching, with simulated agents speaking the real
+//! protocol over gRPC from this process (no Docker):
 //!
-//! A real coordinator process gets one pipeline of JOBS no-op jobs in one stage (default
-//! 2,000); AGENTS agents (default 100) register and open sessions with SLOTS slots each
-//! (default 4). Each agent answers an assignment at once: `StartJob`, one `AppendLog`
+//! - `dispatch [JOBS] [AGENTS] [SLOTS]`: one pipeline of JOBS no-op jobs in one stage
+//!   (default 2,000); AGENTS agents (default 100) with SLOTS slots each (default 4).
+//! - `dispatch-pipelines [PIPELINES] [JOBS]`: PIPELINES pipelines (default 200) of JOBS
+//!   jobs (default 10), 100 agents x 4.
+//! - `dispatch-backlog [PENDING]`: PENDING jobs (default 1,000; pipelines of 1,000) for
+//!   one agent with 4 slots; the first 400 completions measured, so the cost per
+//!   dispatched job is seen against a long queue.
+//! - `idle [AGENTS]`: see [`idle`].
+//!
+//! A real coordinator process runs the pipelines; the agents register and open sessions. Each agent answers an assignment at once: `StartJob`, one `AppendLog`
 //! chunk, `CompleteJob`. Prints the jobs per second from `pipeline run` to the last
 //! completion, the coordinator's CPU time per job (from `/proc/<pid>/stat`), its RSS,
 //! the time `pipeline run` took to answer, the wait from a job becoming runnable to its
@@ -91,82 +98,194 @@ async fn agent(
     }
 }
 
-pub fn run(jobs: usize, agents: usize, slots: u32) {
-    let root = tempfile::tempdir().expect("temp dir");
-    let repo = GitRepo::init(root.path().join("repo"));
-    let mut file = String::from("stages: [only]\n");
-    for index in 0..jobs {
-        file.push_str(&format!(
-            "job{index}:\n  stage: only\n  script: [\"true\"]\n"
-        ));
-    }
-    repo.commit(&[(".gitlab-ci.yml", &file)], "many jobs");
-    let coordinator = Coordinator::start(root.path(), 30);
-    coordinator.cli_ok(&["project", "add", "bench", "--repo", &repo.url()]);
-    let pid = coordinator.pid().expect("coordinator pid");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let tally = Arc::new(Tally::default());
-    let channel = runtime.block_on(async {
-        Channel::from_shared(coordinator.grpc_url())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect")
-    });
-    for index in 0..agents {
-        let task = agent(
-            channel.clone(),
-            coordinator.registration_token.clone(),
-            index,
+/// What one run of the benchmark sets up and measures.
+pub struct Scenario {
+    /// Pipelines run, one after the other, each of `jobs` jobs in one stage.
+    pub pipelines: usize,
+    pub jobs: usize,
+    pub agents: usize,
+    pub slots: u32,
+    /// Completions measured (CPU, wall time): every job, counted from the first
+    /// pipeline's `run` (its planning included); or, when fewer, the first ones after the
+    /// last pipeline was created, while the rest of the queue stays pending.
+    pub measured: usize,
+}
+
+impl Scenario {
+    /// One pipeline of `jobs` jobs, every job measured.
+    pub fn one_pipeline(jobs: usize, agents: usize, slots: u32) -> Scenario {
+        Scenario {
+            pipelines: 1,
+            jobs,
+            agents,
             slots,
-            tally.clone(),
-        );
-        runtime.spawn(task);
+            measured: jobs,
+        }
     }
-    wait_until("the agents to connect", Duration::from_secs(60), || {
-        let listed = coordinator.cli_json(&["agent", "list"]);
-        let idle = listed
-            .as_array()?
+}
+
+/// The coordinator, its simulated agents and what they count.
+struct Bench {
+    coordinator: Coordinator,
+    pid: u32,
+    runtime: tokio::runtime::Runtime,
+    tally: Arc<Tally>,
+    _root: tempfile::TempDir,
+}
+
+impl Bench {
+    /// A coordinator with project `bench` (pipelines of `jobs` no-op jobs) and `agents`
+    /// simulated agents of `slots` slots each, all connected and idle.
+    fn start(jobs: usize, agents: usize, slots: u32) -> Bench {
+        let root = tempfile::tempdir().expect("temp dir");
+        let repo = GitRepo::init(root.path().join("repo"));
+        let mut file = String::from("stages: [only]\n");
+        for index in 0..jobs {
+            file.push_str(&format!(
+                "job{index}:\n  stage: only\n  script: [\"true\"]\n"
+            ));
+        }
+        repo.commit(&[(".gitlab-ci.yml", &file)], "many jobs");
+        let coordinator = Coordinator::start(root.path(), 30);
+        coordinator.cli_ok(&["project", "add", "bench", "--repo", &repo.url()]);
+        let pid = coordinator.pid().expect("coordinator pid");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let tally = Arc::new(Tally::default());
+        let channel = runtime.block_on(async {
+            Channel::from_shared(coordinator.grpc_url())
+                .expect("url")
+                .connect()
+                .await
+                .expect("connect")
+        });
+        for index in 0..agents {
+            let task = agent(
+                channel.clone(),
+                coordinator.registration_token.clone(),
+                index,
+                slots,
+                tally.clone(),
+            );
+            runtime.spawn(task);
+        }
+        wait_until("the agents to connect", Duration::from_secs(120), || {
+            let listed = coordinator.cli_json(&["agent", "list"]);
+            let idle = listed
+                .as_array()?
+                .iter()
+                .filter(|a| a["status"] == "idle")
+                .count();
+            (idle == agents).then_some(())
+        });
+        Bench {
+            coordinator,
+            pid,
+            runtime,
+            tally,
+            _root: root,
+        }
+    }
+
+    fn done(&self) -> usize {
+        self.tally.done.load(Ordering::Relaxed)
+    }
+
+    /// The runnable → assigned waits of the pipeline's jobs, sorted.
+    fn pickups(&self, pipeline: &str) -> Vec<f64> {
+        let pipeline = self.coordinator.pipeline(pipeline);
+        let assigned = self
+            .runtime
+            .block_on(async { self.tally.assigned_at.lock().await.clone() });
+        let assigned: std::collections::HashMap<i64, i64> = assigned.into_iter().collect();
+        let mut pickups: Vec<f64> = pipeline["jobs"]
+            .as_array()
+            .expect("jobs")
             .iter()
-            .filter(|a| a["status"] == "idle")
-            .count();
-        (idle == agents).then_some(())
-    });
-    let (cpu_before, started) = (cpu_ms(pid), Instant::now());
-    let id = coordinator.run_pipeline("bench", "main");
-    let answered = started.elapsed();
-    wait_until("every job to complete", Duration::from_secs(900), || {
-        (tally.done.load(Ordering::Relaxed) >= jobs).then_some(())
-    });
-    let elapsed = started.elapsed();
-    let cpu = cpu_ms(pid) - cpu_before;
-    let waited = coordinator.cli(&["pipeline", "wait", &id]);
-    assert!(waited.status.success(), "the benchmark pipeline failed");
-    let pipeline = coordinator.pipeline(&id);
-    let assigned = runtime.block_on(async { tally.assigned_at.lock().await.clone() });
-    let mut pickups: Vec<f64> = pipeline["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .filter_map(|job| {
-            let queued = job["queued_at"].as_i64()?;
-            let id = job["id"].as_i64()?;
-            let at = assigned.iter().find(|(job, _)| *job == id)?.1;
-            Some((at - queued) as f64)
-        })
+            .filter_map(|job| {
+                let queued = job["queued_at"].as_i64()?;
+                let at = assigned.get(&job["id"].as_i64()?)?;
+                Some((at - queued) as f64)
+            })
+            .collect();
+        pickups.sort_by(f64::total_cmp);
+        pickups
+    }
+}
+
+pub fn run(scenario: &Scenario) {
+    let Scenario {
+        pipelines,
+        jobs,
+        agents,
+        slots,
+        measured,
+    } = *scenario;
+    let bench = Bench::start(jobs, agents, slots);
+    let (cpu_before, started) = (cpu_ms(bench.pid), Instant::now());
+    let ids: Vec<String> = (0..pipelines)
+        .map(|_| bench.coordinator.run_pipeline("bench", "main"))
         .collect();
-    pickups.sort_by(f64::total_cmp);
-    println!(
-        "dispatch: {jobs} jobs, {agents} agents x {slots} slots: {:.0} jobs/s, {:.3} CPU-ms of \
-         coordinator per job, RSS {:.0} MiB, `pipeline run` answered in {} ms, runnable -> \
-         assigned p50 {:.0} ms p99 {:.0} ms, {} agent calls refused",
-        jobs as f64 / elapsed.as_secs_f64(),
-        cpu / jobs as f64,
-        rss_mib(pid),
-        answered.as_millis(),
-        percentile(&pickups, 0.5),
-        percentile(&pickups, 0.99),
-        tally.refused.load(Ordering::Relaxed),
+    let answered = started.elapsed() / u32::try_from(pipelines).unwrap_or(1);
+    wait_until(
+        "the measured jobs to complete",
+        Duration::from_secs(900),
+        || (bench.done() >= measured).then_some(()),
     );
-    runtime.shutdown_background();
+    let elapsed = started.elapsed();
+    let cpu = cpu_ms(bench.pid) - cpu_before;
+    let mut pickups = Vec::new();
+    if every_job {
+        for id in &ids {
+            let waited = bench.coordinator.cli(&["pipeline", "wait", id]);
+            assert!(waited.status.success(), "a benchmark pipeline failed");
+            pickups.extend(bench.pickups(id));
+        }
+        pickups.sort_by(f64::total_cmp);
+    }
+    let pickup = if pickups.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", runnable -> assigned p50 {:.0} ms p99 {:.0} ms",
+            percentile(&pickups, 0.5),
+            percentile(&pickups, 0.99)
+        )
+    };
+    println!(
+        "dispatch: {pipelines} x {jobs} jobs ({measured} measured), {agents} agents x {slots} \
+         slots: {:.0} jobs/s, {:.3} CPU-ms of coordinator per job, RSS {:.0} MiB, `pipeline \
+         run` answered in {} ms{pickup}, {} agent calls refused",
+        measured as f64 / elapsed.as_secs_f64(),
+        cpu / measured as f64,
+        rss_mib(bench.pid),
+        answered.as_millis(),
+        bench.tally.refused.load(Ordering::Relaxed),
+    );
+    bench.runtime.shutdown_background();
+}
+
+/// `idle [AGENTS]`: AGENTS agents connected and idle: the coordinator's RSS and CPU per
+/// second over ten seconds, then the CPU of a one-job pipeline among them and its pickup.
+pub fn idle(agents: usize) {
+    let bench = Bench::start(1, agents, 4);
+    let window = Duration::from_secs(10);
+    let cpu_before = cpu_ms(bench.pid);
+    std::thread::sleep(window);
+    let idle_cpu = (cpu_ms(bench.pid) - cpu_before) / window.as_secs_f64();
+    let cpu_before = cpu_ms(bench.pid);
+    let id = bench.coordinator.run_pipeline("bench", "main");
+    wait_until("the job to complete", Duration::from_secs(60), || {
+        (bench.done() >= 1).then_some(())
+    });
+    let job_cpu = cpu_ms(bench.pid) - cpu_before;
+    let waited = bench.coordinator.cli(&["pipeline", "wait", &id]);
+    assert!(waited.status.success(), "the benchmark pipeline failed");
+    let pickups = bench.pickups(&id);
+    println!(
+        "idle: {agents} agents connected: RSS {:.0} MiB, {idle_cpu:.1} CPU-ms per second idle; \
+         a one-job pipeline: {job_cpu:.1} CPU-ms (with `pipeline run`), pickup {:.0} ms",
+        rss_mib(bench.pid),
+        percentile(&pickups, 0.5),
+    );
+    bench.runtime.shutdown_background();
 }

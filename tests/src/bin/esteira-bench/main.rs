@@ -13,8 +13,8 @@
 //!   keeping it. The difference of the second pair is the artifact's whole way (collect,
 //!   upload, store, download, extract); MIB over it is the throughput. Prints medians.
 //! - `webhooks [DELIVERIES] [SENDERS]`: see `webhooks.rs`.
-//! - `dispatch [JOBS] [AGENTS] [SLOTS]`: the coordinator's cost per job with simulated
-//!   agents (see `dispatch.rs`; defaults 2,000, 100, 4).
+//! - `dispatch [JOBS] [AGENTS] [SLOTS]`, `dispatch-pipelines`, `dispatch-backlog`, `idle`:
+//!   the coordinator's cost per job with simulated agents (see `dispatch.rs`).
 //! - `autoscale [RUNS]`: runner pools from an empty pool and against agents already
 //!   running (see `autoscale.rs`; default 10 runs).
 //! - `seed [RUNS]`: `git push` of the seed example to staging answering, split into
@@ -50,12 +50,35 @@ fn main() {
         Some("webhooks") => webhooks::run(&args[1..]),
         Some("seed") => seed::run(number(1, 5)),
         Some("autoscale") => autoscale::run(number(1, 10)),
-        Some("dispatch") => dispatch::run(number(1, 2000), number(2, 100), number(3, 4) as u32),
+        Some("dispatch") => dispatch::run(&dispatch::Scenario::one_pipeline(
+            number(1, 2000),
+            number(2, 100),
+            number(3, 4) as u32,
+        )),
+        Some("dispatch-pipelines") => dispatch::run(&dispatch::Scenario {
+            pipelines: number(1, 200),
+            jobs: number(2, 10),
+            agents: 100,
+            slots: 4,
+            measured: number(1, 200) * number(2, 10),
+        }),
+        Some("dispatch-backlog") => {
+            let pending = number(1, 1000);
+            dispatch::run(&dispatch::Scenario {
+                pipelines: pending.div_ceil(1000),
+                jobs: pending.min(1000),
+                agents: 1,
+                slots: 4,
+                measured: 400,
+            })
+        }
+        Some("idle") => dispatch::idle(number(1, 1000)),
         _ => {
             eprintln!(
                 "usage: esteira-bench pickup [JOBS] [AGENTS] | overhead [RUNS] \
                  | artifacts [RUNS] [MIB] | webhooks [DELIVERIES] [SENDERS] | seed [RUNS] \
-                 | dispatch [JOBS] [AGENTS] [SLOTS] | autoscale [RUNS]"
+                 | dispatch [JOBS] [AGENTS] [SLOTS] | dispatch-pipelines [PIPELINES] [JOBS] \
+                 | dispatch-backlog [PENDING] | idle [AGENTS] | autoscale [RUNS]"
             );
             std::process::exit(2);
         }
