@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::artifacts::ArtifactError;
 use crate::expiry;
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
-use crate::scheduler::{Assignment, LeaseRef, Scheduler, SchedulerError, SessionMessage};
+use crate::scheduler::{Assignment, LeaseRef, Removal, Scheduler, SchedulerError, SessionMessage};
 use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::jobs::JobEnding;
@@ -383,7 +383,9 @@ impl AgentService for AgentApi {
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, Status> {
         let agent = self.agent(&request).await?;
-        self.scheduler.remove_agent(agent).await?;
+        self.scheduler
+            .remove_agent(agent, Removal::Deregistered)
+            .await?;
         info!(agent_id = %agent, "agent deregistered");
         Ok(Response::new(DeregisterResponse {}))
     }

@@ -13,6 +13,7 @@ use super::{ApiError, ApiResult, ApiState, require_admin};
 use crate::agent_status::status;
 use crate::model::{AgentId, JobId, now_ms};
 use crate::queue::{QueueGroup, group};
+use crate::scheduler::Removal;
 use crate::store::agents::Agent;
 
 pub(super) fn router() -> Router<ApiState> {
@@ -72,7 +73,10 @@ async fn remove_agent(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require_admin(&state, &headers)?;
-    state.scheduler.remove_agent(AgentId(id)).await?;
+    state
+        .scheduler
+        .remove_agent(AgentId(id), Removal::Admin)
+        .await?;
     Ok(Json(json!({ "id": id, "removed": true })))
 }
 

@@ -60,7 +60,7 @@ use crate::store::{Store, StoreError};
 pub use assignment::{Assignment, JobVariable, ProjectVariable};
 pub use clock::{Clock, SystemClock};
 pub use credentials::Registered;
-pub use sessions::SessionMessage;
+pub use sessions::{Removal, SessionMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {

@@ -28,6 +28,15 @@ pub enum SessionMessage {
     Cancel(LeaseRef),
 }
 
+/// Who removed an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// An admin, through the API.
+    Admin,
+    /// The agent itself, leaving for good (an ephemeral agent done with its jobs).
+    Deregistered,
+}
+
 /// The answer to a heartbeat.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Renewal {
@@ -148,8 +157,12 @@ impl Scheduler {
     }
 
     /// Removes an agent: its credential stops working, its session closes, and its
-    /// running jobs are lost (and retried by policy).
-    pub async fn remove_agent(self: &Arc<Self>, agent: AgentId) -> Result<(), SchedulerError> {
+    /// running jobs are lost (and retried by policy), with `removal` as the reason.
+    pub async fn remove_agent(
+        self: &Arc<Self>,
+        agent: AgentId,
+        removal: Removal,
+    ) -> Result<(), SchedulerError> {
         let this = self.clone();
         detach(async move {
             let mut state = this.decide().await;
@@ -160,12 +173,11 @@ impl Scheduler {
             state.sessions.remove(&agent);
             state.refresh_room(agent);
             for job in this.store.running_jobs_of(agent).await? {
-                this.lose(
-                    &mut state,
-                    &job,
-                    &format!("agent {agent} was removed by an admin"),
-                )
-                .await?;
+                let reason = match removal {
+                    Removal::Admin => format!("agent {agent} was removed by an admin"),
+                    Removal::Deregistered => format!("agent {agent} deregistered"),
+                };
+                this.lose(&mut state, &job, &reason).await?;
             }
             this.dispatch(&mut state).await
         })
