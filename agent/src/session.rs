@@ -49,6 +49,13 @@ impl Running {
         self.lock().get(&job_id).cloned()
     }
 
+    /// Stops every running job without reporting it: their leases are as good as gone.
+    fn abandon_all(&self) {
+        for job in self.lock().values() {
+            job.abandon.cancel();
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, RunningJob>> {
         self.0
             .lock()
@@ -273,16 +280,43 @@ async fn sessions(
 }
 
 /// Renews the leases of running jobs every interval the coordinator asked for.
+///
+/// The coordinator gives a job up (and may retry it elsewhere) once its lease has not
+/// been renewed for three intervals. So when renewals have failed for two intervals, the
+/// agent stops its jobs itself: cut off from the coordinator, a job must not run on
+/// beside its retry.
 async fn heartbeat(mut client: Client, running: Running, interval_secs: Arc<AtomicU32>) {
+    // The interval can change with each assignment: it is read at every tick, and the
+    // first job's leases are renewed within a tick of their first interval.
+    const TICK: Duration = Duration::from_secs(1);
+    let (mut renewed_at, mut sent_at) = (Instant::now(), Instant::now());
     loop {
+        tokio::time::sleep(TICK).await;
         let interval = Duration::from_secs(u64::from(interval_secs.load(Ordering::Relaxed)));
-        tokio::time::sleep(interval).await;
         let leases = running.leases();
         if leases.is_empty() {
+            renewed_at = Instant::now();
             continue;
         }
-        match client.heartbeat(HeartbeatRequest { running: leases }).await {
+        if sent_at.elapsed() + TICK / 2 < interval {
+            continue;
+        }
+        sent_at = Instant::now();
+        // A black-holed connection answers nothing: a renewal not back within an
+        // interval has failed.
+        let renewal = tokio::time::timeout(
+            interval,
+            client.heartbeat(HeartbeatRequest { running: leases }),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(
+                "no answer within a heartbeat interval",
+            ))
+        });
+        match renewal {
             Ok(response) => {
+                renewed_at = Instant::now();
                 let response = response.into_inner();
                 for lease in response.abandon {
                     if let Some(job) = running
@@ -298,7 +332,17 @@ async fn heartbeat(mut client: Client, running: Running, interval_secs: Arc<Atom
                     }
                 }
             }
-            Err(status) => warn!(error = %status.message(), "heartbeat not delivered"),
+            Err(status) => {
+                warn!(error = %status.message(), "heartbeat not delivered");
+                if renewed_at.elapsed() >= interval * 2 {
+                    warn!(
+                        jobs = running.leases().len(),
+                        "no lease renewed for two heartbeat intervals: stopping the jobs \
+                         before the coordinator gives them up"
+                    );
+                    running.abandon_all();
+                }
+            }
         }
     }
 }

@@ -160,6 +160,60 @@ fn a_killed_agents_job_stops_before_its_lease_expires_and_never_runs_beside_its_
     );
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn an_agent_cut_off_from_the_coordinator_stops_its_job_before_the_lease_expires() {
+    let (root, _docker) = setup();
+    let repo = GitRepo::init(root.path().join("repo"));
+    let pipeline_file =
+        format!("image: {IMAGE}\nlong:\n  script:\n    - echo started\n    - sleep 120\n");
+    repo.commit(&[(".gitlab-ci.yml", &pipeline_file)], "long");
+    // Heartbeats every 2 s: the agent gives up after 4 s without a renewal.
+    let lease_timeout = 6;
+    let coordinator = Coordinator::start(root.path(), lease_timeout);
+    let agent = coordinator.start_agent(root.path(), "cutoff", "", 1);
+    add_project(&coordinator, "long", &repo);
+    let id = coordinator.run_pipeline("long", "main");
+    wait_until("the job's container to run", LONG, || {
+        let pipeline = coordinator.pipeline(&id);
+        let running = coordinator.job(&pipeline, "long")["started_at"].is_i64();
+        (running && containers_of(&agent.name).len() == 1).then_some(())
+    });
+    // A frozen coordinator: the connection stays up and answers nothing, a black hole.
+    let pid = coordinator.pid().expect("coordinator pid");
+    signal(pid, "STOP");
+    let frozen = Instant::now();
+    let gone = wait_until(
+        "the cut-off agent to stop its job",
+        Duration::from_secs(30),
+        || {
+            containers_of(&agent.name)
+                .is_empty()
+                .then(|| frozen.elapsed())
+        },
+    );
+    signal(pid, "CONT");
+    eprintln!("the cut-off agent stopped its job {gone:?} after the coordinator froze");
+    assert!(
+        gone < Duration::from_secs(lease_timeout),
+        "the job ran on past its lease ({gone:?}): its retry could have run beside it"
+    );
+    let job = wait_until("the job to be given up", LONG, || {
+        let pipeline = coordinator.pipeline(&id);
+        let job = coordinator.job(&pipeline, "long").clone();
+        (job["status"] == "lost").then_some(job)
+    });
+    assert_eq!(job["attempt"], 1, "{job}");
+}
+
 /// Makes a container, a network and a volume labelled as a job of the agent `agent`
 /// (as the executor labels them), as a crash would leave them.
 fn fake_orphans(agent: &str) {
