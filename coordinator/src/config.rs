@@ -20,8 +20,10 @@ pub struct Args {
     /// Database URL; default: SQLite in the data dir.
     #[arg(long, env = "ESTEIRA_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Seconds without a heartbeat after which a running job counts as lost.
-    #[arg(long, env = "ESTEIRA_LEASE_TIMEOUT", default_value_t = 30)]
+    /// Seconds without a heartbeat after which a running job counts as lost. Agents stop
+    /// their jobs after two thirds of it without a renewal, so the default outlasts a
+    /// 30-second network blip (see docs/reliability.md).
+    #[arg(long, env = "ESTEIRA_LEASE_TIMEOUT", default_value_t = 60)]
     pub lease_timeout: u64,
     /// Bytes of log kept per job; the rest is cut with a visible marker.
     #[arg(long, env = "ESTEIRA_LOG_LIMIT", default_value_t = 100 * 1024 * 1024)]
@@ -75,7 +77,7 @@ impl Default for Config {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc: SocketAddr::from(([127, 0, 0, 1], 9090)),
             database_url: None,
-            lease_timeout: Duration::from_secs(30),
+            lease_timeout: Duration::from_secs(60),
             log_limit: 100 * 1024 * 1024,
             artifacts_limit: 1024 * 1024 * 1024,
             artifacts_sweep_interval: Duration::from_secs(300),
