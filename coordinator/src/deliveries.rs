@@ -123,7 +123,7 @@ impl Deliveries {
             return outcome;
         };
         let trigger = trigger_for(project, &event, delivery_id);
-        let result = start_pipeline(&self.scheduler, &self.mirrors, trigger).await;
+        let result = start_pipeline(&self.store, &self.scheduler, &self.mirrors, trigger).await;
         let (kind, pipeline, message, status) = match result {
             Ok(id) => ("created", Some(id), None, 201),
             Err(error @ (TriggerError::NoJobs(_) | TriggerError::Invalid(_))) => {

@@ -15,15 +15,13 @@
 //!
 //! [`Store::expired_artifacts`]: crate::store::Store::expired_artifacts
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::artifacts::ArtifactError;
+use crate::artifacts::{ArtifactError, ArtifactStore};
 use crate::model::now_ms;
-use crate::scheduler::Scheduler;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -42,12 +40,11 @@ pub fn expire_at(spec_json: &str, now: i64) -> Option<i64> {
 }
 
 /// Deletes every archive that may go now; returns how many went.
-pub async fn sweep(scheduler: &Scheduler) -> Result<usize, SweepError> {
-    let store = scheduler.store();
+pub async fn sweep(store: &Store, artifacts: &ArtifactStore) -> Result<usize, SweepError> {
     let expired = store.expired_artifacts(now_ms()).await?;
     for &job in &expired {
         // The file first: a crash between the two leaves a row the next sweep marks.
-        scheduler.config().artifacts.remove(job).await?;
+        artifacts.remove(job).await?;
         store.mark_artifacts_expired(job).await?;
         info!(job_id = %job, "expired artifacts deleted");
     }
@@ -55,13 +52,13 @@ pub async fn sweep(scheduler: &Scheduler) -> Result<usize, SweepError> {
 }
 
 /// Runs [`sweep`] every `every`, for the life of the process.
-pub fn spawn(scheduler: Arc<Scheduler>, every: Duration) {
+pub fn spawn(store: Store, artifacts: ArtifactStore, every: Duration) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(error) = sweep(&scheduler).await {
+            if let Err(error) = sweep(&store, &artifacts).await {
                 warn!(%error, "sweeping expired artifacts failed");
             }
         }

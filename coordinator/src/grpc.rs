@@ -22,20 +22,23 @@ use crate::artifacts::ArtifactError;
 use crate::expiry;
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::scheduler::{Assignment, LeaseRef, Removal, Scheduler, SchedulerError, SessionMessage};
-use crate::store::StoreError;
 use crate::store::jobs::Job;
 use crate::store::jobs::JobEnding;
+use crate::store::{Store, StoreError};
 use crate::tokens;
 
 pub struct AgentApi {
     scheduler: Arc<Scheduler>,
+    /// For the reads that need no decision: a leased job, an artifact's source.
+    store: Store,
     registration_token: String,
 }
 
 impl AgentApi {
-    pub fn new(scheduler: Arc<Scheduler>, registration_token: String) -> AgentApi {
+    pub fn new(scheduler: Arc<Scheduler>, store: Store, registration_token: String) -> AgentApi {
         AgentApi {
             scheduler,
+            store,
             registration_token,
         }
     }
@@ -156,8 +159,7 @@ impl AgentApi {
     /// The running job `lease` names, if `agent` holds it under that epoch.
     async fn leased_job(&self, agent: AgentId, lease: &LeaseRef) -> Result<Job, Status> {
         let job = self
-            .scheduler
-            .store()
+            .store
             .job(lease.job)
             .await
             .map_err(store_status)?
@@ -207,8 +209,7 @@ impl AgentService for AgentApi {
         let request = request.into_inner();
         check_version(request.protocol_version)?;
         let concurrency = request.concurrency.max(1);
-        self.scheduler
-            .store()
+        self.store
             .update_agent_session(agent, &request.labels, concurrency, &request.version)
             .await
             .map_err(store_status)?;
@@ -323,8 +324,7 @@ impl AgentService for AgentApi {
             })?;
         self.leased_job(agent, &lease).await?;
         let expire_at = expiry::expire_at(&job.spec_json, now_ms());
-        self.scheduler
-            .store()
+        self.store
             .set_artifacts(job.id, size, expire_at)
             .await
             .map_err(store_status)?;
@@ -341,8 +341,8 @@ impl AgentService for AgentApi {
         let request = request.into_inner();
         let lease = lease_of(request.lease)?;
         let job = self.leased_job(agent, &lease).await?;
-        let store = self.scheduler.store();
-        let source = store
+        let source = self
+            .store
             .job(JobId(request.from_job_id))
             .await
             .map_err(store_status)?

@@ -7,7 +7,8 @@
 //!   once `expire_in` has passed.
 //! - [`model`]: ids and statuses; the job state machine is documented there.
 //! - [`coverage`]: coverage figures read from job logs.
-//! - [`store`]: SQLite through sqlx, one file per concern.
+//! - [`store`]: the durable state, one trait per concern; SQLite through sqlx in
+//!   [`store::sqlite`].
 //! - [`scheduler`]: every decision about jobs, under one lock.
 //! - [`trigger`]: from a ref to a planned, stored, started pipeline (with [`git`]).
 //! - [`grpc`]: the agents' service. [`api`]: the HTTP side (REST API, webhooks, health,
@@ -172,9 +173,13 @@ pub async fn run(
     let mut grpc_stop = stop.subscribe();
     let grpc = grpc_builder
         .add_service(
-            AgentServiceServer::new(AgentApi::new(scheduler.clone(), registration_token))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            AgentServiceServer::new(AgentApi::new(
+                scheduler.clone(),
+                store.clone(),
+                registration_token,
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
@@ -182,8 +187,17 @@ pub async fn run(
                 let _ = grpc_stop.recv().await;
             },
         );
-    statuses::spawn(scheduler.clone(), statuses::Retry::default());
-    expiry::spawn(scheduler.clone(), config.artifacts_sweep_interval);
+    statuses::spawn(
+        store.clone(),
+        scheduler.events(),
+        &scheduler.config().server_url,
+        statuses::Retry::default(),
+    );
+    expiry::spawn(
+        store.clone(),
+        scheduler.config().artifacts.clone(),
+        config.artifacts_sweep_interval,
+    );
     let mirrors = Arc::new(Mirrors::new(config.data_dir.join("repos")));
     let state = ApiState::new(
         store.clone(),

@@ -13,7 +13,6 @@
 //! pipeline.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,8 +20,10 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use crate::events::Event;
+use crate::events::Events;
 use crate::model::{JobId, JobStatus, PipelineId, PipelineStatus};
-use crate::scheduler::{Scheduler, latest_attempts};
+use crate::scheduler::latest_attempts;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::projects::{Forge, Project};
 
@@ -135,8 +136,15 @@ async fn touched(
 }
 
 /// Watches pipeline and job changes and reports them, until the process ends.
-pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle<()> {
-    let mut events = scheduler.events().subscribe();
+/// `server_url` is the coordinator's public address, the statuses' target links.
+pub fn spawn(
+    store: Store,
+    events: &Events,
+    server_url: &str,
+    retry: Retry,
+) -> tokio::task::JoinHandle<()> {
+    let mut events = events.subscribe();
+    let base = server_url.to_string();
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -151,7 +159,7 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
         };
         let sending = Sending {
             client,
-            base: scheduler.config().server_url.clone(),
+            base,
             retry,
         };
         let mut watches: HashMap<PipelineId, Watch> = HashMap::new();
@@ -162,7 +170,7 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
                 if silent.contains(&pipeline) {
                     continue;
                 }
-                let look = queue_changes(&scheduler, &sending, &mut watches, pipeline).await;
+                let look = queue_changes(&store, &sending, &mut watches, pipeline).await;
                 let now_finished = match look {
                     Ok(Look::Watched { now_finished }) => now_finished,
                     Ok(Look::Silent) => {
@@ -197,12 +205,11 @@ pub fn spawn(scheduler: Arc<Scheduler>, retry: Retry) -> tokio::task::JoinHandle
 /// look: the jobs' first (in creation order), then the pipeline's, so that a finished
 /// pipeline's status is the last one the forge hears.
 async fn queue_changes(
-    scheduler: &Scheduler,
+    store: &Store,
     sending: &Sending,
     watches: &mut HashMap<PipelineId, Watch>,
     pipeline: PipelineId,
 ) -> Result<Look, StoreError> {
-    let store = scheduler.store();
     let Some(row) = store.pipeline(pipeline).await? else {
         return Ok(Look::Silent);
     };

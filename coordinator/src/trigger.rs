@@ -12,6 +12,7 @@ use esteira_pipeline::{Diagnostic, EventContext, PipelineSource, RefKind};
 use crate::git::{self, CommitFiles, GitError, Mirrors};
 use crate::model::PipelineId;
 use crate::scheduler::{Scheduler, SchedulerError};
+use crate::store::Store;
 use crate::store::pipelines::{NewJob, NewPipeline};
 use crate::store::projects::Project;
 use crate::variables::{PipelineFacts, predefined, source_name};
@@ -68,12 +69,12 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 
 /// Plans and starts a pipeline for `trigger`.
 pub async fn start_pipeline(
+    store: &Store,
     scheduler: &Arc<Scheduler>,
     mirrors: &Mirrors,
     trigger: Trigger,
 ) -> Result<PipelineId, TriggerError> {
-    let project = scheduler
-        .store()
+    let project = store
         .project_by_name(&trigger.project)
         .await
         .map_err(SchedulerError::from)?

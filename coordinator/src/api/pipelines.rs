@@ -59,7 +59,7 @@ async fn run_pipeline(
         source: PipelineSource::Api,
         ..Trigger::default()
     };
-    let id = start_pipeline(&state.scheduler, &state.mirrors, trigger).await?;
+    let id = start_pipeline(&state.store, &state.scheduler, &state.mirrors, trigger).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 

@@ -193,10 +193,6 @@ impl Scheduler {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub fn secrets(&self) -> &SecretBox {
         &self.secrets
     }
