@@ -252,7 +252,7 @@ impl AgentService for AgentApi {
             .into_iter()
             .map(lease_ref)
             .collect();
-        let renewal = self.scheduler.heartbeat(agent, &running).await?;
+        let renewal = self.scheduler.heartbeat(agent, running).await?;
         Ok(Response::new(HeartbeatResponse {
             abandon: renewal.abandon.into_iter().map(lease_proto).collect(),
             cancel: renewal.cancel.into_iter().map(lease_proto).collect(),
@@ -268,7 +268,7 @@ impl AgentService for AgentApi {
         let lease = lease_of(request.lease)?;
         let acknowledged = self
             .scheduler
-            .append_log(agent, lease, request.offset, &request.data)
+            .append_log(agent, lease, request.offset, request.data)
             .await?;
         Ok(Response::new(AppendLogResponse { acknowledged }))
     }

@@ -4,7 +4,9 @@
 //! back without the job, and an admin removing the agent.
 //!
 //! Starts, log appends and renewals are guarded writes that need no decision, so they do
-//! not take the decision lock.
+//! not take the decision lock. Like every command they run detached from their caller: a
+//! call cut in the middle of a write transaction would otherwise leave it open on a
+//! pooled connection, holding SQLite's write lock from every other writer.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -112,25 +114,29 @@ impl Scheduler {
 
     /// Renews the agent's leases; answers which jobs to abandon and which to cancel.
     pub async fn heartbeat(
-        &self,
+        self: &Arc<Self>,
         agent: AgentId,
-        running: &[LeaseRef],
+        running: Vec<LeaseRef>,
     ) -> Result<Renewal, SchedulerError> {
-        let leases: Vec<(JobId, i64)> = running.iter().map(|l| (l.job, l.epoch)).collect();
-        let renewed = self
-            .store
-            .renew_leases(agent, &leases, self.lease_deadline())
-            .await?;
-        let mut renewal = Renewal::default();
-        for (lease, renewed) in running.iter().zip(renewed) {
-            match renewed {
-                None => renewal.abandon.push(*lease),
-                Some(true) => renewal.cancel.push(*lease),
-                Some(false) => {}
+        let this = self.clone();
+        detach(async move {
+            let leases: Vec<(JobId, i64)> = running.iter().map(|l| (l.job, l.epoch)).collect();
+            let renewed = this
+                .store
+                .renew_leases(agent, &leases, this.lease_deadline())
+                .await?;
+            let mut renewal = Renewal::default();
+            for (lease, renewed) in running.iter().zip(renewed) {
+                match renewed {
+                    None => renewal.abandon.push(*lease),
+                    Some(true) => renewal.cancel.push(*lease),
+                    Some(false) => {}
+                }
             }
-        }
-        self.store.touch_agent(agent).await?;
-        Ok(renewal)
+            this.store.touch_agent(agent).await?;
+            Ok(renewal)
+        })
+        .await
     }
 
     /// Pauses (no new jobs) or resumes an agent.
@@ -210,41 +216,53 @@ impl Scheduler {
     }
 
     /// The agent has started the job it was leased.
-    pub async fn start_job(&self, agent: AgentId, lease: LeaseRef) -> Result<(), SchedulerError> {
-        if !self
-            .store
-            .mark_started(lease.job, agent, lease.epoch)
-            .await?
-        {
-            return Err(SchedulerError::Fenced(lease.job));
-        }
-        Ok(())
+    pub async fn start_job(
+        self: &Arc<Self>,
+        agent: AgentId,
+        lease: LeaseRef,
+    ) -> Result<(), SchedulerError> {
+        let this = self.clone();
+        detach(async move {
+            if !this
+                .store
+                .mark_started(lease.job, agent, lease.epoch)
+                .await?
+            {
+                return Err(SchedulerError::Fenced(lease.job));
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Appends a log chunk of a job leased to `agent`; answers the acknowledged offset.
     pub async fn append_log(
-        &self,
+        self: &Arc<Self>,
         agent: AgentId,
         lease: LeaseRef,
         offset: u64,
-        data: &[u8],
+        data: Vec<u8>,
     ) -> Result<u64, SchedulerError> {
-        let appended = self
-            .store
-            .append_log(
-                lease.job,
-                agent,
-                lease.epoch,
-                offset,
-                data,
-                self.config.log_limit,
-            )
-            .await?
-            .ok_or(SchedulerError::Fenced(lease.job))?;
-        if appended.grew {
-            self.events.publish(Event::Log { job: lease.job });
-        }
-        Ok(appended.acknowledged)
+        let this = self.clone();
+        detach(async move {
+            let appended = this
+                .store
+                .append_log(
+                    lease.job,
+                    agent,
+                    lease.epoch,
+                    offset,
+                    &data,
+                    this.config.log_limit,
+                )
+                .await?
+                .ok_or(SchedulerError::Fenced(lease.job))?;
+            if appended.grew {
+                this.events.publish(Event::Log { job: lease.job });
+            }
+            Ok(appended.acknowledged)
+        })
+        .await
     }
 
     /// The agent finished a job. The same completion twice is accepted once.
