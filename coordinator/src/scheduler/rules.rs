@@ -41,11 +41,13 @@ pub fn lets_later_jobs_start(spec: &PlannedJob, status: JobStatus) -> bool {
     status.is_finished() || (status == JobStatus::Manual && spec.allow_failure != AllowFailure::No)
 }
 
-/// Whether a job `needs` names this one (a `parallel` job is needed by its base name).
+/// Whether a job `needs` names this one: a `parallel` job (`test 1/3`) and a
+/// `parallel: matrix` one (`test: [a, b]`) are needed by their base name too.
 pub fn is_needed_as(job_name: &str, need: &str) -> bool {
     job_name == need
         || job_name.strip_prefix(need).is_some_and(|rest| {
-            rest.starts_with(' ') && (rest.contains('/') || rest.starts_with(": ["))
+            (rest.starts_with(' ') && rest.contains('/'))
+                || (rest.starts_with(": [") && rest.ends_with(']'))
         })
 }
 
@@ -200,9 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn parallel_jobs_are_needed_by_their_base_name() {
+    fn parallel_and_matrix_jobs_are_needed_by_their_base_name() {
         assert!(is_needed_as("test", "test"));
         assert!(is_needed_as("test 1/3", "test"));
+        assert!(is_needed_as("test: [linux, amd64]", "test"));
+        assert!(is_needed_as("test: [linux, amd64]", "test: [linux, amd64]"));
+        assert!(!is_needed_as("test: [linux, amd64]", "test: [linux, arm64]"));
         assert!(!is_needed_as("tests", "test"));
         assert!(!is_needed_as("test extra", "test"));
     }
