@@ -1,5 +1,5 @@
 //! `esteira job show ID`: one job's facts as the job page shows them — status and reason,
-//! timing, coverage, the junit test summary from its `details`, and the files of its
+//! what a job that has not started waits for, timing, coverage, the junit test summary from its `details`, and the files of its
 //! artifacts archive. Formatting is plain functions of the API's JSON, tested here.
 
 use serde_json::Value;
@@ -31,6 +31,9 @@ pub fn describe(job: &Value, files: Option<&Value>) -> Vec<String> {
         facts.push(format!("coverage {coverage:.2}%"));
     }
     lines.push(facts.join(", "));
+    if let Some(waiting) = waiting(job) {
+        lines.push(format!("waiting: {waiting}"));
+    }
     if let Some(reason) = job["failure_message"].as_str() {
         lines.push(format!("reason: {reason}"));
     }
@@ -42,6 +45,75 @@ pub fn describe(job: &Value, files: Option<&Value>) -> Vec<String> {
         lines.extend(artifacts(job, files));
     }
     lines
+}
+
+/// What the job waits for, from the API's `waiting` object.
+fn waiting(job: &Value) -> Option<String> {
+    let waiting = &job["waiting"];
+    let list = |key: &str, each: fn(&Value) -> String| {
+        let items: Vec<String> = waiting[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(each)
+            .collect();
+        items.join(", ")
+    };
+    let job_ref = |job: &Value| {
+        format!(
+            "#{} {} ({})",
+            text(&job["id"]),
+            text(&job["name"]),
+            text(&job["status"])
+        )
+    };
+    let agent = |agent: &Value| text(&agent["name"]);
+    let tags = list("tags", text);
+    let with_tags = if tags.is_empty() {
+        "agent".to_string()
+    } else {
+        format!("agent with the tags {tags}")
+    };
+    Some(match waiting["reason"].as_str()? {
+        "stage" => format!("the earlier stages' jobs {}", list("jobs", job_ref)),
+        "needs" => format!("the jobs it needs, {}", list("jobs", job_ref)),
+        "manual" => format!(
+            "someone to start this manual job (esteira job play {})",
+            text(&job["id"])
+        ),
+        "resource_group" => {
+            let group = text(&waiting["group"]);
+            let holder = &waiting["holder"];
+            if holder.is_object() {
+                format!(
+                    "resource group {group}, held by job {} of pipeline {}",
+                    job_ref(&holder["job"]),
+                    text(&holder["pipeline"])
+                )
+            } else {
+                format!("the next turn of resource group {group}")
+            }
+        }
+        "no_online_agent" => {
+            let offline = list("offline", agent);
+            if offline.is_empty() {
+                format!("no online {with_tags}, and no registered agent would take it")
+            } else {
+                format!("no online {with_tags}; offline agents that would take it: {offline}")
+            }
+        }
+        "agents_paused" => format!(
+            "every online {with_tags} is paused: {}",
+            list("paused", agent)
+        ),
+        "agents_busy" => format!(
+            "every {with_tags} is busy ({}); this job is {} of {} in their queue",
+            list("agents", agent),
+            text(&waiting["position"]),
+            text(&waiting["queued"])
+        ),
+        other => other.to_string(),
+    })
 }
 
 fn count(value: &Value) -> u64 {
@@ -161,6 +233,59 @@ mod tests {
         assert_eq!(
             describe(&job, None),
             vec!["job 8 lint (stage test, attempt 1): pending", "pipeline 3"]
+        );
+    }
+
+    #[test]
+    fn a_waiting_job_says_what_it_waits_for() {
+        let waiting = |waiting: Value| {
+            let job = json!({"id": 8, "name": "deploy", "stage": "deploy", "attempt": 1,
+                             "status": "pending", "pipeline_id": 3, "waiting": waiting});
+            describe(&job, None).remove(2)
+        };
+        let build = json!({"id": 5, "name": "build", "stage": "build", "status": "running"});
+        assert_eq!(
+            waiting(
+                json!({"reason": "stage", "jobs": [build, {"id": 6, "name": "lint", "status": "pending"}]})
+            ),
+            "waiting: the earlier stages' jobs #5 build (running), #6 lint (pending)"
+        );
+        assert_eq!(
+            waiting(json!({"reason": "needs", "jobs": [build]})),
+            "waiting: the jobs it needs, #5 build (running)"
+        );
+        assert_eq!(
+            waiting(json!({"reason": "manual"})),
+            "waiting: someone to start this manual job (esteira job play 8)"
+        );
+        assert_eq!(
+            waiting(json!({"reason": "resource_group", "group": "production",
+                           "holder": {"job": build, "pipeline": 2}})),
+            "waiting: resource group production, held by job #5 build (running) of pipeline 2"
+        );
+        assert_eq!(
+            waiting(
+                json!({"reason": "no_online_agent", "tags": ["gpu", "linux"],
+                           "offline": [{"id": 1, "name": "big"}]})
+            ),
+            "waiting: no online agent with the tags gpu, linux; offline agents that would take it: big"
+        );
+        assert_eq!(
+            waiting(json!({"reason": "no_online_agent", "tags": [], "offline": []})),
+            "waiting: no online agent, and no registered agent would take it"
+        );
+        assert_eq!(
+            waiting(
+                json!({"reason": "agents_paused", "tags": ["gpu"], "paused": [{"id": 1, "name": "big"}]})
+            ),
+            "waiting: every online agent with the tags gpu is paused: big"
+        );
+        assert_eq!(
+            waiting(
+                json!({"reason": "agents_busy", "tags": [], "agents": [{"id": 1, "name": "a"}],
+                           "position": 2, "queued": 3})
+            ),
+            "waiting: every agent is busy (a); this job is 2 of 3 in their queue"
         );
     }
 

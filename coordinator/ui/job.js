@@ -1,7 +1,9 @@
 // job.js — the job page: the header with the job's actions, the live log (a Terminal.View
 // fed by /api/v1/jobs/{id}/log/events, which resumes from the last offset after a
-// dropped connection), and the sidebar of facts: timing, agent, image, failure reason,
-// attempts, artifacts and test summary. The job's status follows its pipeline's stream.
+// dropped connection), what a job that has not started waits for (the API's `waiting`,
+// read again while it waits), and the sidebar of facts: timing, agent, image, failure
+// reason, attempts, artifacts and test summary. The job's status follows its pipeline's
+// stream.
 "use strict";
 
 (() => {
@@ -26,6 +28,28 @@
     const message = ["failed", "lost", "canceled"].includes(job.status) ? job.failure_message : null;
     if (!message) return job.status === "failed" && code !== null ? `the script exited with code ${code}.` : null;
     return code === null || message.includes(`exit code ${code}`) ? message : `${message} (exit code ${code})`;
+  }
+
+  // What a job that has not started waits for, from the API's `waiting` object: text and
+  // links to the jobs it names.
+  function waitingText(waiting) {
+    const jobs = (list) => list.map((j, i) => [i ? ", " : "", h("a", { href: `/jobs/${j.id}` }, j.name), ` (${j.status})`]);
+    const names = (list) => list.map((a) => a.name).join(", ");
+    const tagged = waiting.tags && waiting.tags.length ? ["agent with the tags ", h("code", null, waiting.tags.join(", "))] : ["agent"];
+    switch (waiting.reason) {
+      case "stage": return ["Waiting for the earlier stages' jobs: ", jobs(waiting.jobs), "."];
+      case "needs": return ["Waiting for the jobs it needs: ", jobs(waiting.jobs), "."];
+      case "manual": return ["This is a manual job: it runs when someone starts it."];
+      case "resource_group": return waiting.holder
+        ? ["Waiting for the resource group ", h("code", null, waiting.group), ", held by ", jobs([waiting.holder.job]), ` of pipeline #${waiting.holder.pipeline}.`]
+        : ["Waiting for the next turn of the resource group ", h("code", null, waiting.group), "."];
+      case "no_online_agent": return ["No online ", ...tagged, waiting.offline.length
+        ? `. Offline agents that would take it: ${names(waiting.offline)}.`
+        : ", and no registered agent would take it."];
+      case "agents_paused": return ["Every online ", ...tagged, ` is paused: ${names(waiting.paused)}.`];
+      case "agents_busy": return ["Every ", ...tagged, ` is busy (${names(waiting.agents)}): this job is ${waiting.position} of ${waiting.queued} in their queue.`];
+      default: return [`Waiting: ${waiting.reason}.`];
+    }
   }
 
   esteira.pages.job = (main, params) => {
@@ -67,6 +91,7 @@
             job = { ...job, ...fresh };
             if (finishedNow) api.get(`/api/v1/jobs/${id}`).then((again) => { details = again.details || null; job = { ...job, ...again }; render(); }).catch(() => {});
           }
+          if (waits()) rereadWaiting();
           render();
         },
       }));
@@ -77,6 +102,15 @@
         ? h("div.empty-state", null, h("h2", null, `Job #${id} does not exist`), h("p", null, h("a", { href: "/pipelines" }, "Back to the pipelines")))
         : esteira.errorBox(error));
     });
+
+    const waits = () => job && ["created", "pending", "manual"].includes(job.status);
+
+    // Agents coming and going change what a job waits for without a pipeline event, so
+    // the reason is also read again every few seconds while the job waits.
+    const rereadWaiting = esteira.debounce(500, () => {
+      api.get(`/api/v1/jobs/${id}`).then((again) => { if (!closed) { job = { ...job, waiting: again.waiting }; render(); } }).catch(() => {});
+    });
+    const waitingTimer = setInterval(() => { if (waits()) rereadWaiting(); }, 5000);
 
     function startLog() {
       const finished = ["success", "failed", "canceled", "skipped", "lost"].includes(job.status);
@@ -133,7 +167,9 @@
         bannerItems.push(h("div.alert.alert-error", { role: "alert", dataset: { banner: "failure" } },
           h("strong", null, job.status === "canceled" ? "Canceled: " : "Failure: "), failure));
       }
-      if (job.status === "manual") bannerItems.push(h("div.alert.alert-info", null, "This is a manual job: it runs when someone starts it."));
+      if (job.waiting && waits()) {
+        bannerItems.push(h("div.alert.alert-info", { dataset: { banner: "waiting", reason: job.waiting.reason } }, waitingText(job.waiting)));
+      }
       if (job.log_truncated) bannerItems.push(h("div.alert.alert-warning", null, "The log exceeded the coordinator's size limit and was truncated."));
       banner.replaceChildren(...bannerItems);
 
@@ -231,6 +267,7 @@
     return () => {
       closed = true;
       clearInterval(ticker);
+      clearInterval(waitingTimer);
       for (const source of sources) source.close();
       if (view) view.destroy();
     };

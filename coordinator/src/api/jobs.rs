@@ -1,6 +1,7 @@
-//! Jobs: `GET /api/v1/jobs/{id}` (with its spec and details), its raw log
-//! (`…/log?offset=N&follow=true`), its artifacts archive and the files in it
-//! (`…/artifacts`, `…/artifacts/files`), and the commands cancel, retry and play.
+//! Jobs: `GET /api/v1/jobs/{id}` (with its spec, details and, while it has not started,
+//! what it is `waiting` for), its raw log (`…/log?offset=N&follow=true`), its artifacts
+//! archive and the files in it (`…/artifacts`, `…/artifacts/files`), and the commands
+//! cancel, retry and play.
 
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ async fn show_job(
     let mut value = json!(job);
     value["spec"] = spec;
     value["details"] = json!(details);
+    value["waiting"] = json!(state.scheduler.why_waiting(&job).await?);
     Ok(Json(value))
 }
 

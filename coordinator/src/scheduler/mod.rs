@@ -15,6 +15,7 @@
 //!   converts it).
 //! - [`clock`]: the time leases are measured with, injectable in tests.
 //! - `credentials`: registering agents and knowing them by their credential.
+//! - [`waiting`]: why a job that has not started waits, read from the state above.
 //!
 //! # How a decision is made
 //!
@@ -42,6 +43,7 @@ pub mod rules;
 mod sessions;
 #[cfg(test)]
 mod tests;
+pub mod waiting;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;

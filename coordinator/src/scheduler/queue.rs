@@ -34,8 +34,8 @@ pub struct Queued {
 
 #[derive(Default)]
 pub struct Queue {
-    groups: HashMap<Tags, BTreeMap<u64, Queued>>,
-    places: HashMap<JobId, (Tags, u64)>,
+    pub(super) groups: HashMap<Tags, BTreeMap<u64, Queued>>,
+    pub(super) places: HashMap<JobId, (Tags, u64)>,
     next_order: u64,
 }
 
