@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod openmetrics;
 pub mod seed;
 
 /// The image every test pipeline runs in, built by `.ci/images.sh`.

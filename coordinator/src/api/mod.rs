@@ -39,6 +39,7 @@ use crate::deliveries::Deliveries;
 use crate::environments::EnvironmentError;
 use crate::events::Events;
 use crate::git::Mirrors;
+use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
 use crate::secrets::SecretBox;
 use crate::store::{Store, StoreError};
@@ -63,6 +64,8 @@ pub struct ApiState {
     /// How long agents' leases last: an agent's status follows its heartbeats.
     pub lease_timeout: Duration,
     pub admin_token: Arc<String>,
+    /// The registry `/metrics` serves, holding the scheduler's series of `config`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl ApiState {
@@ -87,6 +90,7 @@ impl ApiState {
             artifacts: config.artifacts.clone(),
             lease_timeout: config.lease_timeout,
             admin_token: Arc::new(admin_token),
+            metrics: Arc::new(Metrics::new(config.metrics.clone())),
         }
     }
 }
@@ -97,6 +101,7 @@ impl ApiState {
 pub fn router(state: ApiState, read_token_required: bool) -> Router {
     let guard =
         axum::middleware::from_fn_with_state((state.clone(), read_token_required), read_guard);
+    let counted = axum::middleware::from_fn_with_state(state.metrics.clone(), Metrics::http_layer);
     Router::new()
         .merge(health::router())
         .merge(projects::router())
@@ -110,6 +115,7 @@ pub fn router(state: ApiState, read_token_required: bool) -> Router {
         .merge(events::router())
         .merge(crate::ui::router())
         .layer(guard)
+        .layer(counted)
         .with_state(state)
 }
 
@@ -153,6 +159,7 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        crate::metrics::DATABASE_ERRORS.inc();
         ApiError::Internal(error.to_string())
     }
 }
