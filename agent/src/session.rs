@@ -20,7 +20,7 @@ use esteira_proto::v1::{
     HeartbeatRequest, Lease, OpenSessionRequest, RegisterRequest, server_message,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::backoff::Backoff;
 use crate::client::{self, Client};
@@ -254,11 +254,19 @@ async fn sessions(
                     let (client, executor, running) =
                         (client.clone(), executor.clone(), running.clone());
                     let (runner, lifetime) = (runner.clone(), lifetime.clone());
-                    tokio::spawn(async move {
-                        job::run(client, executor, assignment, job, &runner).await;
-                        running.lock().remove(&lease.job_id);
-                        lifetime.job_finished();
-                    });
+                    let span = info_span!(
+                        "job",
+                        job_id = lease.job_id,
+                        pipeline_id = assignment.pipeline_id
+                    );
+                    tokio::spawn(
+                        async move {
+                            job::run(client, executor, assignment, job, &runner).await;
+                            running.lock().remove(&lease.job_id);
+                            lifetime.job_finished();
+                        }
+                        .instrument(span),
+                    );
                 }
                 Some(server_message::Kind::Cancel(cancel)) => {
                     if let Some(job) = cancel.lease.and_then(|lease| running.get(lease.job_id)) {

@@ -34,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use esteira_logging::LogArgs;
 use fs4::fs_std::FileExt;
 use tracing::{info, warn};
@@ -132,9 +131,7 @@ pub async fn start(name: &str, work_dir: &Path, log: &LogArgs) -> Result<Watchdo
     command
         .args(["watchdog", "--name", name, "--work-dir"])
         .arg(&work_dir);
-    if let Some(format) = log.log_format.to_possible_value() {
-        command.args(["--log-format", format.get_name()]);
-    }
+    command.args(log.to_args());
     command.stdin(Stdio::piped()).stdout(Stdio::null());
     let lock_fd = lock.as_raw_fd();
     // SAFETY: `detach` makes only async-signal-safe system calls, as a child between

@@ -19,6 +19,19 @@ pub enum AgentStatus {
     Offline,
 }
 
+impl AgentStatus {
+    /// The name the API and the metrics give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Busy => "busy",
+            AgentStatus::Idle => "idle",
+            AgentStatus::Paused => "paused",
+            AgentStatus::Draining => "draining",
+            AgentStatus::Offline => "offline",
+        }
+    }
+}
+
 /// The status of `agent`, which holds a session when `online` and runs `running_jobs`,
 /// at `now` (ms) when leases last `lease_timeout`.
 pub fn status(

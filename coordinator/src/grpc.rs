@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::artifacts::ArtifactError;
 use crate::expiry;
+use crate::metrics::{GrpcLabels, Metrics};
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::scheduler::{Assignment, LeaseRef, Removal, Scheduler, SchedulerError, SessionMessage};
 use crate::store::jobs::Job;
@@ -132,6 +133,7 @@ impl From<SessionMessage> for ServerMessage {
 }
 
 fn store_status(error: StoreError) -> Status {
+    crate::metrics::DATABASE_ERRORS.inc();
     warn!(%error, "store error");
     Status::internal(error.to_string())
 }
@@ -388,5 +390,79 @@ impl AgentService for AgentApi {
             .await?;
         info!(agent_id = %agent, "agent deregistered");
         Ok(Response::new(DeregisterResponse {}))
+    }
+}
+
+/// Counts the agents' calls by method and code into [`Metrics`]. The code is the one a
+/// response starts with: a handler's error (or a refused request) comes as a
+/// trailers-only response with `grpc-status` in its headers, so a response without one is
+/// a handler's `Ok`; how a stream ends later is not counted.
+#[derive(Clone)]
+pub struct CallCounter(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for CallCounter {
+    type Service = CountedService<S>;
+
+    fn layer(&self, inner: S) -> CountedService<S> {
+        CountedService {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// A service whose calls [`CallCounter`] counts.
+#[derive(Clone)]
+pub struct CountedService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tonic::codegen::Service<tonic::codegen::http::Request<B>> for CountedService<S>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<B>,
+            Response = tonic::codegen::http::Response<R>,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tonic::codegen::BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let metrics = self.metrics.clone();
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let response = call.await?;
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .map_or(tonic::Code::Ok, |value| {
+                    tonic::Code::from_bytes(value.as_bytes())
+                });
+            metrics
+                .grpc_calls
+                .get_or_create(&GrpcLabels {
+                    method,
+                    code: format!("{code:?}"),
+                })
+                .inc();
+            Ok(response)
+        })
     }
 }

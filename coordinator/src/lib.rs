@@ -19,6 +19,8 @@
 //!   environments, their deployments and rollback. [`resource_groups`]: whose turn it
 //!   is in a resource group. [`agent_status`]: what an agent is doing. [`queue`]: the
 //!   pending jobs per required tag set.
+//! - [`metrics`]: the Prometheus registry behind `/metrics`, and the scheduler's handle
+//!   to it.
 //! - [`events`]: in-process change notifications for waiters and followers.
 //! - [`variables`]: GitLab's predefined variables and their expansion.
 //! - [`tokens`]: generated secrets, their hashes, the token files.
@@ -41,6 +43,7 @@ pub mod expiry;
 pub mod git;
 pub mod grpc;
 pub mod locks;
+pub mod metrics;
 pub mod model;
 pub mod poll;
 pub mod project_variables;
@@ -73,7 +76,8 @@ use crate::api::ApiState;
 use crate::artifacts::ArtifactStore;
 use crate::events::Events;
 use crate::git::Mirrors;
-use crate::grpc::AgentApi;
+use crate::grpc::{AgentApi, CallCounter};
+use crate::metrics::SchedulerMetrics;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretBox;
 use crate::store::Store;
@@ -143,6 +147,7 @@ pub async fn run(
         server_url: public_url.trim_end_matches('/').to_string(),
         artifacts: ArtifactStore::new(config.data_dir.join("artifacts"), config.artifacts_limit),
         max_assignment_bytes: MAX_MESSAGE_BYTES,
+        metrics: SchedulerMetrics::default(),
     };
     let scheduler = Scheduler::new(
         store.clone(),
@@ -164,6 +169,16 @@ pub async fn run(
         }
     });
 
+    let mirrors = Arc::new(Mirrors::new(config.data_dir.join("repos")));
+    let state = ApiState::new(
+        store.clone(),
+        scheduler.clone(),
+        events,
+        secrets,
+        &scheduler_config,
+        mirrors.clone(),
+        admin_token,
+    );
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut grpc_builder = Server::builder();
     if let Some((cert, key)) = &config.tls {
@@ -172,6 +187,7 @@ pub async fn run(
     }
     let mut grpc_stop = stop.subscribe();
     let grpc = grpc_builder
+        .layer(CallCounter(state.metrics.clone()))
         .add_service(
             AgentServiceServer::new(AgentApi::new(
                 scheduler.clone(),
@@ -197,16 +213,6 @@ pub async fn run(
         store.clone(),
         scheduler.config().artifacts.clone(),
         config.artifacts_sweep_interval,
-    );
-    let mirrors = Arc::new(Mirrors::new(config.data_dir.join("repos")));
-    let state = ApiState::new(
-        store.clone(),
-        scheduler,
-        events,
-        secrets,
-        &scheduler_config,
-        mirrors.clone(),
-        admin_token,
     );
     poll::spawn(poll::Poller {
         store,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod openmetrics;
 pub mod pools;
 pub mod seed;
 pub mod sim_agent;

@@ -52,7 +52,11 @@ async fn receive(
         delivery.id.as_deref(),
         delivery.parsed,
     );
-    Ok(outcome.await)
+    let outcome = outcome.await;
+    state
+        .metrics
+        .webhook_delivered(delivery.forge.as_str(), outcome.outcome);
+    Ok(outcome)
 }
 
 #[derive(Deserialize)]

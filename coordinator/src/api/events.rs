@@ -394,6 +394,7 @@ mod tests {
             server_url: "http://x".into(),
             artifacts: crate::artifacts::ArtifactStore::new(dir.join("artifacts"), u64::MAX),
             max_assignment_bytes: 4 << 20,
+            metrics: Default::default(),
         };
         let secrets = SecretBox::load_or_create(&dir.join("secret-key")).unwrap();
         let events = Events::new();

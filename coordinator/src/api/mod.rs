@@ -41,6 +41,7 @@ use crate::deliveries::Deliveries;
 use crate::environments::EnvironmentError;
 use crate::events::Events;
 use crate::git::Mirrors;
+use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
 use crate::secrets::SecretBox;
 use crate::store::{Store, StoreError};
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub lease_timeout: Duration,
     pub admin_token: Arc<String>,
     pub pool_reports: pools::PoolReports,
+    /// The registry `/metrics` serves, holding the scheduler's series of `config`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl ApiState {
@@ -91,6 +94,7 @@ impl ApiState {
             lease_timeout: config.lease_timeout,
             admin_token: Arc::new(admin_token),
             pool_reports: pools::PoolReports::default(),
+            metrics: Arc::new(Metrics::new(config.metrics.clone())),
         }
     }
 }
@@ -101,6 +105,7 @@ impl ApiState {
 pub fn router(state: ApiState, read_token_required: bool) -> Router {
     let guard =
         axum::middleware::from_fn_with_state((state.clone(), read_token_required), read_guard);
+    let counted = axum::middleware::from_fn_with_state(state.metrics.clone(), Metrics::http_layer);
     Router::new()
         .merge(health::router())
         .merge(projects::router())
@@ -115,6 +120,7 @@ pub fn router(state: ApiState, read_token_required: bool) -> Router {
         .merge(events::router())
         .merge(crate::ui::router())
         .layer(guard)
+        .layer(counted)
         .with_state(state)
 }
 
@@ -158,6 +164,7 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        crate::metrics::DATABASE_ERRORS.inc();
         ApiError::Internal(error.to_string())
     }
 }

@@ -254,6 +254,7 @@ impl Scheduler {
             });
             if delivered {
                 info!(job_id = %queued.job, agent_id = %agent, epoch, "job assigned");
+                self.config.metrics.jobs_leased.inc();
             } else {
                 warn!(job_id = %queued.job, agent_id = %agent, "session gone; job back in the queue");
                 state.sessions.remove(&agent);

@@ -98,6 +98,8 @@ pub struct SchedulerConfig {
     pub artifacts: ArtifactStore,
     /// The largest assignment an agent accepts (its gRPC decoding limit).
     pub max_assignment_bytes: usize,
+    /// Where leases, endings and lost leases are counted.
+    pub metrics: crate::metrics::SchedulerMetrics,
 }
 
 /// An agent's open session.

@@ -207,7 +207,10 @@ mod tests {
         assert!(is_needed_as("test 1/3", "test"));
         assert!(is_needed_as("test: [linux, amd64]", "test"));
         assert!(is_needed_as("test: [linux, amd64]", "test: [linux, amd64]"));
-        assert!(!is_needed_as("test: [linux, amd64]", "test: [linux, arm64]"));
+        assert!(!is_needed_as(
+            "test: [linux, amd64]",
+            "test: [linux, arm64]"
+        ));
         assert!(!is_needed_as("tests", "test"));
         assert!(!is_needed_as("test extra", "test"));
     }

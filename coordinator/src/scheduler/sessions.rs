@@ -284,6 +284,7 @@ impl Scheduler {
                     .await;
             };
             info!(job_id = %id, agent_id = %agent, status = %ending.status, "job finished");
+            this.config.metrics.job_ended(&job, ending.status);
             this.graph(&mut state, job.pipeline_id).await?;
             let slot = match state.graphs.get(&job.pipeline_id).and_then(|g| g.slot(id)) {
                 Some(slot) => slot.clone(),
@@ -341,6 +342,7 @@ impl Scheduler {
                     .agent_id
                     .map_or_else(|| "?".to_string(), |a| a.to_string());
                 let reason = format!("lease expired on agent {agent}: the agent was lost");
+                this.config.metrics.leases_expired.inc();
                 this.lose(&mut state, &job, &reason).await?;
             }
             this.dispatch(&mut state).await
@@ -379,6 +381,7 @@ impl Scheduler {
             .is_some()
         {
             warn!(job_id = %job.id, reason, "job lost");
+            self.config.metrics.job_ended(job, ending.status);
             let slot = Slot::of(job)?;
             self.finished(
                 state,

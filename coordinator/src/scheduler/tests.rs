@@ -38,6 +38,7 @@ impl Harness {
             server_url: "http://esteira.invalid".into(),
             artifacts: crate::artifacts::ArtifactStore::new(dir.path().join("a"), u64::MAX),
             max_assignment_bytes: 4 << 20,
+            metrics: Default::default(),
         };
         let secrets = SecretBox::load_or_create(&dir.path().join("key")).unwrap();
         let scheduler =
