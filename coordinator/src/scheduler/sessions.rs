@@ -18,6 +18,7 @@ use crate::events::Event;
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::store::deployments::NewDeployment;
 use crate::store::jobs::{Finisher, Job, JobEnding};
+use crate::store::logs::LineStamp;
 
 /// What the scheduler pushes on an agent's session.
 #[derive(Debug, Clone)]
@@ -209,13 +210,15 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Appends a log chunk of a job leased to `agent`; answers the acknowledged offset.
+    /// Appends a log chunk of a job leased to `agent`, with the stamps of the lines starting
+    /// in it; answers the acknowledged offset.
     pub async fn append_log(
         &self,
         agent: AgentId,
         lease: LeaseRef,
         offset: u64,
         data: &[u8],
+        stamps: &[LineStamp],
     ) -> Result<u64, SchedulerError> {
         let appended = self
             .store
@@ -225,6 +228,7 @@ impl Scheduler {
                 lease.epoch,
                 offset,
                 data,
+                stamps,
                 self.config.log_limit,
             )
             .await?

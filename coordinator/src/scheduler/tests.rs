@@ -159,7 +159,10 @@ async fn an_expired_lease_is_retried_elsewhere_and_the_old_agent_is_fenced() {
         .complete(first, lease, 0, JobEnding::success())
         .await;
     assert!(matches!(late, Err(SchedulerError::Fenced(_))), "{late:?}");
-    let stale_log = harness.scheduler.append_log(first, lease, 0, b"late").await;
+    let stale_log = harness
+        .scheduler
+        .append_log(first, lease, 0, b"late", &[])
+        .await;
     assert!(matches!(stale_log, Err(SchedulerError::Fenced(_))));
 
     harness.scheduler.start_job(second, retry).await.unwrap();

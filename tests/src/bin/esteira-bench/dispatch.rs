@@ -127,6 +127,7 @@ async fn agent(
                             lease,
                             offset: 0,
                             data: data.clone(),
+                            stamps: Vec::new(),
                         },
                         &token,
                     ))
