@@ -25,6 +25,7 @@ use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::scheduler::{Assignment, LeaseRef, Removal, Scheduler, SchedulerError, SessionMessage};
 use crate::store::jobs::Job;
 use crate::store::jobs::JobEnding;
+use crate::store::logs::LineStamp;
 use crate::store::{Store, StoreError};
 use crate::tokens;
 
@@ -268,9 +269,17 @@ impl AgentService for AgentApi {
         let agent = self.agent(&request).await?;
         let request = request.into_inner();
         let lease = lease_of(request.lease)?;
+        let stamps: Vec<LineStamp> = request
+            .stamps
+            .iter()
+            .map(|stamp| LineStamp {
+                offset: stamp.offset,
+                at_ms: stamp.at_ms,
+            })
+            .collect();
         let acknowledged = self
             .scheduler
-            .append_log(agent, lease, request.offset, request.data)
+            .append_log(agent, lease, request.offset, request.data, stamps)
             .await?;
         Ok(Response::new(AppendLogResponse { acknowledged }))
     }

@@ -115,7 +115,8 @@
     function startLog() {
       const finished = ["success", "failed", "canceled", "skipped", "lost"].includes(job.status);
       const raw = h("a.btn.btn-small", { href: `/api/v1/jobs/${id}/log`, download: `job-${id}.log`, title: "Download the raw log" }, "Raw log");
-      view = new Terminal.View(logRoot, { follow: !finished, extra: raw });
+      const stamps = (from) => api.get(`/api/v1/jobs/${id}/log/stamps?from=${from}`);
+      view = new Terminal.View(logRoot, { follow: !finished, extra: raw, stamps });
       if (job.status === "created" || job.status === "pending" || job.status === "manual") view.status.textContent = "Waiting for the job to start…";
       const started = performance.now();
       const source = esteira.live(`/api/v1/jobs/${id}/log/events?offset=0`, {

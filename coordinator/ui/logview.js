@@ -2,8 +2,9 @@
 // virtual: only the rows in sight exist in the DOM, so a 20 MiB log costs a few dozen
 // nodes. It offers collapsible sections (GitLab's `collapsed=true` ones start collapsed;
 // each explicit section's header shows its duration), line-number anchors (#L123),
-// search with highlighting, and following the end while the job runs. Defines
-// `Terminal.View`.
+// search with highlighting, following the end while the job runs, and with
+// `options.stamps` (a function reading the stamps from a byte offset on) a "Show
+// timestamps" toggle adding the time each line started. Defines `Terminal.View`.
 "use strict";
 
 (() => {
@@ -14,6 +15,14 @@
     const two = (n) => String(n).padStart(2, "0");
     const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
     return h ? `${h}:${two(m)}:${two(s)}` : `${two(m)}:${two(s)}`;
+  }
+
+  // The time a line started, as the timestamp column shows it.
+  function stampHtml(at) {
+    if (at === undefined) return `<span class="lt"></span>`;
+    const date = new Date(at);
+    const time = date.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return `<span class="lt" title="${date.toISOString()}">${time}</span>`;
   }
 
   // ---- the view -------------------------------------------------------------------
@@ -32,6 +41,13 @@
       this.pendingAnchor = null;
       this.scheduled = false;
       this.cache = new Map();
+      this.lineOffsets = [0]; // line -> the byte offset where it starts
+      this.bytesSeen = 0;
+      this.showStamps = false;
+      this.stamps = new Map(); // byte offset -> when the line starting there started (ms)
+      this.stampsFrom = 0;
+      this.stampsLoading = null;
+      this.stampsAgain = false;
       this.build(root);
     }
 
@@ -46,9 +62,12 @@
       const bottom = h("button.btn.btn-small", { type: "button", title: "Scroll to the end" }, "End");
       const collapse = h("button.btn.btn-small", { type: "button", title: "Collapse every section" }, "Collapse all");
       const expand = h("button.btn.btn-small", { type: "button", title: "Expand every section" }, "Expand all");
+      const stamps = this.options.stamps
+        ? h("button.btn.btn-small", { type: "button", "aria-pressed": "false", "data-action": "timestamps", title: "Show when each line started" }, "Show timestamps")
+        : null;
       this.toolbar = h("div.log-toolbar", { role: "toolbar", "aria-label": "Log tools" },
         h("div.log-find", null, this.searchInput, prev, next, this.countLabel),
-        h("div.log-buttons", null, collapse, expand, top, bottom, this.followButton, this.options.extra || null));
+        h("div.log-buttons", null, collapse, expand, stamps, top, bottom, this.followButton, this.options.extra || null));
       this.sizer = h("div.log-sizer");
       this.rows = h("div.log-rows");
       this.viewport = h("div.log-viewport", { tabindex: "0", role: "region", "aria-label": "Job log" }, this.sizer, this.rows);
@@ -68,6 +87,16 @@
       collapse.addEventListener("click", () => { this.collapsed = new Set(this.model.sections.map((s) => s.line)); this.remap(); });
       expand.addEventListener("click", () => { this.collapsed.clear(); this.remap(); });
       this.followButton.addEventListener("click", () => this.setFollow(!this.follow));
+      if (stamps) {
+        stamps.addEventListener("click", () => {
+          this.showStamps = !this.showStamps;
+          stamps.setAttribute("aria-pressed", String(this.showStamps));
+          stamps.textContent = this.showStamps ? "Hide timestamps" : "Show timestamps";
+          this.root.dataset.stamps = String(this.showStamps);
+          if (this.showStamps) this.loadStamps();
+          this.schedule();
+        });
+      }
       this.viewport.addEventListener("scroll", () => {
         const atEnd = this.viewport.scrollTop + this.viewport.clientHeight >= this.viewport.scrollHeight - ROW * 2;
         if (!atEnd && this.follow && !this.programmatic) this.setFollow(false);
@@ -102,6 +131,9 @@
 
     // ---- data in ----
     write(bytes) {
+      for (let i = 0; i < bytes.length; i++) if (bytes[i] === 10) this.lineOffsets.push(this.bytesSeen + i + 1);
+      this.bytesSeen += bytes.length;
+      if (this.showStamps) this.loadStamps();
       const first = this.model.write(bytes, false);
       for (const key of this.cache.keys()) if (key >= first) this.cache.delete(key);
       const sections = this.model.sections;
@@ -119,6 +151,29 @@
       this.done = true;
       this.root.dataset.complete = "true";
       this.status.textContent = message || "";
+      this.schedule();
+    }
+
+    // Reads the stamps not read yet; a call while a read runs makes it read once more.
+    async loadStamps() {
+      if (this.stampsLoading) { this.stampsAgain = true; return; }
+      this.stampsLoading = true;
+      try {
+        do {
+          this.stampsAgain = false;
+          for (;;) {
+            const list = await this.options.stamps(this.stampsFrom);
+            if (!list || !list.length) break;
+            for (const stamp of list) this.stamps.set(stamp.offset, stamp.at_ms);
+            this.stampsFrom = list[list.length - 1].offset + 1;
+          }
+        } while (this.stampsAgain);
+      } catch (_) {
+        // The column stays as it is; the next toggle or log write reads again.
+      } finally {
+        this.stampsLoading = null;
+      }
+      this.root.dataset.stampsLoaded = String(this.stamps.size);
       this.schedule();
     }
 
@@ -245,7 +300,8 @@
       const hidden = collapsed ? `<span class="log-hidden">${this.model.bodyLines(line)} lines</span>` : "";
       const seconds = header ? this.model.duration(line) : null;
       const took = seconds === null ? "" : `<span class="sec-duration" title="Section duration">${clock(seconds)}</span>`;
-      return `<div class="${classes.join(" ")}" data-line="${n}"${folds ? ` data-collapsed="${collapsed}"` : ""}><a class="ln" href="#L${n}" id="L${n}">${n}</a>${toggle}<span class="lc">${body}</span>${hidden}${took}</div>`;
+      const stamp = this.showStamps ? stampHtml(this.stamps.get(this.lineOffsets[line])) : "";
+      return `<div class="${classes.join(" ")}" data-line="${n}"${folds ? ` data-collapsed="${collapsed}"` : ""}><a class="ln" href="#L${n}" id="L${n}">${n}</a>${stamp}${toggle}<span class="lc">${body}</span>${hidden}${took}</div>`;
     }
 
     // ---- anchors ----

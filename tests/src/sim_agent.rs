@@ -110,6 +110,7 @@ impl SimAgent {
             lease,
             offset,
             data: data.to_vec(),
+            stamps: Vec::new(),
         });
         let response = self.client.clone().append_log(request).await?;
         Ok(response.into_inner().acknowledged)

@@ -1446,7 +1446,7 @@ async fn fill_store(data_dir: &Path, pipelines: i64, log_bytes: usize) -> i64 {
     let mut offset = 0u64;
     for chunk in log.chunks(64 * 1024) {
         store
-            .append_log(job.id, agent, epoch, offset, chunk, u64::MAX)
+            .append_log(job.id, agent, epoch, offset, chunk, &[], u64::MAX)
             .await
             .expect("append")
             .expect("appended");

@@ -374,7 +374,7 @@ mod tests {
         let mut offset = 0;
         for chunk in log.chunks(100_000) {
             store
-                .append_log(job, agent, epoch, offset, chunk, u64::MAX)
+                .append_log(job, agent, epoch, offset, chunk, &[], u64::MAX)
                 .await
                 .unwrap()
                 .unwrap();

@@ -1,7 +1,7 @@
 //! Jobs: `GET /api/v1/jobs/{id}` (with its spec, details and, while it has not started,
-//! what it is `waiting` for), its raw log (`…/log?offset=N&follow=true`), its artifacts
-//! archive and the files in it (`…/artifacts`, `…/artifacts/files`), and the commands
-//! cancel, retry and play.
+//! what it is `waiting` for), its raw log (`…/log?offset=N&follow=true`), when its lines
+//! started (`…/log/stamps?from=N`), its artifacts archive and the files in it
+//! (`…/artifacts`, `…/artifacts/files`), and the commands cancel, retry and play.
 
 use std::time::Duration;
 
@@ -22,11 +22,13 @@ use crate::events::Event;
 use crate::model::JobId;
 use crate::store::StoreError;
 use crate::store::jobs::Job;
+use crate::store::logs::LineStamp;
 
 pub(super) fn router() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/jobs/{id}", get(show_job))
         .route("/api/v1/jobs/{id}/log", get(job_log))
+        .route("/api/v1/jobs/{id}/log/stamps", get(job_log_stamps))
         .route("/api/v1/jobs/{id}/artifacts", get(job_artifacts))
         .route("/api/v1/jobs/{id}/artifacts/files", get(job_artifact_files))
         .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
@@ -115,6 +117,31 @@ async fn job_log(
     );
     let body = Body::from_stream(stream);
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+#[derive(Deserialize)]
+struct StampsQuery {
+    #[serde(default)]
+    from: u64,
+}
+
+/// The most stamps in one answer; the next call asks from after the last one.
+const STAMPS_PIECE: usize = 10_000;
+
+/// When the job's lines starting at byte `from` or later started, in offset order (up to
+/// [`STAMPS_PIECE`] of them): `[{"offset": N, "at_ms": T}, …]`. Empty for logs of agents
+/// that send no stamps.
+async fn job_log_stamps(
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+    Query(query): Query<StampsQuery>,
+) -> ApiResult<Json<Vec<LineStamp>>> {
+    let job = find_job(&state, JobId(id)).await?;
+    let stamps = state
+        .store
+        .log_stamps(job.id, query.from, STAMPS_PIECE)
+        .await?;
+    Ok(Json(stamps))
 }
 
 /// The job's artifacts archive (tar.gz), streamed from the data dir; 410 once expired.

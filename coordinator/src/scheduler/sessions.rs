@@ -20,6 +20,7 @@ use crate::events::Event;
 use crate::model::{AgentId, JobId, JobStatus, now_ms};
 use crate::store::deployments::NewDeployment;
 use crate::store::jobs::{Finisher, Job, JobEnding};
+use crate::store::logs::LineStamp;
 
 /// What the scheduler pushes on an agent's session.
 #[derive(Debug, Clone)]
@@ -235,13 +236,15 @@ impl Scheduler {
         .await
     }
 
-    /// Appends a log chunk of a job leased to `agent`; answers the acknowledged offset.
+    /// Appends a log chunk of a job leased to `agent`, with the stamps of the lines starting
+    /// in it; answers the acknowledged offset.
     pub async fn append_log(
         self: &Arc<Self>,
         agent: AgentId,
         lease: LeaseRef,
         offset: u64,
         data: Vec<u8>,
+        stamps: Vec<LineStamp>,
     ) -> Result<u64, SchedulerError> {
         let this = self.clone();
         detach(async move {
@@ -253,6 +256,7 @@ impl Scheduler {
                     lease.epoch,
                     offset,
                     &data,
+                    &stamps,
                     this.config.log_limit,
                 )
                 .await?

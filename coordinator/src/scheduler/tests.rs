@@ -162,7 +162,7 @@ async fn an_expired_lease_is_retried_elsewhere_and_the_old_agent_is_fenced() {
     assert!(matches!(late, Err(SchedulerError::Fenced(_))), "{late:?}");
     let stale_log = harness
         .scheduler
-        .append_log(first, lease, 0, b"late".to_vec())
+        .append_log(first, lease, 0, b"late".to_vec(), Vec::new())
         .await;
     assert!(matches!(stale_log, Err(SchedulerError::Fenced(_))));
 

@@ -12,6 +12,7 @@ use super::Store;
 use super::deliveries::{Claim, NewDelivery};
 use super::deployments::NewDeployment;
 use super::jobs::{Finisher, JobEnding, Transition};
+use super::logs::LineStamp;
 use super::pipelines::{NewJob, NewPipeline, PipelineFilter};
 use super::projects::{Project, ProjectSettings};
 use super::variables::SealedVariable;
@@ -38,6 +39,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     }),
     ("a log is the bytes printed, once each", |s| {
         Box::pin(a_log_is_the_bytes_printed_once_each(s))
+    }),
+    ("a line stamp is kept once, with its bytes", |s| {
+        Box::pin(a_line_stamp_is_kept_once_with_its_bytes(s))
     }),
     ("a log past its limit ends with a marker", |s| {
         Box::pin(a_log_past_its_limit_ends_with_a_marker(s))
@@ -259,7 +263,7 @@ async fn a_finish_is_guarded_by_epoch_agent_and_log(store: &Store) {
     let other = agent(store, "other").await;
     let epoch = leased(store, jobs[0], runner).await;
     store
-        .append_log(jobs[0], runner, epoch, 0, b"hello\n", u64::MAX)
+        .append_log(jobs[0], runner, epoch, 0, b"hello\n", &[], u64::MAX)
         .await
         .unwrap()
         .expect("appended");
@@ -331,7 +335,7 @@ async fn a_log_is_the_bytes_printed_once_each(store: &Store) {
     let runner = agent(store, "runner").await;
     let epoch = leased(store, jobs[0], runner).await;
     let append = |offset: u64, data: &'static [u8]| {
-        store.append_log(jobs[0], runner, epoch, offset, data, u64::MAX)
+        store.append_log(jobs[0], runner, epoch, offset, data, &[], u64::MAX)
     };
     let first = append(0, b"one\n").await.unwrap().expect("lease");
     assert_eq!((first.acknowledged, first.grew), (4, true));
@@ -344,7 +348,7 @@ async fn a_log_is_the_bytes_printed_once_each(store: &Store) {
     let gap = append(20, b"lost").await.unwrap().expect("lease");
     assert_eq!((gap.acknowledged, gap.grew), (8, false));
     let stale = store
-        .append_log(jobs[0], runner, epoch + 1, 8, b"x", u64::MAX)
+        .append_log(jobs[0], runner, epoch + 1, 8, b"x", &[], u64::MAX)
         .await
         .unwrap();
     assert!(stale.is_none(), "another lease writes nothing");
@@ -358,13 +362,40 @@ async fn a_log_is_the_bytes_printed_once_each(store: &Store) {
     assert_eq!(store.job(jobs[0]).await.unwrap().expect("job").log_size, 12);
 }
 
+async fn a_line_stamp_is_kept_once_with_its_bytes(store: &Store) {
+    let app = project(store, "app").await;
+    let (_, jobs) = pipeline(store, &app, 1).await;
+    let runner = agent(store, "runner").await;
+    let epoch = leased(store, jobs[0], runner).await;
+    let stamp = |offset: u64, at_ms: i64| LineStamp { offset, at_ms };
+    let first = [stamp(0, 10), stamp(4, 20)];
+    store
+        .append_log(jobs[0], runner, epoch, 0, b"one\ntwo", &first, u64::MAX)
+        .await
+        .unwrap()
+        .expect("lease");
+    // Resent with the rest of its line: the stamp of a stored line is not kept twice.
+    let resent = [stamp(4, 21), stamp(8, 30)];
+    store
+        .append_log(jobs[0], runner, epoch, 4, b"two\nsix\n", &resent, u64::MAX)
+        .await
+        .unwrap()
+        .expect("lease");
+    let stamps = store.log_stamps(jobs[0], 0, 100).await.unwrap();
+    assert_eq!(stamps, [stamp(0, 10), stamp(4, 20), stamp(8, 30)]);
+    let later = store.log_stamps(jobs[0], 5, 100).await.unwrap();
+    assert_eq!(later, [stamp(8, 30)]);
+    let (log, _) = store.read_log(jobs[0], 0, usize::MAX).await.unwrap();
+    assert_eq!(log, b"one\ntwo\nsix\n", "stamps are not log bytes");
+}
+
 async fn a_log_past_its_limit_ends_with_a_marker(store: &Store) {
     let app = project(store, "app").await;
     let (_, jobs) = pipeline(store, &app, 1).await;
     let runner = agent(store, "runner").await;
     let epoch = leased(store, jobs[0], runner).await;
     let appended = store
-        .append_log(jobs[0], runner, epoch, 0, b"0123456789", 4)
+        .append_log(jobs[0], runner, epoch, 0, b"0123456789", &[], 4)
         .await
         .unwrap()
         .expect("lease");
@@ -373,7 +404,7 @@ async fn a_log_past_its_limit_ends_with_a_marker(store: &Store) {
         "bytes past the limit are acknowledged"
     );
     store
-        .append_log(jobs[0], runner, epoch, 10, b"more", 4)
+        .append_log(jobs[0], runner, epoch, 10, b"more", &[], 4)
         .await
         .unwrap()
         .expect("lease");

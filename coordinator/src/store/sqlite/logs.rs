@@ -17,6 +17,7 @@ impl LogStore for SqliteStore {
         epoch: i64,
         offset: u64,
         data: &[u8],
+        stamps: &[LineStamp],
         limit: u64,
     ) -> Result<Option<Appended>, StoreError> {
         let mut tx = self.write().await?;
@@ -64,6 +65,20 @@ impl LogStore for SqliteStore {
                 .bind(chunk)
                 .execute(&mut *tx)
                 .await?;
+            let stored_end = size + stored.len() as u64;
+            let kept = stamps
+                .iter()
+                .filter(|stamp| (size..stored_end).contains(&stamp.offset));
+            for stamp in kept {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO log_stamps (job_id, offset, at_ms) VALUES (?, ?, ?)",
+                )
+                .bind(job)
+                .bind(i64::try_from(stamp.offset).unwrap_or(i64::MAX))
+                .bind(stamp.at_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         sqlx::query("UPDATE jobs SET log_size = ?, log_truncated = ? WHERE id = ?")
             .bind(i64::try_from(end).unwrap_or(i64::MAX))
@@ -105,5 +120,29 @@ impl LogStore for SqliteStore {
             }
         }
         Ok((out, next))
+    }
+
+    async fn log_stamps(
+        &self,
+        job: JobId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<LineStamp>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT offset, at_ms FROM log_stamps WHERE job_id = ? AND offset >= ?
+             ORDER BY offset LIMIT ?",
+        )
+        .bind(job)
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(offset, at_ms)| LineStamp {
+                offset: u64::try_from(offset).unwrap_or(0),
+                at_ms,
+            })
+            .collect())
     }
 }
