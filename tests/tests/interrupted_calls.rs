@@ -74,6 +74,22 @@ async fn assigned(session: &mut Session, what: &str) -> JobAssignment {
     assignment
 }
 
+/// Runs the second stage's job as soon as it is assigned; the pipeline once it succeeded.
+async fn run_test_job(
+    coordinator: &Coordinator,
+    id: &str,
+    agent: &SimAgent,
+    session: &mut Session,
+) -> serde_json::Value {
+    let test = assigned(session, "test").await;
+    agent.start(test.lease).await.expect("start");
+    agent.succeed(test.lease, 0).await.expect("complete");
+    wait_until("the pipeline to succeed", GOES_ON, || {
+        let pipeline = coordinator.pipeline(id);
+        (pipeline["status"] == "success").then_some(pipeline)
+    })
+}
+
 /// The call was dropped by the coordinator at its deadline (tonic answers `Cancelled`).
 fn cut<T: std::fmt::Debug>(result: Result<T, tonic::Status>, call: &str) {
     match result {
@@ -96,13 +112,7 @@ async fn a_completion_cut_mid_call_still_advances_the_pipeline() {
         "CompleteJob",
     );
     // No resend: what the stored completion leads to happens anyway.
-    let test = assigned(&mut session, "test after the cut completion").await;
-    agent.start(test.lease).await.expect("start");
-    agent.succeed(test.lease, 0).await.expect("complete");
-    let pipeline = wait_until("the pipeline to succeed", GOES_ON, || {
-        let pipeline = coordinator.pipeline(&id);
-        (pipeline["status"] == "success").then_some(pipeline)
-    });
+    let pipeline = run_test_job(&coordinator, &id, &agent, &mut session).await;
     let build_job = coordinator.job(&pipeline, "build");
     assert_eq!(build_job["attempt"], 1, "{pipeline}");
     assert_eq!(coordinator.job_log(&build_job["id"]), b"built\n");
@@ -132,13 +142,7 @@ async fn a_start_and_a_log_append_cut_mid_call_lose_nothing_when_resent() {
         8
     );
     agent.succeed(build.lease, 8).await.expect("complete");
-    let test = assigned(&mut session, "test").await;
-    agent.start(test.lease).await.expect("start");
-    agent.succeed(test.lease, 0).await.expect("complete");
-    let pipeline = wait_until("the pipeline to succeed", GOES_ON, || {
-        let pipeline = coordinator.pipeline(&id);
-        (pipeline["status"] == "success").then_some(pipeline)
-    });
+    let pipeline = run_test_job(&coordinator, &id, &agent, &mut session).await;
     let build_job = coordinator.job(&pipeline, "build");
     assert_eq!(coordinator.job_log(&build_job["id"]), b"one\ntwo\n");
     assert!(build_job["started_at"].is_i64(), "{build_job}");
