@@ -1,13 +1,24 @@
-//! The coordinator's configuration: flags with environment twins, turned into a plain
-//! [`Config`] that tests build directly.
+//! The coordinator's configuration: flags with environment twins and an optional TOML
+//! file (`--config`), turned into a plain [`Config`] that tests build directly. A flag
+//! wins over its environment variable, which wins over the file, which wins over the
+//! default ([`load`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use esteira_logging::{LogArgs, LogFormat};
+use serde::Deserialize;
 
 #[derive(Debug, clap::Parser)]
 #[command(name = "esteira-coordinator", version, about = "esteira's coordinator")]
 pub struct Args {
+    /// A TOML file setting any of these options (keys as the flags, with `_` for `-`;
+    /// also `registration_token`, `admin_token`); flags and environment win over it.
+    #[arg(long, env = "ESTEIRA_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Where the database, mirrors and token files live.
     #[arg(long, env = "ESTEIRA_DATA_DIR", default_value = "./esteira-data")]
     pub data_dir: PathBuf,
@@ -111,4 +122,155 @@ impl From<Args> for Config {
             admin_token: secret("ESTEIRA_ADMIN_TOKEN"),
         }
     }
+}
+
+/// What a `--config` file may set: every flag, named as the flag with `_` for `-`, and
+/// the two tokens. Any other key is refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    data_dir: Option<PathBuf>,
+    http: Option<SocketAddr>,
+    grpc: Option<SocketAddr>,
+    database_url: Option<String>,
+    lease_timeout: Option<u64>,
+    log_limit: Option<u64>,
+    artifacts_limit: Option<u64>,
+    artifacts_sweep_interval: Option<u64>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    read_token_required: Option<bool>,
+    insecure_plaintext: Option<bool>,
+    registration_token: Option<String>,
+    admin_token: Option<String>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+}
+
+/// A config file that cannot be used, named with its path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl FileSettings {
+    pub fn read(path: &Path) -> Result<FileSettings, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigFileError::Invalid {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })
+    }
+}
+
+/// The value a flag or its environment variable gave, else the file's, else `given`
+/// (the default).
+fn pick<T>(matches: &ArgMatches, id: &str, given: T, file: Option<T>) -> T {
+    let explicit = matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    match file {
+        Some(value) if !explicit => value,
+        _ => given,
+    }
+}
+
+/// The configuration and the logging flags from the parsed command line (`matches`, of
+/// which `args` and `log` are the typed view) over the `--config` file, if any.
+pub fn load(
+    args: Args,
+    log: LogArgs,
+    matches: &ArgMatches,
+) -> Result<(Config, LogArgs), ConfigFileError> {
+    let Some(path) = args.config.clone() else {
+        return Ok((Config::from(args), log));
+    };
+    let file = FileSettings::read(&path)?;
+    let invalid = |message: String| ConfigFileError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    let some = |value| Some(Some(value));
+    let tls_cert = pick(matches, "tls_cert", args.tls_cert, file.tls_cert.map(Some));
+    let tls_key = pick(matches, "tls_key", args.tls_key, file.tls_key.map(Some));
+    if tls_cert.is_some() != tls_key.is_some() {
+        return Err(invalid("tls_cert and tls_key go together".to_string()));
+    }
+    let log_level = match file.log_level {
+        Some(level) => Some(
+            esteira_logging::parse_level(&level)
+                .map_err(|error| invalid(format!("log_level = {level:?}: {error}")))?,
+        ),
+        None => None,
+    };
+    let merged = Args {
+        config: Some(path.clone()),
+        data_dir: pick(matches, "data_dir", args.data_dir, file.data_dir),
+        http: pick(matches, "http", args.http, file.http),
+        grpc: pick(matches, "grpc", args.grpc, file.grpc),
+        database_url: pick(
+            matches,
+            "database_url",
+            args.database_url,
+            file.database_url.and_then(some),
+        ),
+        lease_timeout: pick(
+            matches,
+            "lease_timeout",
+            args.lease_timeout,
+            file.lease_timeout,
+        ),
+        log_limit: pick(matches, "log_limit", args.log_limit, file.log_limit),
+        artifacts_limit: pick(
+            matches,
+            "artifacts_limit",
+            args.artifacts_limit,
+            file.artifacts_limit,
+        ),
+        artifacts_sweep_interval: pick(
+            matches,
+            "artifacts_sweep_interval",
+            args.artifacts_sweep_interval,
+            file.artifacts_sweep_interval,
+        ),
+        public_url: pick(
+            matches,
+            "public_url",
+            args.public_url,
+            file.public_url.and_then(some),
+        ),
+        tls_cert,
+        tls_key,
+        read_token_required: pick(
+            matches,
+            "read_token_required",
+            args.read_token_required,
+            file.read_token_required,
+        ),
+        insecure_plaintext: pick(
+            matches,
+            "insecure_plaintext",
+            args.insecure_plaintext,
+            file.insecure_plaintext,
+        ),
+    };
+    let log = LogArgs {
+        log_format: pick(matches, "log_format", log.log_format, file.log_format),
+        log_level: pick(matches, "log_level", log.log_level, log_level.map(Some)),
+    };
+    let mut config = Config::from(merged);
+    config.registration_token = config.registration_token.or(file.registration_token);
+    config.admin_token = config.admin_token.or(file.admin_token);
+    Ok((config, log))
 }

@@ -10,7 +10,8 @@ use std::io::IsTerminal;
 use clap::ValueEnum;
 
 /// The format of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
@@ -56,7 +57,7 @@ const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
 
 /// A level, or directives (`target=level`, comma-separated) `EnvFilter` accepts. A bare
 /// word must be a level: `EnvFilter` would read a misspelt one as a target name.
-fn parse_level(given: &str) -> Result<String, String> {
+pub fn parse_level(given: &str) -> Result<String, String> {
     let bare = !given.contains(['=', ',']);
     if bare && !LEVELS.contains(&given.to_ascii_lowercase().as_str()) {
         return Err(format!("not a level: one of {}", LEVELS.join(", ")));

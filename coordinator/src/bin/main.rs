@@ -1,5 +1,5 @@
-use clap::Parser;
-use esteira_coordinator::config::{Args, Config};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use esteira_coordinator::config::{self, Args};
 use esteira_logging::LogArgs;
 
 #[derive(Parser)]
@@ -12,9 +12,10 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    esteira_logging::init(&cli.log, "info,sqlx=warn");
-    let config = Config::from(cli.args);
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let (config, log) = config::load(cli.args, cli.log, &matches)?;
+    esteira_logging::init(&log, "info,sqlx=warn");
     esteira_coordinator::run(config, async {
         let _ = tokio::signal::ctrl_c().await;
     })
