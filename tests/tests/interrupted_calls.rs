@@ -2,7 +2,9 @@
 //! simulated over gRPC whose calls carry a deadline the coordinator drops them at
 //! (`grpc-timeout`), and an HTTP client that hangs up right after its request.
 //!
-//! - A completion cut mid-call still advances the pipeline, with no resend.
+//! - A completion cut mid-call, resent as an agent does, advances the pipeline: the
+//!   resend of a completion already stored is a duplicate, so what follows from the
+//!   first must have happened without it.
 //! - A start or a log append cut mid-call is resent as an agent does, and the log holds
 //!   each byte once.
 //! - A cancel whose caller hung up still cancels.
@@ -111,7 +113,13 @@ async fn a_completion_cut_mid_call_still_advances_the_pipeline() {
         agent.with_deadline(CUT).succeed(build.lease, 6).await,
         "CompleteJob",
     );
-    // No resend: what the stored completion leads to happens anyway.
+    // Whether the cut came before the call reached the scheduler or in the middle of it,
+    // the agent resends; a stored completion makes the resend a duplicate that decides
+    // nothing, so the pipeline goes on only if the first call's consequences happened.
+    agent
+        .succeed(build.lease, 6)
+        .await
+        .expect("the completion resent");
     let pipeline = run_test_job(&coordinator, &id, &agent, &mut session).await;
     let build_job = coordinator.job(&pipeline, "build");
     assert_eq!(build_job["attempt"], 1, "{pipeline}");
