@@ -43,6 +43,7 @@ pub mod expiry;
 pub mod git;
 pub mod grpc;
 pub mod locks;
+pub mod memo;
 pub mod metrics;
 pub mod model;
 pub mod poll;

@@ -3,42 +3,13 @@
 //! credential's hash, as the store keeps it) after the first look; removing an agent
 //! forgets its entry, so its credential stops working at once.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
 use super::{Scheduler, SchedulerError};
+use crate::memo::Memo;
 use crate::model::AgentId;
 use crate::tokens;
 
 /// Credential hashes already looked up, and the agent each names.
-#[derive(Default)]
-pub(super) struct Credentials {
-    known: RwLock<HashMap<String, AgentId>>,
-}
-
-impl Credentials {
-    fn get(&self, hash: &str) -> Option<AgentId> {
-        self.known
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(hash)
-            .copied()
-    }
-
-    fn insert(&self, hash: String, agent: AgentId) {
-        self.known
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(hash, agent);
-    }
-
-    pub(super) fn forget(&self, agent: AgentId) {
-        self.known
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|_, known| *known != agent);
-    }
-}
+pub(super) type Credentials = Memo<String, AgentId>;
 
 /// A newly registered agent and the credential it uses from now on (shown only once).
 pub struct Registered {

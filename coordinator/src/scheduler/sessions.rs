@@ -176,7 +176,7 @@ impl Scheduler {
             if !this.store.remove_agent(agent).await? {
                 return Err(SchedulerError::NotFound(format!("agent {agent}")));
             }
-            this.credentials.forget(agent);
+            this.credentials.retain(|_, known| *known != agent);
             state.sessions.remove(&agent);
             state.refresh_room(agent);
             for job in this.store.running_jobs_of(agent).await? {
